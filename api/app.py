@@ -1,0 +1,71 @@
+"""The FastAPI application: thin. It authenticates, validates, starts/signals/updates
+workflows and reads Postgres; it never runs activity code."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
+from api.middleware import RequestContextMiddleware
+from api.routes import health, keys
+from runtime.db import make_async_engine
+from runtime.logging import configure_logging, get_logger
+from runtime.settings import Settings, get_settings
+from runtime.temporal import connect
+
+log = get_logger("omniflow.api")
+
+DESCRIPTION = """\
+One HTTP API for channels, warehouses, approvers and finance.
+
+Authenticate with `Authorization: Bearer <api-key>`. Each operation lists the roles
+that may call it under `x-roles`. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging(settings.log_format, settings.log_level)
+    if not settings.database_url or not settings.temporal_address:
+        raise RuntimeError("the API needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_async_engine(settings.database_url or "", settings.db_pool_size)
+        # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
+        app.state.temporal = await connect(
+            settings.temporal_address or "", settings.temporal_namespace, lazy=True
+        )
+        log.info("api started", temporal=settings.temporal_address)
+        try:
+            yield
+        finally:
+            await asyncio.shield(app.state.engine.dispose())
+
+    app = FastAPI(
+        title="omniflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        in_flight_timeout=timedelta(seconds=settings.idempotency_in_flight_seconds),
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(keys.router)
+    return app

@@ -1,0 +1,134 @@
+"""API keys and roles.
+
+Every route declares who may call it with `guard(...)`, in one place next to its path:
+
+    @router.get("/v1/skus", **guard(ANY))
+    @router.post("/v1/api-keys", status_code=201, **guard(Role.admin))
+
+`guard` adds the role check as a dependency and records the roles in the OpenAPI document
+as `x-roles`, which the auth-matrix test walks: a route without a declaration fails it.
+`admin` may call every guarded route."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+
+from api.deps import EngineDep
+from api.problems import Problem
+
+
+class Role(StrEnum):
+    admin = "admin"
+    channel = "channel"
+    warehouse = "warehouse"
+    approver = "approver"
+    finance = "finance"
+    readonly = "readonly"
+
+
+ALL_ROLES: frozenset[Role] = frozenset(Role)
+ANY: Literal["any"] = "any"  # every role
+PUBLIC: Literal["public"] = "public"  # no key needed (health, metrics, docs)
+
+KEY_PREFIX = "omf_"
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    channel: str | None
+    name: str
+
+    def can_see_channel(self, channel: str) -> bool:
+        return self.role is not Role.channel or self.channel == channel
+
+
+_bearer = HTTPBearer(auto_error=False, description="An omniflow API key: `Authorization: Bearer omf_…`")
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, slug="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate(
+    request: Request,
+    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise _unauthorized("an API key is required: send `Authorization: Bearer <key>`")
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id, role, channel, name FROM api_key WHERE key_hash = :h AND revoked_at IS NULL"
+                ),
+                {"h": hash_key(credentials.credentials)},
+            )
+        ).first()
+    if row is None:
+        raise _unauthorized("the API key is not valid")
+    principal = Principal(key_id=row.id, role=Role(row.role), channel=row.channel, name=row.name)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+class _RoleCheck:
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(self, principal: CurrentPrincipal) -> Principal:
+        if principal.role not in self.roles:
+            allowed = ", ".join(sorted(self.roles))
+            raise Problem(
+                403, f"role '{principal.role}' may not do this (allowed: {allowed})", slug="forbidden"
+            )
+        return principal
+
+
+def guard(
+    *roles: Role | Literal["any", "public"],
+    idempotency: Literal["required", "optional"] | None = None,
+) -> dict[str, Any]:
+    """Route keyword arguments: the role check and its OpenAPI record."""
+    extra: dict[str, Any] = {}
+    dependencies: list[Any] = []
+    if PUBLIC in roles:
+        extra["x-roles"] = [PUBLIC]
+    else:
+        allowed = ALL_ROLES if ANY in roles else frozenset({Role.admin, *(Role(r) for r in roles)})
+        extra["x-roles"] = sorted(allowed)
+        dependencies.append(Depends(_RoleCheck(allowed)))
+    if idempotency:
+        extra["x-idempotency"] = idempotency
+        extra["parameters"] = [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": idempotency == "required",
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Same key + same body replays the first response; different body → 422; "
+                "while the first is in flight → 409.",
+            }
+        ]
+    return {"dependencies": dependencies, "openapi_extra": extra}

@@ -1,0 +1,70 @@
+"""Exception handlers: every error becomes problem+json; no stack trace leaves the process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from api.problems import Problem, problem_response
+
+log = structlog.stdlib.get_logger("omniflow.api")
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> list[Any]:
+    return [str(p) if not isinstance(p, int) else p for p in loc]
+
+
+async def _problem(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        exc.status_code, str(exc.detail), slug=exc.slug, title=exc.title, headers=dict(exc.headers) if exc.headers else None, **exc.extra
+    )
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code in (404, 405) and detail in ("Not Found", "Method Not Allowed"):
+        detail = f"{detail}: {request.method} {request.url.path}"
+    return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+async def _validation(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else None
+    detail = (
+        f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "the request is not valid"
+    )
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    return problem_response(
+        422, detail, slug="validation-error", title="Request validation failed", errors=errors
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.error("unhandled error", exc_info=exc, path=request.url.path)
+    return problem_response(
+        500,
+        "An unexpected error occurred. It has been logged"
+        + (f" with request id {request_id}." if request_id else "."),
+        slug="internal-error",
+        request_id=request_id,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(Exception, _unhandled)

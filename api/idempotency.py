@@ -1,0 +1,258 @@
+"""The Idempotency-Key mechanism of API.md, once, for every write route that opts in with
+`guard(..., idempotency="required" | "optional")`.
+
+- Same key + same request → the first response is replayed, with `Idempotent-Replayed: true`.
+- Same key + a different request → 422.  Same key while the first is in flight → 409.
+- A route declared `guard(..., idempotency="required")` answers 400 without a key.
+
+Keys are scoped to the caller (the hash of its API key), so clients never collide. The
+request fingerprint is the method, the path and the body as canonical JSON (key order and
+whitespace do not matter). Responses below 500 are kept (except 401/403, which ran nothing);
+a 5xx or a crash frees the key so the client can retry. A key whose first request died
+mid-flight is taken over after `idempotency_in_flight_seconds`; the business keys underneath
+(workflow ids, posting keys) make that retry safe as well."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import IDEMPOTENT_REPLAYS
+from api.problems import problem_response
+
+log = structlog.stdlib.get_logger("omniflow.idempotency")
+
+_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_NOT_STORED = {401, 403}
+_KEPT_HEADERS = {"content-type", "location", "retry-after"}
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = (
+            json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body else b""
+        )
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, *, ttl: timedelta, in_flight_timeout: timedelta) -> None:
+        self.app = app
+        self.ttl = ttl
+        self.in_flight_timeout = in_flight_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS:
+            await self.app(scope, receive, send)
+            return
+        policy = self._policy(scope)
+        if policy is None:  # the route did not opt in (e.g. it returns a secret that must not be stored)
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        if not key:
+            if policy == "required":
+                await problem_response(
+                    400,
+                    "this request needs an Idempotency-Key header (any unique string per business action)",
+                    slug="idempotency-key-required",
+                )(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if len(key) > 255 or not key.isprintable():
+            await problem_response(
+                400, "Idempotency-Key must be 1-255 printable characters", slug="bad-idempotency-key"
+            )(scope, receive, send)
+            return
+        auth = headers.get(b"authorization", b"")
+        if not auth:
+            await self.app(scope, receive, send)  # will answer 401; nothing to remember
+            return
+
+        body = await _read_body(receive)  # BodyTooLarge propagates to the 413 handler outside
+        caller = hashlib.sha256(auth).hexdigest()
+        fingerprint = request_fingerprint(scope["method"], scope["path"], body)
+        engine: AsyncEngine = scope["app"].state.engine
+
+        claim = await self._claim(engine, caller, key, scope, fingerprint)
+        if claim is not None:
+            await claim(scope, receive, send)
+            return
+
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+        async def replay_receive() -> Message:
+            nonlocal body
+            chunk, body = body, b""
+            return {"type": "http.request", "body": chunk, "more_body": False}
+
+        async def capture_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = message.get("headers", [])
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture_send)
+        except BaseException:
+            await self._release(engine, caller, key)
+            raise
+        status = captured["status"]
+        if status >= 500 or status in _NOT_STORED:
+            await self._release(engine, caller, key)
+            return
+        kept = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in captured["headers"]
+            if k.decode("latin-1").lower() in _KEPT_HEADERS
+        }
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
+                    "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
+                ),
+                {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), "c": caller, "k": key},
+            )
+
+    def _policy(self, scope: Scope) -> str | None:
+        """The matched route's declaration: "required", "optional" or None (not idempotent)."""
+        for route in scope["app"].router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                extra = getattr(route, "openapi_extra", None) or {}
+                policy = extra.get("x-idempotency")
+                return str(policy) if policy else None
+        return None
+
+    async def _claim(
+        self, engine: AsyncEngine, caller: str, key: str, scope: Scope, fingerprint: str
+    ) -> ASGIApp | None:
+        """Take the key for this request (None) or return the response to send instead."""
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            inserted = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
+                        " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
+                        " ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+                    ),
+                    {
+                        "c": caller,
+                        "k": key,
+                        "m": scope["method"],
+                        "p": scope["path"],
+                        "h": fingerprint,
+                        "now": now,
+                    },
+                )
+            ).first()
+            if inserted is not None:
+                return None
+            row = (
+                await conn.execute(
+                    text("SELECT * FROM idempotency_record WHERE scope = :c AND key = :k FOR UPDATE"),
+                    {"c": caller, "k": key},
+                )
+            ).first()
+            if row is None:  # released between our insert and select: take it now
+                await conn.execute(
+                    text(
+                        "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
+                        " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
+                    ),
+                    {
+                        "c": caller,
+                        "k": key,
+                        "m": scope["method"],
+                        "p": scope["path"],
+                        "h": fingerprint,
+                        "now": now,
+                    },
+                )
+                return None
+            expired = row.created_at < now - self.ttl
+            abandoned = row.state == "in_flight" and row.locked_at < now - self.in_flight_timeout
+            if expired or (abandoned and row.request_hash == fingerprint):
+                await conn.execute(
+                    text(
+                        "UPDATE idempotency_record SET method = :m, path = :p, request_hash = :h, state = 'in_flight',"
+                        " response_status = NULL, response_headers = NULL, response_body = NULL,"
+                        " created_at = CASE WHEN :exp THEN :now ELSE created_at END, locked_at = :now,"
+                        " completed_at = NULL WHERE scope = :c AND key = :k"
+                    ),
+                    {
+                        "m": scope["method"],
+                        "p": scope["path"],
+                        "h": fingerprint,
+                        "now": now,
+                        "exp": expired,
+                        "c": caller,
+                        "k": key,
+                    },
+                )
+                if abandoned:
+                    log.warning("idempotency key taken over after an abandoned attempt", key=key)
+                return None
+        if row.request_hash != fingerprint:
+            return problem_response(
+                422,
+                "this Idempotency-Key was used for a different request; use a new key for a new action",
+                slug="idempotency-key-reused",
+            )
+        if row.state == "in_flight":
+            return problem_response(
+                409,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                slug="idempotency-key-in-flight",
+                headers={"Retry-After": "1"},
+            )
+        IDEMPOTENT_REPLAYS.inc()
+        return _Replay(row.response_status, row.response_headers or {}, row.response_body or b"")
+
+    async def _release(self, engine: AsyncEngine, caller: str, key: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'"),
+                {"c": caller, "k": key},
+            )
+
+
+class _Replay:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw += [(b"content-length", str(len(self.body)).encode()), (b"idempotent-replayed", b"true")]
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)

@@ -1,0 +1,99 @@
+"""The outermost ASGI layer: a request id bound into every log line, the body size limit,
+one access log line and the Prometheus request metrics per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from api.problems import Problem, problem_response
+
+log = structlog.stdlib.get_logger("omniflow.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class BodyTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes", slug="body-too-large")
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """Count body bytes as they arrive: chunked uploads cannot slip past the limit."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                raise BodyTooLarge(self.max_body_bytes)
+            await self.app(scope, limited_receive(receive, self.max_body_bytes), send_wrapper)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            response = problem_response(413, str(exc.detail), slug="body-too-large")
+            await response(scope, receive, send_wrapper)
+        finally:
+            route = _route_label(scope)
+            elapsed = time.perf_counter() - start
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            log.info(
+                "request",
+                method=method,
+                path=scope.get("path"),
+                route=route,
+                status=status,
+                ms=round(elapsed * 1000, 1),
+            )
+            structlog.contextvars.clear_contextvars()
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

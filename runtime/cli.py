@@ -1,0 +1,114 @@
+"""The `omniflow` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runtime.errors import StartupError
+from runtime.settings import Settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="omniflow: orders, inventory and finance on Temporal."
+)
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+app.add_typer(keys_app, name="keys")
+
+
+def _settings(**overrides: object) -> Settings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default .omniflow, OMNIFLOW_DATA_DIR).")
+    ] = None,
+    api_port: Annotated[int | None, typer.Option(help="API port (OMNIFLOW_API_PORT).")] = None,
+    temporal_port: Annotated[
+        int | None, typer.Option(help="Temporal gRPC port (OMNIFLOW_TEMPORAL_PORT).")
+    ] = None,
+    ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (OMNIFLOW_UI_PORT).")] = None,
+    pg_port: Annotated[int | None, typer.Option(help="Embedded Postgres port (OMNIFLOW_PG_PORT).")] = None,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data once.")] = True,
+) -> None:
+    """Run the whole stack: embedded Postgres + Temporal dev server + worker + API."""
+    from runtime.dev import run_dev
+
+    settings = _settings(
+        data_dir=data_dir, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
+    )
+    raise typer.Exit(run_dev(settings, demo=demo))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations to DATABASE_URL."""
+    from runtime.migrate import upgrade
+
+    settings = Settings()
+    if not settings.database_url:
+        _fail(StartupError("DATABASE_URL", "is not set"))
+    upgrade(settings.database_url or "")
+    typer.echo("migrations applied")
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against DATABASE_URL and TEMPORAL_ADDRESS."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@app.command()
+def api() -> None:
+    """Serve the API against DATABASE_URL and TEMPORAL_ADDRESS."""
+    from api.__main__ import main
+
+    main()
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, channel, warehouse, approver, finance or readonly")],
+    channel: Annotated[str | None, typer.Option(help="The channel a channel key is bound to.")] = None,
+    name: Annotated[str, typer.Option(help="A name people recognise.")] = "",
+) -> None:
+    """Create an API key in DATABASE_URL and print it (once)."""
+    from models.auth import ROLES
+    from runtime.admin_key import KEY_PREFIX, install_key
+    from runtime.db import make_sync_engine
+
+    settings = Settings()
+    if role not in ROLES:
+        _fail(StartupError("--role", f"must be one of {', '.join(ROLES)}"))
+    if (role == "channel") != bool(channel):
+        _fail(StartupError("--channel", "is required for channel keys and only for them"))
+    if not settings.database_url:
+        _fail(StartupError("DATABASE_URL", "is not set (point it at the omniflow database)"))
+    import secrets
+
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    engine = make_sync_engine(settings.database_url or "", pool_size=1)
+    key_id = install_key(engine, secret, role=role, channel=channel, name=name or f"{role} key")
+    engine.dispose()
+    typer.echo(f"id={key_id} role={role}{f' channel={channel}' if channel else ''}")
+    typer.echo(secret)
+
+
+def _fail(exc: StartupError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    try:
+        app()
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,30 @@
+"""Database engines. The API and activities use one async engine per process
+(psycopg 3, pooled); migrations and CLI checks use a sync engine on the same URL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs (what people and compose files write) and use psycopg 3."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def make_sync_engine(url: str, pool_size: int = 5) -> Engine:
+    return create_engine(sqlalchemy_url(url), pool_size=pool_size, pool_pre_ping=True)

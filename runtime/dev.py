@@ -1,0 +1,294 @@
+"""`omniflow dev`: the whole stack on one machine, for people (`make run`) and scripts.
+
+Starts (unless DATABASE_URL / TEMPORAL_ADDRESS point elsewhere) an embedded Postgres and
+the Temporal dev server, applies migrations, then runs the worker and the API as child
+processes and restarts them if they die. Prints one `READY …` line once the API answers
+/readyz and the worker polls. SIGTERM / Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO
+
+import httpx
+import psycopg
+
+from runtime.admin_key import install_key, resolve_admin_key
+from runtime.db import make_sync_engine
+from runtime.embedded_pg import EmbeddedPostgres
+from runtime.errors import StartupError
+from runtime.migrate import upgrade
+from runtime.ports import require_free_port
+from runtime.process import child_preexec
+from runtime.settings import Settings
+from runtime.temporal import connect_or_fail, ensure_search_attributes
+from runtime.temporal_dev import TemporalDevServer
+
+STOP_GRACE_SECONDS = 6.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=child_preexec)  # noqa: S603
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    demo: bool = True
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    pg: EmbeddedPostgres | None = None
+    temporal: TemporalDevServer | None = None
+    children: list[Child] = field(default_factory=list)
+    _stopping: bool = False
+    _lock_fh: IO[str] | None = None
+
+    # -- start -----------------------------------------------------------------------
+
+    def start(self) -> dict[str, str]:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        require_free_port("OMNIFLOW_API_PORT", s.api_host, s.api_port)
+
+        database_url = s.database_url
+        if database_url is None:
+            self.pg = EmbeddedPostgres(s.pg_data_dir, s.pg_port)
+            self.pg.start()
+            database_url = self.pg.url
+        else:
+            _check_database(database_url)
+        upgrade(database_url)
+
+        temporal_address = s.temporal_address
+        ui_url = s.temporal_ui_url
+        if temporal_address is None:
+            self.temporal = TemporalDevServer(
+                s.temporal_db_file, s.temporal_port, s.ui_port, log_file=s.data_dir / "temporal.log"
+            )
+            self.temporal.start()
+            temporal_address = self.temporal.address
+            ui_url = self.temporal.ui_url
+        asyncio.run(_prepare_temporal(temporal_address, s.temporal_namespace))
+
+        admin_key, generated = resolve_admin_key(
+            s.admin_key.get_secret_value() if s.admin_key else None, s.data_dir
+        )
+        engine = make_sync_engine(database_url, pool_size=1)
+        install_key(engine, admin_key, role="admin", name="bootstrap admin")
+        engine.dispose()
+
+        env = {**os.environ, **s.as_env(), "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
+        self.children = [
+            Child("worker", [sys.executable, "-m", "worker"], env),
+            Child("api", [sys.executable, "-m", "api"], env),
+        ]
+        for child in self.children:
+            child.start()
+        api_url = f"http://{s.api_host}:{s.api_port}"
+        self._wait_ready(api_url, temporal_address)
+        if self.demo:
+            from runtime.demo import load_demo
+
+            load_demo(api_url, admin_key, self.out)
+        return {
+            "api": api_url,
+            "docs": f"{api_url}/docs",
+            "temporal": temporal_address,
+            "ui": ui_url or "",
+            "database": _redact(database_url),
+            "admin_key": admin_key,
+            "admin_key_source": "OMNIFLOW_ADMIN_KEY"
+            if s.admin_key
+            else ("generated" if generated else str(s.data_dir / "admin_key")),
+        }
+
+    def _lock_data_dir(self) -> None:
+        fh = open(self.settings.data_dir / ".lock", "w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                "OMNIFLOW_DATA_DIR", f"another `omniflow dev` is already using {self.settings.data_dir}"
+            ) from None
+        self._lock_fh = fh
+
+    def _wait_ready(self, api_url: str, temporal_address: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                for child in self.children:
+                    if not child.alive():
+                        raise StartupError(
+                            "omniflow dev",
+                            f"the {child.name} exited during start-up (see its log lines above)",
+                        )
+                try:
+                    if http.get(f"{api_url}/readyz").status_code == 200 and asyncio.run(
+                        _worker_polls(
+                            temporal_address, self.settings.temporal_namespace, self.settings.task_queue
+                        )
+                    ):
+                        return
+                except (httpx.HTTPError, RuntimeError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise StartupError("omniflow dev", f"the stack was not ready after {timeout:.0f}s")
+                time.sleep(0.3)
+
+    # -- run and stop ----------------------------------------------------------------
+
+    def supervise(self) -> None:
+        """Restart a child that died (a crashed worker must not stop the stack)."""
+        while not self._stopping:
+            now = time.monotonic()
+            for child in self.children:
+                if self._stopping or child.alive():
+                    continue
+                if child.next_start == 0.0:
+                    code = child.proc.returncode if child.proc else None
+                    print(
+                        f"omniflow dev: {child.name} exited ({code}); restarting", file=sys.stderr, flush=True
+                    )
+                    child.next_start = now + min(5.0, 0.5 * (2 ** min(child.restarts, 4)))
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    child.start()
+            if self.temporal is not None and not self.temporal.running() and not self._stopping:
+                print("omniflow dev: Temporal dev server exited; restarting", file=sys.stderr, flush=True)
+                self.temporal.start()
+            time.sleep(0.2)
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def stop(self) -> None:
+        self._stopping = True
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in reversed(self.children):  # API first, then the worker
+            child.terminate()
+        for child in reversed(self.children):
+            child.wait_or_kill(deadline)
+        if self.temporal is not None:
+            self.temporal.stop(timeout=5.0)
+        if self.pg is not None:
+            self.pg.stop()
+
+
+def run_dev(settings: Settings, demo: bool = True) -> int:
+    stack = DevStack(settings, demo=demo)
+    signal.signal(signal.SIGTERM, stack.request_stop)
+    signal.signal(signal.SIGINT, stack.request_stop)
+    try:
+        info = stack.start()
+    except StartupError as exc:
+        stack.stop()
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except BaseException:
+        stack.stop()
+        raise
+    _announce(info, stack.out)
+    try:
+        stack.supervise()
+    finally:
+        stack.stop()
+        print("omniflow dev: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _announce(info: dict[str, str], out: IO[str]) -> None:
+    if out.isatty():
+        from rich.console import Console
+        from rich.panel import Panel
+
+        Console(file=out).print(
+            Panel.fit(
+                f"[bold]API docs[/]      {info['docs']}\n"
+                f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
+                f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
+                f"[bold]Database[/]      {info['database']}\n\n"
+                '[dim]Stuck processes in the UI: OmniException != ""   ·   Ctrl-C stops everything[/]',
+                title="omniflow is running",
+            )
+        )
+    print(
+        f"READY api={info['api']} docs={info['docs']} ui={info['ui']} temporal={info['temporal']}",
+        file=out,
+        flush=True,
+    )
+    if not out.isatty():
+        print(f"ADMIN_KEY {info['admin_key']}", file=out, flush=True)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _check_database(url: str) -> None:
+    from runtime.db import sqlalchemy_url
+
+    plain = sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        psycopg.connect(plain, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StartupError("DATABASE_URL", f"cannot connect to {_redact(url)}: {reason}") from None
+
+
+async def _prepare_temporal(address: str, namespace: str) -> None:
+    client = await connect_or_fail(address, namespace, "TEMPORAL_ADDRESS", within=30.0)
+    await ensure_search_attributes(client, namespace)
+
+
+async def _worker_polls(address: str, namespace: str, task_queue: str) -> bool:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from runtime.temporal import connect
+
+    client = await connect(address, namespace)
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return len(resp.pollers) > 0

@@ -1,0 +1,89 @@
+"""Settings from the environment: `OMNIFLOW_*`, plus the conventional `DATABASE_URL` and
+`TEMPORAL_ADDRESS`. The same variables configure `make run`, the compose file and CI."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNIFLOW_", extra="ignore", populate_by_name=True)
+
+    # External servers. When unset, `omniflow dev` starts embedded ones.
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "OMNIFLOW_DATABASE_URL"),
+        description="Postgres URL (postgresql://user:pass@host:port/db). Unset: embedded Postgres.",
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "OMNIFLOW_TEMPORAL_ADDRESS"),
+        description="Temporal frontend host:port. Unset: embedded Temporal dev server.",
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace.")
+    task_queue: str = Field(default="omniflow", description="Temporal task queue the worker polls.")
+
+    # The embedded development stack.
+    data_dir: Path = Field(
+        default=Path(".omniflow"), description="Where embedded Postgres and Temporal keep data."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
+    api_port: int = Field(default=8000, description="API port.")
+    temporal_port: int = Field(default=7233, description="Embedded Temporal gRPC port.")
+    ui_port: int = Field(default=8233, description="Embedded Temporal Web UI port.")
+    pg_port: int = Field(default=55432, description="Embedded Postgres port (loopback only).")
+    temporal_ui_url: str | None = Field(default=None, description="Temporal Web UI URL shown to people.")
+
+    # Security and API behaviour.
+    admin_key: SecretStr | None = Field(
+        default=None, description="Bootstrap admin API key (created if missing)."
+    )
+    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body (413 above).")
+    idempotency_ttl_hours: int = Field(default=24, description="How long Idempotency-Key responses are kept.")
+    idempotency_in_flight_seconds: int = Field(
+        default=60, description="After this, an unfinished Idempotency-Key is considered abandoned."
+    )
+    rpc_timeout_seconds: float = Field(default=10.0, description="Wait for workflow updates before 503.")
+
+    # Operations.
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto", description="auto = console on a terminal, JSON otherwise."
+    )
+    log_level: str = Field(default="INFO", description="Log level.")
+    db_pool_size: int = Field(default=10, description="Connections per process.")
+    worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100, description="Workflow task slots per worker."
+    )
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def temporal_db_file(self) -> Path:
+        return self.data_dir / "temporal.sqlite"
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as environment variables, for child processes."""
+        env: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            alias = info.validation_alias
+            var = alias.choices[0] if isinstance(alias, AliasChoices) else f"OMNIFLOW_{name.upper()}"
+            env[str(var)] = str(value)
+        return env
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,103 @@
+"""The worker: runs every workflow and activity of omniflow on one task queue.
+
+Activities are classes built here with their dependencies (engine, settings), so tests
+build the same worker against their own database and Temporal test server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+from temporalio.worker import Worker
+
+from activities.housekeeping import HousekeepingActivities
+from runtime.db import make_async_engine
+from runtime.logging import configure_logging, get_logger
+from runtime.settings import Settings, get_settings
+from runtime.temporal import connect_or_fail
+from runtime.worker_logging import LogContextInterceptor
+from workflows.contracts import HousekeepingInput
+from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
+
+log = get_logger("omniflow.worker")
+
+WORKFLOWS: list[type] = [HousekeepingWorkflow]
+
+
+def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
+    housekeeping = HousekeepingActivities(engine)
+    return [housekeeping.purge_idempotency_records]
+
+
+def build_worker(
+    client: Client, engine: AsyncEngine, settings: Settings, task_queue: str | None = None
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(engine, settings),  # type: ignore[arg-type]
+        interceptors=[LogContextInterceptor()],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    """Create our schedules once; every worker replica may try, the first wins."""
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(
+            HOUSEKEEPING_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    HousekeepingWorkflow.run,
+                    HousekeepingInput(idempotency_ttl_hours=settings.idempotency_ttl_hours),
+                    id="housekeeping",
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+
+
+async def run(settings: Settings) -> None:
+    if not settings.database_url or not settings.temporal_address:
+        raise SystemExit("error: the worker needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
+    client = await connect_or_fail(settings.temporal_address, settings.temporal_namespace, "TEMPORAL_ADDRESS")
+    engine = make_async_engine(settings.database_url, settings.db_pool_size)
+    await ensure_schedules(client, settings)
+    worker = build_worker(client, engine, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling", task_queue=settings.task_queue)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
+    await engine.dispose()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
