@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
@@ -29,7 +30,10 @@ that may call it under `x-roles`. Errors are `application/problem+json` (RFC 945
 """
 
 
-def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, configure_logs: bool = True, temporal_client: Client | None = None
+) -> FastAPI:
+    """Build the app. Tests pass the Temporal client of their test environment."""
     settings = settings or get_settings()
     if configure_logs:
         configure_logging(settings.log_format, settings.log_level)
@@ -40,8 +44,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_async_engine(settings.database_url or "", settings.db_pool_size)
         # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
-        app.state.temporal = await connect(
-            settings.temporal_address or "", settings.temporal_namespace, lazy=True
+        app.state.temporal = (
+            temporal_client
+            if temporal_client is not None
+            else await connect(settings.temporal_address or "", settings.temporal_namespace, lazy=True)
         )
         log.info("api started", temporal=settings.temporal_address)
         try:

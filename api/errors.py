@@ -22,7 +22,12 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> list[Any]:
 async def _problem(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return problem_response(
-        exc.status_code, str(exc.detail), slug=exc.slug, title=exc.title, headers=dict(exc.headers) if exc.headers else None, **exc.extra
+        exc.status_code,
+        str(exc.detail),
+        slug=exc.slug,
+        title=exc.title,
+        headers=dict(exc.headers) if exc.headers else None,
+        **exc.extra,
     )
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -13,6 +13,10 @@ class IdempotencyRecord(SQLModel, table=True):
     """One Idempotency-Key use: the request's fingerprint while it runs, then its response."""
 
     __tablename__ = "idempotency_record"
+    __table_args__ = (
+        CheckConstraint("state IN ('in_flight', 'done')", name="ck_idempotency_state"),
+        Index("ix_idempotency_record_created_at", "created_at"),
+    )
 
     # The scope is the caller (hash of its API key) so two clients never collide.
     scope: str = Field(primary_key=True, max_length=64)

@@ -7,6 +7,7 @@ import asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.errors import StartupError
 from workflows import search_attributes as sa
@@ -35,14 +36,25 @@ async def connect_or_fail(address: str, namespace: str, setting: str, within: fl
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
-    """Register our search attributes on a server that lacks them (idempotent)."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {
-        name: _INDEXED[kind] for name, kind in sa.CLI_TYPES.items() if name not in existing.custom_attributes
-    }
-    if missing:
+    """Register our search attributes on a server that lacks them (idempotent).
+
+    The time-skipping test server implements AddSearchAttributes but not the listing."""
+    wanted = {name: _INDEXED[kind] for name, kind in sa.CLI_TYPES.items()}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {name: t for name, t in wanted.items() if name not in existing.custom_attributes}
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = wanted
+    if not missing:
+        return
+    try:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
         )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise

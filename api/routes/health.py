@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.auth import PUBLIC, guard
 from api.deps import EngineDep, TemporalDep
@@ -30,7 +32,8 @@ async def readyz(engine: EngineDep, temporal: TemporalDep) -> Response:
             await conn.execute(text("SELECT 1"))
 
     async def workflow_engine() -> None:
-        await temporal.service_client.check_health()
+        # GetSystemInfo is what every server (and the test server) answers first.
+        await temporal.workflow_service.get_system_info(GetSystemInfoRequest(), timeout=timedelta(seconds=2))
 
     checks: dict[str, str] = {}
     for name, probe in (("database", database), ("workflow_engine", workflow_engine)):
@@ -38,7 +41,7 @@ async def readyz(engine: EngineDep, temporal: TemporalDep) -> Response:
             await asyncio.wait_for(probe(), _CHECK_TIMEOUT)
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready; say which
-            checks[name] = f"unavailable: {type(exc).__name__}"
+            checks[name] = f"unavailable: {type(exc).__name__}: {exc}"[:200]
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

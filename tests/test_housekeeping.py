@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workflows.contracts import HousekeepingInput
+from workflows.housekeeping import HousekeepingWorkflow
+
+
+async def test_housekeeping_purges_only_expired_finished_records(
+    temporal_client: Client, worker: Worker, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        for key, age_h, state in (
+            ("old", 30, "done"),
+            ("fresh", 1, "done"),
+            ("old-running", 30, "in_flight"),
+        ):
+            await conn.execute(
+                text(
+                    "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
+                    " locked_at) VALUES ('s', :k, 'POST', '/x', 'h', :st, now() - make_interval(hours => :a),"
+                    " now())"
+                ),
+                {"k": key, "a": age_h, "st": state},
+            )
+    result = await temporal_client.execute_workflow(
+        HousekeepingWorkflow.run,
+        HousekeepingInput(idempotency_ttl_hours=24),
+        id=f"housekeeping-{uuid.uuid4()}",
+        task_queue=worker.task_queue,
+    )
+    assert result.idempotency_records_purged == 1
+    async with engine.connect() as conn:
+        left = (await conn.execute(text("SELECT key FROM idempotency_record ORDER BY key"))).scalars().all()
+    assert left == ["fresh", "old-running"]
