@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from api.auth import guard
@@ -14,7 +16,7 @@ class Boom(RequestModel):
     n: int
 
 
-def _is_problem(r: httpx.Response, status: int) -> dict:
+def _is_problem(r: httpx.Response, status: int) -> dict[str, Any]:
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
     body = r.json()

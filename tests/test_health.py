@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 import pytest
@@ -18,11 +18,16 @@ async def test_healthz_and_readyz(api: httpx.AsyncClient) -> None:
     assert r.json()["checks"] == {"database": "ok", "workflow_engine": "ok"}
 
 
-async def _client_for(settings: Settings, temporal: Client | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def _client_for(
+    settings: Settings, temporal: Client | None = None
+) -> AsyncGenerator[httpx.AsyncClient, None]:
     app = create_app(settings, configure_logs=False, temporal_client=temporal)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            yield client
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        yield c
 
 
 @pytest.mark.parametrize("down", ["database", "workflow_engine"])

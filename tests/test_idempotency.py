@@ -47,7 +47,9 @@ def counter(admin: httpx.AsyncClient) -> dict[str, Any]:
     return state
 
 
-async def test_same_key_same_body_replays_the_first_response(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_same_key_same_body_replays_the_first_response(
+    admin: httpx.AsyncClient, counter: dict[str, Any]
+) -> None:
     h = {"Idempotency-Key": "k-1"}
     first = await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
@@ -63,7 +65,7 @@ async def test_same_key_same_body_replays_the_first_response(admin: httpx.AsyncC
     assert counter["calls"] == 1
 
 
-async def test_same_key_different_body_is_422(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_same_key_different_body_is_422(admin: httpx.AsyncClient, counter: dict[str, Any]) -> None:
     h = {"Idempotency-Key": "k-2"}
     assert (await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)).status_code == 201
     r = await admin.post("/v1/_test/things", json={"name": "a", "qty": 2}, headers=h)
@@ -71,7 +73,7 @@ async def test_same_key_different_body_is_422(admin: httpx.AsyncClient, counter:
     assert counter["calls"] == 1
 
 
-async def test_same_key_while_in_flight_is_409(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_same_key_while_in_flight_is_409(admin: httpx.AsyncClient, counter: dict[str, Any]) -> None:
     counter["gate"] = asyncio.Event()
     h = {"Idempotency-Key": "k-3"}
     first = asyncio.create_task(admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h))
@@ -86,7 +88,7 @@ async def test_same_key_while_in_flight_is_409(admin: httpx.AsyncClient, counter
     assert counter["calls"] == 1
 
 
-async def test_racing_duplicates_execute_once(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_racing_duplicates_execute_once(admin: httpx.AsyncClient, counter: dict[str, Any]) -> None:
     h = {"Idempotency-Key": "k-race"}
     results = await asyncio.gather(
         *(admin.post("/v1/_test/things", json={"name": "r", "qty": 1}, headers=h) for _ in range(10))
@@ -96,7 +98,9 @@ async def test_racing_duplicates_execute_once(admin: httpx.AsyncClient, counter:
     assert set(codes) <= {201, 409} and codes.count(201) >= 1
 
 
-async def test_missing_key_on_a_required_route_is_400(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_missing_key_on_a_required_route_is_400(
+    admin: httpx.AsyncClient, counter: dict[str, Any]
+) -> None:
     r = await admin.post("/v1/_test/things", json={"name": "a", "qty": 1})
     assert r.status_code == 400 and r.json()["type"] == "/problems/idempotency-key-required"
     assert counter["calls"] == 0
@@ -106,7 +110,9 @@ async def test_missing_key_on_a_required_route_is_400(admin: httpx.AsyncClient, 
     assert counter["calls"] == 2
 
 
-async def test_server_errors_free_the_key_for_a_retry(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_server_errors_free_the_key_for_a_retry(
+    admin: httpx.AsyncClient, counter: dict[str, Any]
+) -> None:
     counter["fail"] = 1
     h = {"Idempotency-Key": "k-5"}
     assert (await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)).status_code == 503
@@ -115,7 +121,7 @@ async def test_server_errors_free_the_key_for_a_retry(admin: httpx.AsyncClient, 
     assert counter["calls"] == 2
 
 
-async def test_client_errors_are_replayed_too(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_client_errors_are_replayed_too(admin: httpx.AsyncClient, counter: dict[str, Any]) -> None:
     h = {"Idempotency-Key": "k-6"}
     first = await admin.post("/v1/_test/things", json={"name": "conflict", "qty": 1}, headers=h)
     again = await admin.post("/v1/_test/things", json={"name": "conflict", "qty": 1}, headers=h)
@@ -126,7 +132,7 @@ async def test_client_errors_are_replayed_too(admin: httpx.AsyncClient, counter:
 
 
 async def test_keys_are_scoped_per_caller(
-    admin: httpx.AsyncClient, counter: dict, make_key: Callable[..., str]
+    admin: httpx.AsyncClient, counter: dict[str, Any], make_key: Callable[..., str]
 ) -> None:
     other = {"Authorization": f"Bearer {make_key('warehouse')}", "Idempotency-Key": "shared"}
     a = await admin.post(
@@ -137,12 +143,14 @@ async def test_keys_are_scoped_per_caller(
     assert counter["calls"] == 2
 
 
-async def test_unauthenticated_requests_are_not_remembered(api: httpx.AsyncClient, counter: dict) -> None:
+async def test_unauthenticated_requests_are_not_remembered(
+    api: httpx.AsyncClient, counter: dict[str, Any]
+) -> None:
     r = await api.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers={"Idempotency-Key": "k-7"})
     assert r.status_code == 401
 
 
-async def test_invalid_key_is_400(admin: httpx.AsyncClient, counter: dict) -> None:
+async def test_invalid_key_is_400(admin: httpx.AsyncClient, counter: dict[str, Any]) -> None:
     r = await admin.post(
         "/v1/_test/things", json={"name": "a", "qty": 1}, headers={"Idempotency-Key": "x" * 256}
     )
