@@ -4,6 +4,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from runtime.logging import get_logger
+
+log = get_logger("omniflow.activities")
+
 
 class HousekeepingActivities:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -21,4 +25,6 @@ class HousekeepingActivities:
                 ),
                 {"h": ttl_hours},
             )
-        return int(result.rowcount or 0)
+        purged = int(result.rowcount or 0)
+        log.info("purged idempotency records", count=purged)
+        return purged

