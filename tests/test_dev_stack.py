@@ -74,7 +74,7 @@ def test_keys_cli_creates_a_working_key(stack: DevStack) -> None:
 
 def test_logs_are_json_with_request_and_workflow_ids(stack: DevStack) -> None:
     httpx.get(f"{stack.api}/healthz", headers={"X-Request-ID": "e2e-log-check"})
-    from temporalio.client import Client
+    from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 
     async def run_housekeeping() -> None:
         client = await Client.connect(stack.temporal_address)
@@ -83,7 +83,9 @@ def test_logs_are_json_with_request_and_workflow_ids(stack: DevStack) -> None:
         for _ in range(100):
             desc = await handle.describe()
             if desc.info.recent_actions:
-                wf = client.get_workflow_handle(desc.info.recent_actions[-1].action.workflow_id)
+                action = desc.info.recent_actions[-1].action
+                assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+                wf = client.get_workflow_handle(action.workflow_id)
                 await wf.result()
                 return
             await asyncio.sleep(0.1)
