@@ -2,6 +2,52 @@
 on `SQLModel.metadata` (Alembic and tests rely on that)."""
 
 from models.auth import ApiKey
+from models.catalog import (
+    Channel,
+    ChannelLocation,
+    ChannelPolicy,
+    ChannelRingfence,
+    Location,
+    Sku,
+    SkuComponent,
+    Supplier,
+    SupplierItem,
+)
+from models.exceptions import ExceptionCase
 from models.idempotency import IdempotencyRecord
+from models.inventory import (
+    AvailabilityEvent,
+    ChannelReserved,
+    Reservation,
+    StockArrival,
+    StockBalance,
+    StockMove,
+    StockOperation,
+)
+from models.operations import CycleCount, CycleCountLine, Transfer, TransferLine
 
-__all__ = ["ApiKey", "IdempotencyRecord"]
+__all__ = [
+    "ApiKey",
+    "AvailabilityEvent",
+    "Channel",
+    "ChannelLocation",
+    "ChannelPolicy",
+    "ChannelReserved",
+    "ChannelRingfence",
+    "CycleCount",
+    "CycleCountLine",
+    "ExceptionCase",
+    "IdempotencyRecord",
+    "Location",
+    "Reservation",
+    "Sku",
+    "SkuComponent",
+    "StockArrival",
+    "StockBalance",
+    "StockMove",
+    "StockOperation",
+    "Supplier",
+    "SupplierItem",
+    "Transfer",
+    "TransferLine",
+]
