@@ -17,6 +17,7 @@ from models.exceptions import ExceptionCase
 from models.idempotency import IdempotencyRecord
 from models.inventory import (
     AvailabilityEvent,
+    ChannelAvailability,
     ChannelReserved,
     Reservation,
     StockArrival,
@@ -30,6 +31,7 @@ __all__ = [
     "ApiKey",
     "AvailabilityEvent",
     "Channel",
+    "ChannelAvailability",
     "ChannelLocation",
     "ChannelPolicy",
     "ChannelReserved",

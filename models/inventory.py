@@ -154,3 +154,14 @@ class StockArrival(SQLModel, table=True):
     reason: str = Field(max_length=32)
     ref: str = Field(default="", max_length=200)
     created_at: datetime = created_at_field()
+
+
+class ChannelAvailability(SQLModel, table=True):
+    """The current ATP per channel and SKU, as of the last committed change (what
+    GET /v1/availability serves, and what the feed's events say)."""
+
+    __tablename__ = "channel_availability"
+    channel: str = Field(primary_key=True, max_length=64)
+    sku: str = Field(primary_key=True, max_length=64)
+    available: int
+    updated_at: datetime = created_at_field()

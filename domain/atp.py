@@ -1,0 +1,107 @@
+"""Available-to-promise: pure arithmetic, shared by reservation (under locks), the change
+feed and the read API.
+
+For one SKU and one channel:
+
+    at a location   L:  atp(L) = max(0, available(L) − fenced_for_others(L))
+    for the channel  :  ATP    = max(0, Σ_L atp(L) − safety_stock)
+
+- available = sellable (unexpired) − reserved;
+- a channel's ring-fence at L is "taken" as it reserves there: what still holds others back
+  is max(0, fence − that channel's active reservations at L);
+- safety stock is "units held back from this channel": subtracted once from its total.
+
+A kit ships from one location: at L it is min over components of atp(L) // qty; its channel
+ATP is the sum over locations, capped by each component's channel ATP // qty, less the kit's
+own safety stock. A reservation is exact when every line fits its location's atp and every
+SKU's total fits the channel ATP (`check_lines`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LocationStock:
+    """What the channel rules need to know about one SKU at one location."""
+
+    on_hand: int  # sellable, unexpired units
+    reserved: int  # active reservations of all channels
+    fences: Mapping[str, int] = field(default_factory=dict)  # channel -> ring-fenced units
+    reserved_by_channel: Mapping[str, int] = field(default_factory=dict)  # channel -> active reserved
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    def fence_remaining(self, channel: str) -> int:
+        return max(0, self.fences.get(channel, 0) - self.reserved_by_channel.get(channel, 0))
+
+    def fenced_for_others(self, channel: str) -> int:
+        return sum(self.fence_remaining(other) for other in self.fences if other != channel)
+
+
+def location_atp(stock: LocationStock, channel: str) -> int:
+    return max(0, stock.available - stock.fenced_for_others(channel))
+
+
+def channel_atp(per_location: Iterable[int], safety_stock: int = 0) -> int:
+    return max(0, sum(per_location) - safety_stock)
+
+
+def kit_location_atp(component_atp: Mapping[str, int], recipe: Mapping[str, int]) -> int:
+    if not recipe:
+        return 0
+    return min(component_atp.get(sku, 0) // qty for sku, qty in recipe.items())
+
+
+def kit_channel_atp(
+    per_location_component_atp: Mapping[str, Mapping[str, int]],
+    recipe: Mapping[str, int],
+    component_channel_atp: Mapping[str, int],
+    safety_stock: int = 0,
+) -> int:
+    """per_location_component_atp: location -> component -> atp(L)."""
+    if not recipe:
+        return 0
+    by_location = sum(kit_location_atp(atps, recipe) for atps in per_location_component_atp.values())
+    cap = min(component_channel_atp.get(sku, 0) // qty for sku, qty in recipe.items())
+    return max(0, min(by_location, cap) - safety_stock)
+
+
+@dataclass(frozen=True)
+class Shortage:
+    line: str
+    sku: str
+    location: str
+    requested: int
+    atp: int
+
+
+def check_lines(
+    requests: list[tuple[str, str, str, int]],
+    location_atps: Mapping[tuple[str, str], int],
+    channel_atps: Mapping[str, int],
+) -> list[Shortage]:
+    """All-or-nothing check of (line, sku, location, qty) requests. Requests for the same SKU
+    draw on the same location ATP and the same channel ATP."""
+    left_at = dict(location_atps)
+    left_total = dict(channel_atps)
+    shortages: list[Shortage] = []
+    for line, sku, location, qty in requests:
+        have = min(left_at.get((sku, location), 0), left_total.get(sku, 0))
+        if qty > have:
+            shortages.append(Shortage(line=line, sku=sku, location=location, requested=qty, atp=have))
+        take = min(qty, have)
+        left_at[(sku, location)] = left_at.get((sku, location), 0) - take
+        left_total[sku] = left_total.get(sku, 0) - take
+    return shortages
+
+
+def totals_by_sku(requests: Iterable[tuple[str, str, str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for _, sku, _, qty in requests:
+        totals[sku] += qty
+    return dict(totals)

@@ -1,0 +1,197 @@
+"""Channel availability: computed from balances with the rules in domain/atp.py, kept
+current in `channel_availability`, and announced on the change feed.
+
+Why the feed cannot skip a late commit: events are read in (txid, seq) order and only
+those written by transactions older than the oldest still running one
+(`pg_snapshot_xmin(pg_current_snapshot())`). A transaction that is still open has a txid at
+or above that horizon, so it is read on a later page, after the cursor.
+
+Why its values end true: every change of a SKU's availability first takes a transaction
+advisory lock per SKU (and per kit containing it), before its first write — so a later
+writer of the same SKU gets its txid after the earlier one committed, and the feed's
+txid order is that SKU's commit order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.atp import LocationStock, channel_atp, kit_channel_atp, location_atp
+
+
+@dataclass
+class AvailabilitySnapshot:
+    """Everything needed to compute ATP for a set of SKUs (and the kits built from them)."""
+
+    stock: dict[tuple[str, str], LocationStock]  # (sku, location) -> stock
+    channel_locations: dict[str, list[str]]  # channel -> shipping locations
+    safety: dict[tuple[str, str], int]  # (channel, sku) -> safety stock
+    recipes: dict[str, dict[str, int]]  # kit -> component -> qty
+    targets: set[str]  # SKUs whose ATP is asked for
+
+    def location_atp(self, channel: str, sku: str, location: str) -> int:
+        stock = self.stock.get((sku, location))
+        return location_atp(stock, channel) if stock else 0
+
+    def simple_atp(self, channel: str, sku: str) -> int:
+        locations = self.channel_locations.get(channel, [])
+        return channel_atp(
+            (self.location_atp(channel, sku, loc) for loc in locations), self.safety.get((channel, sku), 0)
+        )
+
+    def atp(self, channel: str, sku: str) -> int:
+        recipe = self.recipes.get(sku)
+        if recipe is None:
+            return self.simple_atp(channel, sku)
+        locations = self.channel_locations.get(channel, [])
+        return kit_channel_atp(
+            {loc: {c: self.location_atp(channel, c, loc) for c in recipe} for loc in locations},
+            recipe,
+            {c: self.simple_atp(channel, c) for c in recipe},
+            self.safety.get((channel, sku), 0),
+        )
+
+    def all_atp(self) -> dict[tuple[str, str], int]:
+        return {(ch, sku): self.atp(ch, sku) for ch in self.channel_locations for sku in self.targets}
+
+
+async def kits_containing(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
+    rows = await conn.execute(
+        text("SELECT DISTINCT kit_sku FROM sku_component WHERE component_sku = ANY(:s)"), {"s": list(skus)}
+    )
+    return set(rows.scalars().all())
+
+
+async def load_snapshot(
+    conn: AsyncConnection, skus: Iterable[str], *, with_kits: bool = True
+) -> AvailabilitySnapshot:
+    targets = set(skus)
+    if with_kits:
+        targets |= await kits_containing(conn, targets)
+    recipes: dict[str, dict[str, int]] = defaultdict(dict)
+    for kit, comp, qty in await conn.execute(
+        text("SELECT kit_sku, component_sku, qty FROM sku_component WHERE kit_sku = ANY(:t)"),
+        {"t": list(targets)},
+    ):
+        recipes[kit][comp] = qty
+    needed = targets | {c for r in recipes.values() for c in r}
+    params = {"n": list(needed)}
+    fences: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for channel, sku, location, qty in await conn.execute(
+        text("SELECT channel, sku, location, qty FROM channel_ringfence WHERE sku = ANY(:n) AND qty > 0"),
+        params,
+    ):
+        fences[(sku, location)][channel] = qty
+    by_channel: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for sku, location, channel, qty in await conn.execute(
+        text("SELECT sku, location, channel, qty FROM channel_reserved WHERE sku = ANY(:n) AND qty > 0"),
+        params,
+    ):
+        by_channel[(sku, location)][channel] = qty
+    stock: dict[tuple[str, str], LocationStock] = {}
+    for sku, location, on_hand, reserved in await conn.execute(
+        text(
+            "SELECT sku, location, sum(qty), sum(reserved) FROM stock_balance WHERE sku = ANY(:n) "
+            "AND status = 'sellable' AND (expires_at IS NULL OR expires_at > now()) GROUP BY sku, location"
+        ),
+        params,
+    ):
+        key = (sku, location)
+        stock[key] = LocationStock(int(on_hand), int(reserved), fences.get(key, {}), by_channel.get(key, {}))
+    for key in fences.keys() - stock.keys():  # fenced but empty: still counts for reserved_by_channel
+        stock[key] = LocationStock(0, 0, fences[key], by_channel.get(key, {}))
+    safety = {
+        (channel, sku): int(ss)
+        for channel, sku, ss in await conn.execute(
+            text("SELECT channel, sku, safety_stock FROM channel_policy WHERE sku = ANY(:n)"), params
+        )
+    }
+    channel_locations: dict[str, list[str]] = defaultdict(list)
+    for channel, location in await conn.execute(
+        text(
+            "SELECT c.code, cl.location FROM channel c LEFT JOIN channel_location cl ON cl.channel = c.code "
+            "LEFT JOIN location l ON l.code = cl.location AND l.can_ship ORDER BY c.code, cl.location"
+        )
+    ):
+        channel_locations.setdefault(channel, [])
+        if location is not None:
+            channel_locations[channel].append(location)
+    return AvailabilitySnapshot(stock, dict(channel_locations), safety, dict(recipes), targets)
+
+
+async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
+    """Serialize availability changes per SKU (and per kit containing it). Must run before the
+    transaction's first write: see the module docstring. Returns the locked set."""
+    locked = set(skus) | await kits_containing(conn, skus)
+    for code in sorted(locked):
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended('sku:' || :c, 0))"), {"c": code}
+        )
+    return locked
+
+
+async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> int:
+    """Recompute ATP of these SKUs (and their kits) for every channel; store what changed
+    and append it to the feed. Call inside the transaction that changed the stock, after
+    `lock_skus`. Returns the number of feed events written."""
+    snapshot = await load_snapshot(conn, skus)
+    values = snapshot.all_atp()
+    if not values:
+        return 0
+    channels, codes, amounts = zip(*((ch, sku, v) for (ch, sku), v in sorted(values.items())), strict=True)
+    result = await conn.execute(
+        text(
+            """
+            WITH changed AS (
+                INSERT INTO channel_availability (channel, sku, available, updated_at)
+                SELECT * , now() FROM unnest(CAST(:ch AS text[]), CAST(:sk AS text[]), CAST(:av AS int[]))
+                ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available, updated_at = now()
+                    WHERE channel_availability.available <> EXCLUDED.available
+                RETURNING channel, sku, available
+            )
+            INSERT INTO availability_event (channel, sku, available) SELECT channel, sku, available FROM changed
+            """
+        ),
+        {"ch": list(channels), "sk": list(codes), "av": list(amounts)},
+    )
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    seq: int
+    txid: int
+    sku: str
+    available: int
+
+
+def encode_after(txid: int, seq: int) -> str:
+    return f"{txid}.{seq}"
+
+
+def decode_after(after: str | None) -> tuple[int, int]:
+    if not after or after == "0":
+        return (0, 0)
+    txid, _, seq = after.partition(".")
+    return (int(txid), int(seq or 0))
+
+
+async def read_feed(
+    conn: AsyncConnection, channel: str, after: tuple[int, int], limit: int
+) -> list[FeedEvent]:
+    rows = await conn.execute(
+        text(
+            """
+            SELECT seq, txid, sku, available FROM availability_event
+            WHERE channel = :ch AND (txid, seq) > (:tx, :seq)
+              AND txid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint
+            ORDER BY txid, seq LIMIT :lim
+            """
+        ),
+        {"ch": channel, "tx": after[0], "seq": after[1], "lim": limit},
+    )
+    return [FeedEvent(int(r.seq), int(r.txid), r.sku, int(r.available)) for r in rows]

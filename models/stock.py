@@ -1,0 +1,637 @@
+"""The inventory core. Every stock change of the system goes through these functions, each
+inside the caller's transaction (one unit of work), idempotent by a business key:
+
+    apply_moves   adjustments, status moves, transfer legs, receipts, shipments
+    reserve       all-or-nothing reservation of order lines for a channel (kits: every component)
+    release       give reserved units back (cancel, short pick, re-sourcing)
+    consume       reserved units leave with a shipment (sellable → customer)
+
+Locking, always in this order, so two operations never deadlock and never oversell:
+1. per-SKU advisory locks, sorted (models/availability.lock_skus) — before any write;
+2. reservation rows (release/consume), by id;
+3. balance rows `SELECT … FOR UPDATE` in primary-key order.
+Every rule (ATP, ring-fences, safety stock) is computed under those locks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.atp import check_lines
+from domain.errors import (
+    InsufficientStock,
+    InvalidStockChange,
+    OperationConflict,
+    ReservationShortage,
+    UnknownReference,
+)
+from domain.lots import LotStock, allocate_fefo, is_expired
+from models.availability import load_snapshot, lock_skus, refresh_availability
+from models.inventory import STATUSES
+
+SELLABLE = "sellable"
+
+
+@dataclass(frozen=True)
+class Move:
+    sku: str
+    qty: int
+    from_location: str
+    from_status: str
+    to_location: str
+    to_status: str
+    lot: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReserveLine:
+    line: str  # the order line id (unique within the reservation)
+    sku: str
+    location: str
+    qty: int
+
+
+@dataclass
+class OperationResult:
+    key: str
+    kind: str
+    replayed: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# -- operations: written once per business key ---------------------------------------
+
+
+def _fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def _begin(
+    conn: AsyncConnection, key: str, kind: str, ref: str, payload: Any
+) -> OperationResult | None:
+    """Claim `key`; return the stored result if this operation was already done."""
+    digest = _fingerprint(payload)
+    inserted = await conn.execute(
+        text(
+            "INSERT INTO stock_operation (key, kind, ref, request_hash) VALUES (:k, :kind, :ref, :h) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key"
+        ),
+        {"k": key, "kind": kind, "ref": ref, "h": digest},
+    )
+    if inserted.first() is not None:
+        return None
+    row = (
+        await conn.execute(
+            text("SELECT kind, request_hash, result FROM stock_operation WHERE key = :k"), {"k": key}
+        )
+    ).one()
+    if row.request_hash != digest or row.kind != kind:
+        raise OperationConflict(key)
+    return OperationResult(key=key, kind=kind, replayed=True, data=dict(row.result or {}))
+
+
+async def _finish(conn: AsyncConnection, result: OperationResult) -> OperationResult:
+    await conn.execute(
+        text("UPDATE stock_operation SET result = CAST(:r AS jsonb) WHERE key = :k"),
+        {"k": result.key, "r": json.dumps(result.data, default=str)},
+    )
+    return result
+
+
+# -- moves ----------------------------------------------------------------------------
+
+
+async def _location_types(conn: AsyncConnection, codes: set[str]) -> dict[str, str]:
+    rows = await conn.execute(
+        text("SELECT code, type FROM location WHERE code = ANY(:c)"), {"c": list(codes)}
+    )
+    found = {r.code: r.type for r in rows}
+    for code in sorted(codes - found.keys()):
+        raise UnknownReference("location", code)
+    return found
+
+
+async def _sku_tracking(conn: AsyncConnection, skus: set[str]) -> dict[str, tuple[str, str]]:
+    rows = await conn.execute(
+        text("SELECT code, kind, tracking FROM sku WHERE code = ANY(:c)"), {"c": list(skus)}
+    )
+    found = {r.code: (r.kind, r.tracking) for r in rows}
+    for code in sorted(skus - found.keys()):
+        raise UnknownReference("SKU", code)
+    return found
+
+
+async def _ensure_bucket(
+    conn: AsyncConnection, sku: str, location: str, status: str, lot: str, expires_at: datetime | None
+) -> int:
+    row = (
+        await conn.execute(
+            text(
+                """
+                WITH ins AS (
+                    INSERT INTO stock_balance (sku, location, status, lot, expires_at, qty, reserved, is_virtual,
+                                               unit_cost)
+                    VALUES (:sku, :loc, :st, :lot, :exp, 0, 0, false, 0)
+                    ON CONFLICT (sku, location, status, lot) DO NOTHING RETURNING id
+                )
+                SELECT id FROM ins UNION ALL
+                SELECT id FROM stock_balance WHERE sku = :sku AND location = :loc AND status = :st AND lot = :lot
+                LIMIT 1
+                """
+            ),
+            {"sku": sku, "loc": location, "st": status, "lot": lot, "exp": expires_at},
+        )
+    ).one()
+    return int(row.id)
+
+
+async def _lock_balances(conn: AsyncConnection, ids: set[int]) -> dict[int, Any]:
+    rows = await conn.execute(
+        text(
+            "SELECT id, sku, location, status, lot, expires_at, qty, reserved FROM stock_balance "
+            "WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+        ),
+        {"ids": sorted(ids)},
+    )
+    return {r.id: r for r in rows}
+
+
+def _validate_move(m: Move, types: dict[str, str], skus: dict[str, tuple[str, str]]) -> None:
+    kind, tracking = skus[m.sku]
+    if kind == "kit":
+        raise InvalidStockChange(f"{m.sku} is a kit: stock is kept for its components")
+    if m.qty <= 0:
+        raise InvalidStockChange("a move needs a positive quantity")
+    for loc, status in ((m.from_location, m.from_status), (m.to_location, m.to_status)):
+        if types[loc] != "virtual" and status not in STATUSES:
+            raise InvalidStockChange(f"unknown stock status {status!r}")
+    if types[m.from_location] == "virtual" and types[m.to_location] == "virtual":
+        raise InvalidStockChange("a move needs at least one real location")
+    if (m.from_location, m.from_status) == (m.to_location, m.to_status):
+        raise InvalidStockChange("a move must change location or status")
+    if tracking == "lot" and not m.lot:
+        raise InvalidStockChange(f"{m.sku} is lot-tracked: name the lot")
+    if tracking != "lot" and m.lot:
+        raise InvalidStockChange(f"{m.sku} is not lot-tracked: leave the lot out")
+
+
+async def apply_moves(
+    conn: AsyncConnection, key: str, kind: str, moves: list[Move], *, reason: str, ref: str = ""
+) -> OperationResult:
+    """Apply stock moves atomically, once per `key`. Raises InsufficientStock (nothing applied)
+    when a real bucket would go below its reserved units."""
+    skus = {m.sku for m in moves}
+    await lock_skus(conn, skus)
+    payload = {"moves": [asdict(m) for m in moves], "reason": reason, "ref": ref}
+    done = await _begin(conn, key, kind, ref, payload)
+    if done is not None:
+        return done
+    types = await _location_types(conn, {m.from_location for m in moves} | {m.to_location for m in moves})
+    tracking = await _sku_tracking(conn, skus)
+    for m in moves:
+        _validate_move(m, types, tracking)
+
+    def real(loc: str) -> bool:
+        return types[loc] != "virtual"
+
+    bucket: dict[tuple[str, str, str, str], int] = {}
+    for m in moves:
+        for loc, status in ((m.from_location, m.from_status), (m.to_location, m.to_status)):
+            k = (m.sku, loc, status, m.lot)
+            if real(loc) and k not in bucket:
+                bucket[k] = await _ensure_bucket(conn, m.sku, loc, status, m.lot, m.expires_at)
+    rows = await _lock_balances(conn, set(bucket.values()))
+    arrivals: dict[tuple[str, str], int] = defaultdict(int)
+    applied: list[dict[str, Any]] = []
+    for m in moves:
+        if real(m.from_location):
+            bid = bucket[(m.sku, m.from_location, m.from_status, m.lot)]
+            taken = await conn.execute(
+                text(
+                    "UPDATE stock_balance SET qty = qty - :n WHERE id = :id AND qty - reserved >= :n RETURNING qty"
+                ),
+                {"n": m.qty, "id": bid},
+            )
+            if taken.first() is None:
+                cur = (
+                    await conn.execute(
+                        text("SELECT qty, reserved FROM stock_balance WHERE id = :id"), {"id": bid}
+                    )
+                ).one()
+                raise InsufficientStock(
+                    m.sku,
+                    m.from_location,
+                    m.from_status,
+                    m.lot,
+                    m.qty,
+                    int(cur.qty),
+                    int(cur.qty - cur.reserved),
+                )
+        if real(m.to_location):
+            bid = bucket[(m.sku, m.to_location, m.to_status, m.lot)]
+            await conn.execute(
+                text(
+                    "UPDATE stock_balance SET qty = qty + :n, expires_at = COALESCE(expires_at, :exp) WHERE id = :id"
+                ),
+                {"n": m.qty, "id": bid, "exp": m.expires_at},
+            )
+            sellable_before = (
+                real(m.from_location) and m.from_status == SELLABLE and m.from_location == m.to_location
+            )
+            if m.to_status == SELLABLE and not sellable_before:
+                arrivals[(m.sku, m.to_location)] += m.qty
+        await conn.execute(
+            text(
+                "INSERT INTO stock_move (op_key, sku, lot, from_location, from_status, to_location, to_status, qty,"
+                " reason, ref) VALUES (:k, :sku, :lot, :fl, :fs, :tl, :ts, :n, :reason, :ref)"
+            ),
+            {"k": key, "sku": m.sku, "lot": m.lot, "fl": m.from_location,
+             "fs": m.from_status if real(m.from_location) else "virtual", "tl": m.to_location,
+             "ts": m.to_status if real(m.to_location) else "virtual", "n": m.qty, "reason": reason, "ref": ref},
+        )  # fmt: skip
+        applied.append({"sku": m.sku, "lot": m.lot, "qty": m.qty, "from": [m.from_location, m.from_status],
+                        "to": [m.to_location, m.to_status]})  # fmt: skip
+    for (sku, location), qty in sorted(arrivals.items()):
+        await announce_sellable_increase(conn, sku, location, qty, reason, ref)
+    del rows
+    await refresh_availability(conn, skus)
+    return await _finish(conn, OperationResult(key=key, kind=kind, data={"moves": applied}))
+
+
+async def announce_sellable_increase(
+    conn: AsyncConnection, sku: str, location: str, qty: int, reason: str, ref: str
+) -> None:
+    """The one hook for "sellable stock rose": waiting backorders subscribe to `stock_arrival`."""
+    await conn.execute(
+        text("INSERT INTO stock_arrival (sku, location, qty, reason, ref) VALUES (:s, :l, :q, :r, :ref)"),
+        {"s": sku, "l": location, "q": qty, "r": reason, "ref": ref},
+    )
+
+
+def adjustment_move(sku: str, location: str, status: str, delta: int, lot: str = "",
+                    expires_at: datetime | None = None) -> Move:  # fmt: skip
+    """An adjustment is a move from/to the virtual `adjustment` location."""
+    if delta > 0:
+        return Move(sku, delta, "adjustment", "virtual", location, status, lot, expires_at)
+    return Move(sku, -delta, location, status, "adjustment", "virtual", lot, expires_at)
+
+
+# -- reservations ------------------------------------------------------------------
+
+
+async def _expand_kits(conn: AsyncConnection, lines: list[ReserveLine]) -> list[ReserveLine]:
+    skus = await _sku_tracking(conn, {ln.sku for ln in lines})
+    kits = [s for s, (kind, _) in skus.items() if kind == "kit"]
+    recipes: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    if kits:
+        for kit, comp, qty in await conn.execute(
+            text(
+                "SELECT kit_sku, component_sku, qty FROM sku_component WHERE kit_sku = ANY(:k) ORDER BY 1, 2"
+            ),
+            {"k": kits},
+        ):
+            recipes[kit].append((comp, qty))
+    out: list[ReserveLine] = []
+    for ln in lines:
+        if ln.qty <= 0:
+            raise InvalidStockChange(f"line {ln.line}: quantity must be positive")
+        if ln.sku in recipes:
+            out += [ReserveLine(f"{ln.line}/{c}", c, ln.location, ln.qty * q) for c, q in recipes[ln.sku]]
+        else:
+            out.append(ln)
+    return out
+
+
+async def reserve(
+    conn: AsyncConnection, key: str, channel: str, lines: list[ReserveLine], *, ref: str = ""
+) -> OperationResult:
+    """Reserve every line at its location for `channel`, or nothing (ReservationShortage).
+    Kits reserve every component at the kit line's location. Lot-tracked SKUs take unexpired
+    lots first-expiry-first-out. Idempotent by `key`."""
+    expanded = await _expand_kits(conn, lines)
+    skus = {ln.sku for ln in expanded}
+    await lock_skus(conn, skus)
+    payload = {"channel": channel, "lines": [asdict(ln) for ln in lines], "ref": ref}
+    done = await _begin(conn, key, "reserve", ref, payload)
+    if done is not None:
+        return done
+    channel_row = (
+        await conn.execute(text("SELECT code FROM channel WHERE code = :c"), {"c": channel})
+    ).first()
+    if channel_row is None:
+        raise UnknownReference("channel", channel)
+    allowed = set(
+        (
+            await conn.execute(
+                text("SELECT location FROM channel_location WHERE channel = :c"), {"c": channel}
+            )
+        ).scalars()
+    )
+    for ln in expanded:
+        if ln.location not in allowed:
+            raise InvalidStockChange(f"channel {channel} does not fulfil from {ln.location}")
+    pairs = sorted({(ln.sku, ln.location) for ln in expanded})
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT id, sku, location, lot, expires_at, qty, reserved FROM stock_balance "
+                "WHERE status = 'sellable' AND (sku, location) IN (SELECT * FROM unnest(CAST(:s AS text[]), "
+                "CAST(:l AS text[]))) ORDER BY id FOR UPDATE"
+            ),
+            {"s": [p[0] for p in pairs], "l": [p[1] for p in pairs]},
+        )
+    ).all()
+    snapshot = await load_snapshot(conn, skus, with_kits=False)
+    shortages = check_lines(
+        [(ln.line, ln.sku, ln.location, ln.qty) for ln in expanded],
+        {p: snapshot.location_atp(channel, *p) for p in pairs},
+        {sku: snapshot.simple_atp(channel, sku) for sku in skus},
+    )
+    if shortages:
+        raise ReservationShortage(shortages)
+
+    now = datetime.now(UTC)
+    by_pair: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for r in rows:
+        by_pair[(r.sku, r.location)].append(r)
+    left = {r.id: int(r.qty - r.reserved) for r in rows}
+    made: list[dict[str, Any]] = []
+    for ln in expanded:
+        candidates = by_pair[(ln.sku, ln.location)]
+        lot_rows = {r.lot: r for r in candidates}
+        plan = allocate_fefo(
+            [
+                LotStock(r.lot, r.expires_at, left[r.id])
+                for r in candidates
+                if not is_expired(r.expires_at, now)
+            ],
+            ln.qty,
+            now,
+        )
+        for lot, qty in plan:
+            left[lot_rows[lot].id] -= qty
+            made.append({"line": ln.line, "sku": ln.sku, "location": ln.location, "lot": lot, "qty": qty,
+                         "balance_id": lot_rows[lot].id})  # fmt: skip
+    await _apply_reserved_delta(
+        conn, channel, [(m["balance_id"], m["sku"], m["location"], m["qty"]) for m in made]
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO reservation (key, line, ref, channel, sku, location, lot, qty) SELECT :k, line, ref, :ch, s, l, lot, q"
+            " FROM unnest(CAST(:line AS text[]), CAST(:ref AS text[]), CAST(:s AS text[]), CAST(:l AS text[]),"
+            " CAST(:lot AS text[]), CAST(:q AS int[])) AS t(line, ref, s, l, lot, q)"
+        ),
+        {"k": key, "ch": channel, "line": [m["line"] for m in made], "ref": [ref] * len(made),
+         "s": [m["sku"] for m in made], "l": [m["location"] for m in made], "lot": [m["lot"] for m in made],
+         "q": [m["qty"] for m in made]},
+    )  # fmt: skip
+    await refresh_availability(conn, skus)
+    for m in made:
+        del m["balance_id"]
+    return await _finish(
+        conn, OperationResult(key=key, kind="reserve", data={"channel": channel, "reservations": made})
+    )
+
+
+async def _apply_reserved_delta(
+    conn: AsyncConnection, channel: str, deltas: list[tuple[int, str, str, int]]
+) -> None:
+    """deltas: (balance id, sku, location, +/-qty) for one channel."""
+    per_balance: dict[int, int] = defaultdict(int)
+    per_pair: dict[tuple[str, str], int] = defaultdict(int)
+    for bid, sku, location, qty in deltas:
+        per_balance[bid] += qty
+        per_pair[(sku, location)] += qty
+    ids = sorted(per_balance)
+    await conn.execute(
+        text(
+            "UPDATE stock_balance b SET reserved = b.reserved + d.q FROM unnest(CAST(:ids AS bigint[]),"
+            " CAST(:qs AS int[])) AS d(id, q) WHERE b.id = d.id"
+        ),
+        {"ids": ids, "qs": [per_balance[i] for i in ids]},
+    )
+    pairs = sorted(per_pair)
+    if all(per_pair[p] <= 0 for p in pairs):  # an upsert would check its negative candidate row
+        await conn.execute(
+            text(
+                "UPDATE channel_reserved c SET qty = c.qty + d.q FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]),"
+                " CAST(:q AS int[])) AS d(s, l, q) WHERE c.sku = d.s AND c.location = d.l AND c.channel = :ch"
+            ),
+            {
+                "ch": channel,
+                "s": [p[0] for p in pairs],
+                "l": [p[1] for p in pairs],
+                "q": [per_pair[p] for p in pairs],
+            },
+        )
+        return
+    await conn.execute(
+        text(
+            "INSERT INTO channel_reserved (sku, location, channel, qty) SELECT s, l, :ch, q FROM unnest("
+            "CAST(:s AS text[]), CAST(:l AS text[]), CAST(:q AS int[])) AS d(s, l, q) "
+            "ON CONFLICT (sku, location, channel) DO UPDATE SET qty = channel_reserved.qty + EXCLUDED.qty"
+        ),
+        {
+            "ch": channel,
+            "s": [p[0] for p in pairs],
+            "l": [p[1] for p in pairs],
+            "q": [per_pair[p] for p in pairs],
+        },
+    )
+
+
+async def _active_reservations(
+    conn: AsyncConnection, reservation_key: str, lines: dict[str, int] | None
+) -> list[Any]:
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT r.id, r.line, r.channel, r.sku, r.location, r.lot, r.qty - r.consumed - r.released AS active,"
+                " b.id AS balance_id FROM reservation r JOIN stock_balance b ON b.sku = r.sku AND"
+                " b.location = r.location AND b.status = 'sellable' AND b.lot = r.lot"
+                " WHERE r.key = :k AND r.consumed + r.released < r.qty ORDER BY r.id FOR UPDATE OF r"
+            ),
+            {"k": reservation_key},
+        )
+    ).all()
+    if lines is None:
+        return list(rows)
+    return [r for r in rows if r.line in lines or r.line.split("/")[0] in lines]
+
+
+def _take(rows: list[Any], lines: dict[str, int] | None) -> list[tuple[Any, int]]:
+    """How much of each active reservation row to release/consume (per line, in id order).
+    Kit component lines (`L1/TEE`) follow their kit line's quantity times the recipe."""
+    if lines is None:
+        return [(r, int(r.active)) for r in rows]
+    out: list[tuple[Any, int]] = []
+    budget = dict(lines)
+    for r in rows:
+        want = budget.get(r.line)
+        if want is None:
+            continue
+        n = min(want, int(r.active))
+        if n > 0:
+            out.append((r, n))
+            budget[r.line] = want - n
+    return out
+
+
+async def release(
+    conn: AsyncConnection,
+    key: str,
+    reservation_key: str,
+    lines: dict[str, int] | None = None,
+    *,
+    ref: str = "",
+) -> OperationResult:
+    """Release active reserved units of a reservation (all of them, or up to `lines`:
+    line -> qty). Idempotent by `key`."""
+    return await _settle(conn, key, reservation_key, lines, ref=ref, consume=False)
+
+
+async def consume(
+    conn: AsyncConnection,
+    key: str,
+    reservation_key: str,
+    lines: dict[str, int] | None = None,
+    *,
+    ref: str = "",
+) -> OperationResult:
+    """Ship reserved units: sellable → customer, reservation consumed. Idempotent by `key`."""
+    return await _settle(conn, key, reservation_key, lines, ref=ref, consume=True)
+
+
+async def _settle(
+    conn: AsyncConnection,
+    key: str,
+    reservation_key: str,
+    lines: dict[str, int] | None,
+    *,
+    ref: str,
+    consume: bool,
+) -> OperationResult:
+    kind = "consume" if consume else "release"
+    preview = (
+        await conn.execute(
+            text("SELECT DISTINCT sku FROM reservation WHERE key = :k"), {"k": reservation_key}
+        )
+    ).scalars()
+    skus = set(preview)
+    await lock_skus(conn, skus)
+    done = await _begin(conn, key, kind, ref, {"reservation": reservation_key, "lines": lines})
+    if done is not None:
+        return done
+    rows = await _active_reservations(conn, reservation_key, lines)
+    takes = _take(rows, lines)
+    if lines is not None:
+        asked = sum(lines.values())
+        got = sum(n for _, n in takes)
+        if got < asked:
+            raise InvalidStockChange(
+                f"only {got} of {asked} units are still reserved under {reservation_key}"
+            )
+    await _lock_balances(conn, {int(r.balance_id) for r, _ in takes})
+    bump = (
+        "UPDATE reservation SET consumed = consumed + :n WHERE id = :id"
+        if consume
+        else "UPDATE reservation SET released = released + :n WHERE id = :id"
+    )
+    settled: list[dict[str, Any]] = []
+    by_channel: dict[str, list[tuple[int, str, str, int]]] = defaultdict(list)
+    for r, n in takes:
+        await conn.execute(text(bump), {"n": n, "id": r.id})
+        by_channel[r.channel].append((int(r.balance_id), r.sku, r.location, -n))
+        settled.append({"line": r.line, "sku": r.sku, "location": r.location, "lot": r.lot, "qty": n})
+    for channel, deltas in sorted(by_channel.items()):
+        await _apply_reserved_delta(conn, channel, deltas)
+    if consume:
+        for s in settled:
+            await conn.execute(
+                text("UPDATE stock_balance SET qty = qty - :n WHERE sku = :s AND location = :l AND status = 'sellable'"
+                     " AND lot = :lot"),
+                {"n": s["qty"], "s": s["sku"], "l": s["location"], "lot": s["lot"]},
+            )  # fmt: skip
+            await conn.execute(
+                text(
+                    "INSERT INTO stock_move (op_key, sku, lot, from_location, from_status, to_location, to_status,"
+                    " qty, reason, ref) VALUES (:k, :s, :lot, :l, 'sellable', 'customer', 'virtual', :n, 'shipment',"
+                    " :ref)"
+                ),
+                {"k": key, "s": s["sku"], "lot": s["lot"], "l": s["location"], "n": s["qty"], "ref": ref},
+            )
+    await refresh_availability(conn, skus)
+    return await _finish(conn, OperationResult(key=key, kind=kind, data={"lines": settled}))
+
+
+# -- the check: every balance equals the sum of its moves ------------------------------
+
+
+async def check(conn: AsyncConnection) -> list[str]:
+    """Findings of drift (empty when the inventory is consistent)."""
+    findings: list[str] = []
+    drift = await conn.execute(
+        text(
+            """
+            WITH moved AS (
+                SELECT sku, lot, to_location AS location, to_status AS status, qty FROM stock_move
+                UNION ALL
+                SELECT sku, lot, from_location, from_status, -qty FROM stock_move
+            ), sums AS (
+                SELECT sku, lot, location, status, sum(qty) AS qty FROM moved
+                WHERE status <> 'virtual' GROUP BY 1, 2, 3, 4
+            )
+            SELECT coalesce(b.sku, s.sku) AS sku, coalesce(b.location, s.location) AS location,
+                   coalesce(b.status, s.status) AS status, coalesce(b.lot, s.lot) AS lot,
+                   coalesce(b.qty, 0) AS balance, coalesce(s.qty, 0) AS moves
+            FROM stock_balance b FULL JOIN sums s
+              ON s.sku = b.sku AND s.location = b.location AND s.status = b.status AND s.lot = b.lot
+            WHERE coalesce(b.qty, 0) <> coalesce(s.qty, 0)
+            """
+        )
+    )
+    for r in drift:
+        findings.append(f"balance drift {r.sku}/{r.location}/{r.status}/{r.lot or '-'}: balance {r.balance} "
+                        f"!= moves {r.moves}")  # fmt: skip
+    reserved = await conn.execute(
+        text(
+            """
+            SELECT b.sku, b.location, b.lot, b.reserved, coalesce(sum(r.qty - r.consumed - r.released), 0) AS active
+            FROM stock_balance b LEFT JOIN reservation r
+              ON r.sku = b.sku AND r.location = b.location AND r.lot = b.lot AND b.status = 'sellable'
+            GROUP BY b.id HAVING b.reserved <> coalesce(sum(r.qty - r.consumed - r.released), 0)
+            """
+        )
+    )
+    for r in reserved:
+        findings.append(
+            f"reserved drift {r.sku}/{r.location}/{r.lot or '-'}: {r.reserved} != reservations {r.active}"
+        )
+    per_channel = await conn.execute(
+        text(
+            """
+            WITH act AS (
+                SELECT sku, location, channel, sum(qty - consumed - released) AS q FROM reservation GROUP BY 1, 2, 3
+            )
+            SELECT coalesce(c.sku, a.sku) AS sku, coalesce(c.location, a.location) AS location,
+                   coalesce(c.channel, a.channel) AS channel, coalesce(c.qty, 0) AS kept, coalesce(a.q, 0) AS active
+            FROM channel_reserved c FULL JOIN act a
+              ON a.sku = c.sku AND a.location = c.location AND a.channel = c.channel
+            WHERE coalesce(c.qty, 0) <> coalesce(a.q, 0)
+            """
+        )
+    )
+    for r in per_channel:
+        findings.append(f"channel reserved drift {r.channel} {r.sku}/{r.location}: {r.kept} != {r.active}")
+    negative = await conn.execute(text("SELECT count(*) FROM stock_balance WHERE qty < 0 OR reserved > qty"))
+    if (n := negative.scalar()) and int(n) > 0:
+        findings.append(f"{n} balances are negative or over-reserved")
+    return findings
