@@ -3,12 +3,12 @@ feed and the read API.
 
 For one SKU and one channel:
 
-    at a location   L:  atp(L) = max(0, available(L) − fenced_for_others(L))
-    for the channel  :  ATP    = max(0, Σ_L atp(L) − safety_stock)
+    at a location   L:  atp(L) = max(0, available(L) - fenced_for_others(L))
+    for the channel  :  ATP    = max(0, Σ_L atp(L) - safety_stock)
 
-- available = sellable (unexpired) − reserved;
+- available = sellable (unexpired) - reserved;
 - a channel's ring-fence at L is "taken" as it reserves there: what still holds others back
-  is max(0, fence − that channel's active reservations at L);
+  is max(0, fence - that channel's active reservations at L);
 - safety stock is "units held back from this channel": subtracted once from its total.
 
 A kit ships from one location: at L it is min over components of atp(L) // qty; its channel

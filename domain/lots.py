@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ def is_expired(expires_at: datetime | None, now: datetime) -> bool:
 
 def fefo_order(lots: list[LotStock]) -> list[LotStock]:
     """Earliest expiry first; lots without expiry last; ties by lot code (deterministic)."""
-    return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.max, lot.lot))
+    return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.max.replace(tzinfo=UTC), lot.lot))
 
 
 def allocate_fefo(lots: list[LotStock], qty: int, now: datetime) -> list[tuple[str, int]]:
