@@ -106,6 +106,15 @@ class _RoleCheck:
         return principal
 
 
+async def _require_idempotency_key(request: Request) -> None:
+    if not request.headers.get("idempotency-key", "").strip():
+        raise Problem(
+            400,
+            "this request needs an Idempotency-Key header (any unique string per business action)",
+            slug="idempotency-key-required",
+        )
+
+
 def guard(
     *roles: Role | Literal["any", "public"],
     idempotency: Literal["required", "optional"] | None = None,
@@ -119,6 +128,8 @@ def guard(
         allowed = ALL_ROLES if ANY in roles else frozenset({Role.admin, *(Role(r) for r in roles)})
         extra["x-roles"] = sorted(allowed)
         dependencies.append(Depends(_RoleCheck(allowed)))
+    if idempotency == "required":
+        dependencies.append(Depends(_require_idempotency_key))
     if idempotency:
         extra["x-idempotency"] = idempotency
         extra["parameters"] = [

@@ -21,13 +21,15 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> list[Any]:
 
 async def _problem(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
+    reserved = {"type", "title", "status", "detail", "slug", "headers"}
+    extra = {k: v for k, v in exc.extra.items() if k not in reserved}  # the RFC 9457 members stay ours
     return problem_response(
         exc.status_code,
         str(exc.detail),
         slug=exc.slug,
         title=exc.title,
         headers=dict(exc.headers) if exc.headers else None,
-        **exc.extra,
+        **extra,
     )
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import IDEMPOTENT_REPLAYS
@@ -61,14 +61,7 @@ class IdempotencyMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
-        if not key:
-            if policy == "required":
-                await problem_response(
-                    400,
-                    "this request needs an Idempotency-Key header (any unique string per business action)",
-                    slug="idempotency-key-required",
-                )(scope, receive, send)
-                return
+        if not key:  # a required key is checked by the route, after authentication (api.auth.guard)
             await self.app(scope, receive, send)
             return
         if len(key) > 255 or not key.isprintable():
@@ -130,13 +123,21 @@ class IdempotencyMiddleware:
             )
 
     def _policy(self, scope: Scope) -> str | None:
-        """The matched route's declaration: "required", "optional" or None (not idempotent)."""
-        for route in scope["app"].router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                extra = getattr(route, "openapi_extra", None) or {}
-                policy = extra.get("x-idempotency")
-                return str(policy) if policy else None
+        """The route's declaration: "required", "optional" or None (not idempotent). Read from
+        the OpenAPI document (public, and what `guard` writes), indexed once per app."""
+        app = scope["app"]
+        index: list[tuple[str, re.Pattern[str], str]] | None = getattr(app.state, "idempotency_index", None)
+        if index is None:
+            index = []
+            for path, item in app.openapi()["paths"].items():
+                pattern = re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$")
+                for method, op in item.items():
+                    if op.get("x-idempotency"):
+                        index.append((method.upper(), pattern, str(op["x-idempotency"])))
+            app.state.idempotency_index = index
+        for method, pattern, policy in index:
+            if method == scope["method"] and pattern.match(scope["path"]):
+                return policy
         return None
 
     async def _claim(

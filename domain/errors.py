@@ -34,7 +34,7 @@ class InsufficientStock(DomainError):
         )
 
     def details(self) -> dict[str, object]:
-        return {"sku": self.sku, "location": self.location, "status": self.status, "lot": self.lot,
+        return {"sku": self.sku, "location": self.location, "stock_status": self.status, "lot": self.lot,
                 "requested": self.requested, "on_hand": self.on_hand, "available": self.available}  # fmt: skip
 
 

@@ -19,7 +19,10 @@ def is_expired(expires_at: datetime | None, now: datetime) -> bool:
 
 def fefo_order(lots: list[LotStock]) -> list[LotStock]:
     """Earliest expiry first; lots without expiry last; ties by lot code (deterministic)."""
-    return sorted(lots, key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.max.replace(tzinfo=UTC), lot.lot))
+    return sorted(
+        lots,
+        key=lambda lot: (lot.expires_at is None, lot.expires_at or datetime.max.replace(tzinfo=UTC), lot.lot),
+    )
 
 
 def allocate_fefo(lots: list[LotStock], qty: int, now: datetime) -> list[tuple[str, int]]:

@@ -136,7 +136,8 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
 
 async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> int:
     """Recompute ATP of these SKUs (and their kits) for every channel; store what changed
-    and append it to the feed. Call inside the transaction that changed the stock, after
+    and append it to the feed (a SKU first seen at 0 is no news: consumers start from 0).
+    Call inside the transaction that changed the stock, after
     `lock_skus`. Returns the number of feed events written."""
     snapshot = await load_snapshot(conn, skus)
     values = snapshot.all_atp()
@@ -151,9 +152,10 @@ async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> in
                 SELECT * , now() FROM unnest(CAST(:ch AS text[]), CAST(:sk AS text[]), CAST(:av AS int[]))
                 ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available, updated_at = now()
                     WHERE channel_availability.available <> EXCLUDED.available
-                RETURNING channel, sku, available
+                RETURNING channel, sku, available, (xmax = 0) AS first_seen
             )
-            INSERT INTO availability_event (channel, sku, available) SELECT channel, sku, available FROM changed
+            INSERT INTO availability_event (channel, sku, available)
+            SELECT channel, sku, available FROM changed WHERE NOT (first_seen AND available = 0)
             """
         ),
         {"ch": list(channels), "sk": list(codes), "av": list(amounts)},

@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(keys_app, name="keys")
+inventory_app = typer.Typer(no_args_is_help=True, help="Inventory operations.")
+app.add_typer(inventory_app, name="inventory")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -99,6 +101,33 @@ def keys_create(
     engine.dispose()
     typer.echo(f"id={key_id} role={role}{f' channel={channel}' if channel else ''}")
     typer.echo(secret)
+
+
+@inventory_app.command("check")
+def inventory_check() -> None:
+    """Verify every balance equals the sum of its moves (and reservations agree); exit 1 on drift."""
+    import asyncio
+
+    from models.stock import check
+    from runtime.db import make_async_engine
+
+    settings = Settings()
+    if not settings.database_url:
+        _fail(StartupError("DATABASE_URL", "is not set (point it at the omniflow database)"))
+
+    async def run() -> list[str]:
+        engine = make_async_engine(settings.database_url or "", pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                return await check(conn)
+        finally:
+            await engine.dispose()
+
+    findings = asyncio.run(run())
+    for finding in findings:
+        typer.echo(finding)
+    typer.echo(f"inventory check: {len(findings)} findings (drift {'found' if findings else 'zero'})")
+    raise typer.Exit(1 if findings else 0)
 
 
 def _fail(exc: StartupError) -> None:

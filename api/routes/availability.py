@@ -1,5 +1,125 @@
+"""Available-to-promise per channel, and its change feed."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import re
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import Field
+from sqlalchemy import text
+
+from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.deps import EngineDep
+from api.problems import Problem, not_found
+from api.schemas import ResponseModel
+from models.availability import decode_after, encode_after, read_feed
+
+router = APIRouter(tags=["availability"])
+
+MAX_WAIT_SECONDS = 30
+_POLL_SECONDS = 0.1
+_AFTER = re.compile(r"^\d+(\.\d+)?$")
+
+
+def _channel_for(principal: Principal, channel: str | None) -> str | None:
+    if principal.role is Role.channel:
+        if channel is not None and channel != principal.channel:
+            raise not_found(f"channel {channel}")  # never reveal another channel
+        return principal.channel
+    return channel
+
+
+class AvailabilityItem(ResponseModel):
+    channel: str
+    sku: str
+    available: int
+
+
+class AvailabilityList(ResponseModel):
+    items: list[AvailabilityItem]
+
+
+@router.get("/v1/availability", response_model=AvailabilityList, **guard(ANY))
+async def get_availability(
+    engine: EngineDep,
+    principal: CurrentPrincipal,
+    channel: Annotated[str | None, Query(max_length=64)] = None,
+    sku: Annotated[
+        list[str] | None, Query(max_length=500, description="One or more SKUs (repeat the parameter).")
+    ] = None,
+) -> AvailabilityList:
+    """ATP per SKU for a channel (kits derived from their components), as of the last
+    committed change. Channel keys see their own channel."""
+    ch = _channel_for(principal, channel)
+    async with engine.connect() as conn:
+        if (
+            ch is not None
+            and (await conn.execute(text("SELECT 1 FROM channel WHERE code = :c"), {"c": ch})).first() is None
+        ):
+            raise not_found(f"channel {ch}")
+        rows = await conn.execute(
+            text(
+                "SELECT c.code AS channel, s.code AS sku, coalesce(a.available, 0) AS available FROM channel c "
+                "CROSS JOIN sku s LEFT JOIN channel_availability a ON a.channel = c.code AND a.sku = s.code "
+                "WHERE (CAST(:ch AS text) IS NULL OR c.code = :ch) AND (CAST(:skus AS text[]) IS NULL OR "
+                "s.code = ANY(CAST(:skus AS text[]))) ORDER BY c.code, s.code"
+            ),
+            {"ch": ch, "skus": sku},
+        )
+        items = [AvailabilityItem.model_validate(r._mapping) for r in rows]
+    if sku and not items:
+        raise not_found(f"SKU {', '.join(sku)}")
+    return AvailabilityList(items=items)
+
+
+class FeedEventRead(ResponseModel):
+    seq: int
+    sku: str
+    available: int
+
+
+class FeedPage(ResponseModel):
+    channel: str
+    events: list[FeedEventRead]
+    next_after: str = Field(description="Pass as `after` to read on. Opaque.")
+
+
+@router.get("/v1/availability/changes", response_model=FeedPage, **guard(ANY))
+async def availability_changes(
+    engine: EngineDep,
+    principal: CurrentPrincipal,
+    channel: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[
+        str | None, Query(max_length=64, description="`next_after` of the previous page; 0 = start")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Long-poll up to this many seconds")
+    ] = 0,
+) -> FeedPage:
+    """The change feed of a channel's ATP. A consumer that applies every page in order ends
+    with the true ATP: events are ordered so that one committing late is never skipped."""
+    ch = _channel_for(principal, channel)
+    if ch is None:
+        raise Problem(422, "name the channel", slug="validation-error",
+                      errors=[{"loc": ["query", "channel"], "msg": "Field required"}])  # fmt: skip
+    if after is not None and not _AFTER.match(after):
+        raise Problem(422, "`after` must be a next_after value", slug="validation-error",
+                      errors=[{"loc": ["query", "after"], "msg": "not a feed position"}])  # fmt: skip
+    position = decode_after(after)
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        async with engine.connect() as conn:
+            events = await read_feed(conn, ch, position, limit)
+        if events or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(_POLL_SECONDS)
+    if events:
+        position = (events[-1].txid, events[-1].seq)
+    return FeedPage(
+        channel=ch,
+        events=[FeedEventRead(seq=e.seq, sku=e.sku, available=e.available) for e in events],
+        next_after=encode_after(*position),
+    )
