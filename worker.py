@@ -23,7 +23,9 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from activities.exceptions import ExceptionActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.transfers import TransferActivities
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -31,15 +33,26 @@ from runtime.temporal import connect_or_fail
 from runtime.worker_logging import LogContextInterceptor
 from workflows.contracts import HousekeepingInput
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
+from workflows.transfer import TransferWorkflow
 
 log = get_logger("omniflow.worker")
 
-WORKFLOWS: list[type] = [HousekeepingWorkflow]
+WORKFLOWS: list[type] = [HousekeepingWorkflow, TransferWorkflow]
 
 
 def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
-    return [housekeeping.purge_idempotency_records]
+    exceptions = ExceptionActivities(engine)
+    transfers = TransferActivities(engine)
+    return [
+        housekeeping.purge_idempotency_records,
+        exceptions.open_exception,
+        exceptions.escalate_exception,
+        exceptions.close_exception,
+        transfers.ship_transfer,
+        transfers.receive_transfer,
+        transfers.settle_transfer_discrepancy,
+    ]
 
 
 def build_worker(

@@ -57,6 +57,14 @@ def migrate() -> None:
         _fail(StartupError("DATABASE_URL", "is not set"))
     upgrade(settings.database_url or "")
     typer.echo("migrations applied")
+    if settings.admin_key:  # deployments configure the bootstrap admin key the same way `omniflow dev` does
+        from runtime.admin_key import install_key
+        from runtime.db import make_sync_engine
+
+        engine = make_sync_engine(settings.database_url or "", pool_size=1)
+        install_key(engine, settings.admin_key.get_secret_value(), role="admin", name="bootstrap admin")
+        engine.dispose()
+        typer.echo("admin key from OMNIFLOW_ADMIN_KEY installed")
 
 
 @app.command()

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.contracts import ExceptionPolicyInput
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,21 @@ class Settings(BaseSettings):
     )
     rpc_timeout_seconds: float = Field(default=10.0, description="Wait for workflow updates before 503.")
 
+    # Exception queues (the human waits): SLA per kind, then escalate; default action after the limit.
+    exception_sla_seconds: dict[str, int] = Field(
+        default={"receipt_discrepancy": 86_400, "count_variance": 86_400},
+        description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
+    )
+    exception_max_escalations: int = Field(
+        default=3, description="Escalations before the default action runs."
+    )
+    count_tolerance_units: int = Field(
+        default=2, description="Cycle count: variance (units) posted without approval."
+    )
+    count_tolerance_value: int = Field(
+        default=5_000, description="Cycle count: variance value (minor units) posted without approval."
+    )
+
     # Operations.
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise."
@@ -60,6 +78,13 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."
     )
+
+    def exception_policy(self, kind: str, default_action: str) -> ExceptionPolicyInput:
+        return ExceptionPolicyInput(
+            sla_seconds=self.exception_sla_seconds.get(kind, 86_400),
+            max_escalations=self.exception_max_escalations,
+            default_action=default_action,
+        )
 
     @property
     def pg_data_dir(self) -> Path:
@@ -78,6 +103,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            elif isinstance(value, dict):
+                value = json.dumps(value)
             alias = info.validation_alias
             var = alias.choices[0] if isinstance(alias, AliasChoices) else f"OMNIFLOW_{name.upper()}"
             env[str(var)] = str(value)

@@ -4,6 +4,7 @@ the API imports these (never workflow code), and they cross the Temporal data co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 TASK_QUEUE = "omniflow"
 
@@ -16,3 +17,99 @@ class HousekeepingInput:
 @dataclass(frozen=True)
 class HousekeepingResult:
     idempotency_records_purged: int
+
+
+# -- exceptions (the human queues) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExceptionPolicyInput:
+    sla_seconds: int
+    max_escalations: int
+    default_action: str
+
+
+@dataclass(frozen=True)
+class OpenException:
+    key: str  # "{workflow_id}:{step}"
+    kind: str
+    subject_type: str
+    subject_id: str
+    workflow_id: str
+    sla_seconds: int
+    value_at_risk: int
+    actions: list[str]
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenedException:
+    id: str
+    due_at: str  # RFC 3339
+    priority: float
+
+
+@dataclass(frozen=True)
+class Escalate:
+    id: str
+    level: int
+    sla_seconds: int
+    value_at_risk: int
+
+
+@dataclass(frozen=True)
+class Resolution:
+    exception_id: str
+    action: str
+    note: str = ""
+    resolved_by: str = ""
+    data: dict[str, Any] | None = None
+
+
+# -- transfers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferLineIn:
+    sku: str
+    qty: int
+    lot: str = ""
+
+
+@dataclass(frozen=True)
+class TransferInput:
+    number: str
+    from_location: str
+    to_location: str
+    lines: list[TransferLineIn]
+    discrepancy_policy: ExceptionPolicyInput
+
+
+@dataclass(frozen=True)
+class ReceivedLine:
+    sku: str
+    qty_received: int
+    qty_damaged: int = 0
+    lot: str = ""
+
+
+@dataclass(frozen=True)
+class ShipTransfer:
+    carrier: str = ""
+    tracking: str = ""
+
+
+@dataclass(frozen=True)
+class ReceiveTransfer:
+    lines: list[ReceivedLine]
+
+
+@dataclass(frozen=True)
+class TransferState:
+    number: str
+    status: str
+    open_exception: str | None = None
+
+
+def transfer_workflow_id(number: str) -> str:
+    return f"transfer-{number}"

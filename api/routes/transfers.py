@@ -1,5 +1,211 @@
+"""Transfers between locations: each one a `transfer-{number}` workflow."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+import secrets
+from datetime import datetime
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field, model_validator
+from sqlalchemy import text
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from api.auth import ANY, Role, guard
+from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.pagination import PageDep, next_cursor
+from api.problems import Problem, not_found
+from api.schemas import Page, RequestModel, ResponseModel
+from api.temporal import start, update
+from workflows import search_attributes as sa
+from workflows.contracts import (
+    ReceivedLine,
+    ReceiveTransfer,
+    ShipTransfer,
+    TransferInput,
+    TransferLineIn,
+    TransferState,
+    transfer_workflow_id,
+)
+
+router = APIRouter(tags=["transfers"])
+CODE = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class TransferLineCreate(RequestModel):
+    sku: str = Field(pattern=CODE)
+    qty: int = Field(gt=0, le=1_000_000)
+    lot: str = Field(default="", max_length=64)
+
+
+class TransferCreate(RequestModel):
+    number: str | None = Field(
+        default=None, pattern=CODE, description="Your transfer number; generated if absent."
+    )
+    from_: str = Field(alias="from", pattern=CODE)
+    to: str = Field(pattern=CODE)
+    lines: list[TransferLineCreate] = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def distinct(self) -> TransferCreate:
+        if self.from_ == self.to:
+            raise ValueError("from and to must be different locations")
+        keys = [(ln.sku, ln.lot) for ln in self.lines]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each SKU (and lot) once per transfer")
+        return self
+
+
+class TransferLineRead(ResponseModel):
+    sku: str
+    lot: str
+    qty: int
+    shipped: int
+    received: int
+    damaged: int
+
+
+class TransferRead(ResponseModel):
+    id: str
+    from_location: str
+    to_location: str
+    status: str
+    workflow_id: str
+    lines: list[TransferLineRead]
+    created_at: datetime
+    updated_at: datetime
+
+
+async def _read(engine: EngineDep, number: str) -> TransferRead:
+    async with engine.connect() as conn:
+        head = (await conn.execute(text("SELECT * FROM transfer WHERE id = :id"), {"id": number})).first()
+        if head is None:
+            raise not_found(f"transfer {number}")
+        lines = await conn.execute(
+            text("SELECT sku, lot, qty, shipped, received, damaged FROM transfer_line WHERE transfer_id = :id "
+                 "ORDER BY sku, lot"), {"id": number},
+        )  # fmt: skip
+        return TransferRead(
+            **head._mapping, lines=[TransferLineRead.model_validate(r._mapping) for r in lines]
+        )
+
+
+@router.post(
+    "/v1/transfers",
+    status_code=202,
+    response_model=TransferRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
+async def create_transfer(
+    body: TransferCreate, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+) -> JSONResponse:
+    """Request a transfer and start its workflow. The API records the request (status
+    `requested`); from then on only the workflow changes it. The same `number` twice
+    returns the existing transfer (200)."""
+    number = body.number or f"T{datetime.now().strftime('%Y%m%d')}-{secrets.token_hex(3).upper()}"  # noqa: DTZ005
+    workflow_id = transfer_workflow_id(number)
+    async with engine.begin() as conn:
+        found = {r.code: r.type for r in await conn.execute(
+            text("SELECT code, type FROM location WHERE code = ANY(:c)"), {"c": [body.from_, body.to]})}  # fmt: skip
+        for field, code in (("from", body.from_), ("to", body.to)):
+            if found.get(code) in (None, "virtual"):
+                raise Problem(422, f"unknown location {code!r}", slug="validation-error",
+                              errors=[{"loc": ["body", field], "msg": f"unknown location {code!r}"}])  # fmt: skip
+        known = set((await conn.execute(text("SELECT code FROM sku WHERE code = ANY(:c) AND kind = 'simple'"),
+                                        {"c": [ln.sku for ln in body.lines]})).scalars())  # fmt: skip
+        for i, ln in enumerate(body.lines):
+            if ln.sku not in known:
+                raise Problem(422, f"unknown SKU {ln.sku!r}", slug="validation-error",
+                              errors=[{"loc": ["body", "lines", i, "sku"], "msg": f"unknown SKU {ln.sku!r}"}])  # fmt: skip
+        inserted = (await conn.execute(
+            text("INSERT INTO transfer (id, from_location, to_location, status, workflow_id) VALUES "
+                 "(:id, :f, :t, 'requested', :wf) ON CONFLICT (id) DO NOTHING RETURNING id"),
+            {"id": number, "f": body.from_, "t": body.to, "wf": workflow_id})).first()  # fmt: skip
+        if inserted is None:
+            existing = await _read(engine, number)
+            same = (existing.from_location, existing.to_location) == (body.from_, body.to) and sorted(
+                (ln.sku, ln.lot, ln.qty) for ln in existing.lines) == sorted((ln.sku, ln.lot, ln.qty) for ln in body.lines)  # fmt: skip
+            if not same:
+                raise Problem(409, f"transfer {number} exists with other data", slug="conflict")
+            return JSONResponse(existing.model_dump(mode="json"), status_code=200)
+        for ln in body.lines:
+            await conn.execute(
+                text("INSERT INTO transfer_line (transfer_id, sku, lot, qty) VALUES (:id, :s, :lot, :q)"),
+                {"id": number, "s": ln.sku, "lot": ln.lot, "q": ln.qty},
+            )
+    await start(
+        temporal, "Transfer",
+        TransferInput(number=number, from_location=body.from_, to_location=body.to,
+                      lines=[TransferLineIn(ln.sku, ln.qty, ln.lot) for ln in body.lines],
+                      discrepancy_policy=settings.exception_policy("receipt_discrepancy", "write_off")),
+        id=workflow_id, task_queue=settings.task_queue,
+        search_attributes=sa_pairs("requested"),
+    )  # fmt: skip
+    return JSONResponse((await _read(engine, number)).model_dump(mode="json"), status_code=202)
+
+
+def sa_pairs(status: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(sa.OMNI_STATUS, status)])
+
+
+@router.get("/v1/transfers", response_model=Page[TransferRead], **guard(ANY))
+async def list_transfers(
+    engine: EngineDep, page: PageDep, status: Annotated[str | None, Query(max_length=20)] = None
+) -> Page[TransferRead]:
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        ids = (await conn.execute(
+            text("SELECT id FROM transfer WHERE id > :after AND (CAST(:st AS text) IS NULL OR status = :st) "
+                 "ORDER BY id LIMIT :lim"), {"after": after, "st": status, "lim": page.limit + 1})).scalars().all()  # fmt: skip
+    items = [await _read(engine, i) for i in ids[: page.limit]]
+    return Page(items=items, next_cursor=next_cursor(list(ids), page.limit, lambda i: [i]))
+
+
+@router.get("/v1/transfers/{number}", response_model=TransferRead, **guard(ANY))
+async def get_transfer(number: str, engine: EngineDep) -> TransferRead:
+    return await _read(engine, number)
+
+
+class ShipBody(RequestModel):
+    carrier: str = Field(default="", max_length=64)
+    tracking: str = Field(default="", max_length=128)
+
+
+class ReceiveLineBody(RequestModel):
+    sku: str = Field(pattern=CODE)
+    qty_received: int = Field(ge=0)
+    qty_damaged: int = Field(default=0, ge=0)
+    lot: str = Field(default="", max_length=64)
+
+
+class ReceiveBody(RequestModel):
+    lines: list[ReceiveLineBody] = Field(min_length=1, max_length=500)
+
+
+@router.post(
+    "/v1/transfers/{number}/ship",
+    response_model=TransferRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
+async def ship_transfer(
+    number: str, body: ShipBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+) -> TransferRead:
+    """Sellable at the source → in transit. 409 if it is not waiting to ship."""
+    await _read(engine, number)
+    await update(temporal, transfer_workflow_id(number), "ship", ShipTransfer(body.carrier, body.tracking),
+                 workflow="Transfer", rpc_seconds=settings.rpc_timeout_seconds, result_type=TransferState)  # fmt: skip
+    return await _read(engine, number)
+
+
+@router.post("/v1/transfers/{number}/receive", response_model=TransferRead,
+             **guard(Role.warehouse, idempotency="optional"))  # fmt: skip
+async def receive_transfer(
+    number: str, body: ReceiveBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+) -> TransferRead:
+    """In transit → sellable (or damaged). Short or damaged lines open a `receipt_discrepancy`."""
+    await _read(engine, number)
+    lines = [ReceivedLine(ln.sku, ln.qty_received, ln.qty_damaged, ln.lot) for ln in body.lines]
+    await update(temporal, transfer_workflow_id(number), "receive", ReceiveTransfer(lines),
+                 workflow="Transfer", rpc_seconds=settings.rpc_timeout_seconds, result_type=TransferState)  # fmt: skip
+    return await _read(engine, number)

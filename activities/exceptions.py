@@ -1,0 +1,110 @@
+"""Exception rows: opened once per business key, escalated, closed by the activity that
+carries out the resolution (so the row and the business change commit together)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from domain.exceptions import priority
+from runtime.logging import get_logger
+from workflows.contracts import Escalate, OpenedException, OpenException, Resolution
+
+log = get_logger("omniflow.exceptions")
+
+
+async def close_exception_row(
+    conn: AsyncConnection, resolution: Resolution, status: str = "resolved"
+) -> None:
+    """Close the row inside the caller's transaction (idempotent: a retry finds it closed)."""
+    await conn.execute(
+        text(
+            "UPDATE exception SET status = :st, resolution = CAST(:res AS jsonb), resolved_at = now(),"
+            " resolved_by = :by WHERE id = :id AND status = 'open'"
+        ),
+        {"st": status, "id": resolution.exception_id, "by": resolution.resolved_by or None,
+         "res": json.dumps({"action": resolution.action, "note": resolution.note, "data": resolution.data or {}})},
+    )  # fmt: skip
+
+
+class ExceptionActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="open_exception")
+    async def open_exception(self, req: OpenException) -> OpenedException:
+        now = datetime.now(UTC)
+        sla = timedelta(seconds=req.sla_seconds)
+        due = now + sla
+        prio = priority(req.value_at_risk, 0, sla, sla)
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        """
+                        WITH ins AS (
+                            INSERT INTO exception (id, key, kind, subject_type, subject_id, workflow_id, status,
+                                opened_at, due_at, escalation_level, priority, value_at_risk, actions, details)
+                            VALUES (:id, :key, :kind, :st, :sid, :wf, 'open', :now, :due, 0, :prio, :var,
+                                CAST(:actions AS jsonb), CAST(:details AS jsonb))
+                            ON CONFLICT (key) DO NOTHING
+                            RETURNING id, due_at, priority
+                        )
+                        SELECT id, due_at, priority FROM ins
+                        UNION ALL SELECT id, due_at, priority FROM exception WHERE key = :key
+                        LIMIT 1
+                        """
+                    ),
+                    {
+                        "id": "exc_" + secrets.token_urlsafe(12),
+                        "key": req.key,
+                        "kind": req.kind,
+                        "st": req.subject_type,
+                        "sid": req.subject_id,
+                        "wf": req.workflow_id,
+                        "now": now,
+                        "due": due,
+                        "prio": prio,
+                        "var": req.value_at_risk,
+                        "actions": json.dumps(req.actions),
+                        "details": json.dumps(req.details, default=str),
+                    },
+                )
+            ).one()
+        log.info("exception opened", exception_id=row.id, kind=req.kind, subject=req.subject_id)
+        return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
+
+    @activity.defn(name="escalate_exception")
+    async def escalate_exception(self, req: Escalate) -> OpenedException:
+        """Raise the level to `req.level` (idempotent: setting the same level twice is a no-op)."""
+        now = datetime.now(UTC)
+        sla = timedelta(seconds=req.sla_seconds)
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "UPDATE exception SET escalation_level = GREATEST(escalation_level, :lvl),"
+                        " due_at = CASE WHEN escalation_level < :lvl THEN :due ELSE due_at END,"
+                        " priority = CASE WHEN escalation_level < :lvl THEN :prio ELSE priority END"
+                        " WHERE id = :id RETURNING id, due_at, priority, status"
+                    ),
+                    {
+                        "id": req.id,
+                        "lvl": req.level,
+                        "due": now + sla,
+                        "prio": priority(req.value_at_risk, req.level, sla, sla),
+                    },
+                )
+            ).one()
+        log.warning("exception escalated", exception_id=req.id, level=req.level)
+        return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
+
+    @activity.defn(name="close_exception")
+    async def close_exception(self, resolution: Resolution) -> None:
+        async with self.engine.begin() as conn:
+            await close_exception_row(conn, resolution)

@@ -1,0 +1,113 @@
+"""Transfer steps. Each is one transaction through the inventory core, keyed
+`transfer-{number}:{step}` so a retried activity moves nothing twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from activities.errors import business_outcomes
+from activities.exceptions import close_exception_row
+from domain.errors import InvalidStockChange
+from models import stock
+from workflows.contracts import ReceiveTransfer, Resolution, TransferState, transfer_workflow_id
+
+
+async def _set_status(conn: AsyncConnection, number: str, status: str) -> None:
+    await conn.execute(
+        text("UPDATE transfer SET status = :s, updated_at = now() WHERE id = :id"),
+        {"s": status, "id": number},
+    )
+
+
+async def _header(conn: AsyncConnection, number: str) -> tuple[str, str]:
+    row = (await conn.execute(text("SELECT from_location, to_location FROM transfer WHERE id = :id"),
+                              {"id": number})).one()  # fmt: skip
+    return row.from_location, row.to_location
+
+
+class TransferActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="ship_transfer")
+    async def ship_transfer(self, number: str) -> TransferState:
+        """Sellable at the source → in transit at the destination."""
+        async with business_outcomes(), self.engine.begin() as conn:
+            src, dst = await _header(conn, number)
+            lines = (await conn.execute(text("SELECT sku, lot, qty FROM transfer_line WHERE transfer_id = :id "
+                                             "ORDER BY sku, lot"), {"id": number})).all()  # fmt: skip
+            moves = [stock.Move(r.sku, r.qty, src, "sellable", dst, "in_transit", r.lot) for r in lines]
+            await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:ship", "transfer_ship", moves,
+                                    reason="transfer", ref=transfer_workflow_id(number))  # fmt: skip
+            await conn.execute(
+                text("UPDATE transfer_line SET shipped = qty WHERE transfer_id = :id"), {"id": number}
+            )
+            await _set_status(conn, number, "shipped")
+        return TransferState(number=number, status="shipped")
+
+    @activity.defn(name="receive_transfer")
+    async def receive_transfer(self, number: str, req: ReceiveTransfer) -> TransferState:
+        """In transit → sellable (received) or damaged. Short or damaged → `discrepancy`."""
+        async with business_outcomes(), self.engine.begin() as conn:
+            _, dst = await _header(conn, number)
+            lines = {(r.sku, r.lot): r for r in (await conn.execute(
+                text("SELECT sku, lot, shipped FROM transfer_line WHERE transfer_id = :id"), {"id": number}))}  # fmt: skip
+            got = {(ln.sku, ln.lot): ln for ln in req.lines}
+            for k, ln in got.items():
+                if k not in lines:
+                    raise InvalidStockChange(f"{ln.sku} {ln.lot} is not on transfer {number}")
+                if (
+                    ln.qty_received < 0
+                    or ln.qty_damaged < 0
+                    or ln.qty_received + ln.qty_damaged > lines[k].shipped
+                ):
+                    raise InvalidStockChange(
+                        f"{ln.sku}: received + damaged exceeds the {lines[k].shipped} shipped"
+                    )
+            moves: list[stock.Move] = []
+            for (sku, lot), ln in sorted(got.items()):
+                if ln.qty_received:
+                    moves.append(stock.Move(sku, ln.qty_received, dst, "in_transit", dst, "sellable", lot))
+                if ln.qty_damaged:
+                    moves.append(stock.Move(sku, ln.qty_damaged, dst, "in_transit", dst, "damaged", lot))
+            if moves:
+                await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:receive", "transfer_receive", moves,
+                                        reason="transfer", ref=transfer_workflow_id(number))  # fmt: skip
+            discrepancy = False
+            for k, row in lines.items():
+                seen = got.get(k)
+                received, damaged = (seen.qty_received, seen.qty_damaged) if seen else (0, 0)
+                discrepancy |= received != row.shipped
+                await conn.execute(
+                    text("UPDATE transfer_line SET received = :r, damaged = :d WHERE transfer_id = :id AND sku = :s "
+                         "AND lot = :lot"),
+                    {"r": received, "d": damaged, "id": number, "s": k[0], "lot": k[1]},
+                )  # fmt: skip
+            status = "discrepancy" if discrepancy else "completed"
+            await _set_status(conn, number, status)
+        return TransferState(number=number, status=status)
+
+    @activity.defn(name="settle_transfer_discrepancy")
+    async def settle_transfer_discrepancy(self, number: str, resolution: Resolution) -> TransferState:
+        """`write_off`: missing units were lost (in transit → adjustment). `found`: they arrived
+        after all (in transit → sellable). Damaged units stay in `damaged` either way.
+        Closes the exception in the same transaction."""
+        async with business_outcomes(), self.engine.begin() as conn:
+            _, dst = await _header(conn, number)
+            missing = (await conn.execute(
+                text("SELECT sku, lot, shipped - received - damaged AS n FROM transfer_line WHERE transfer_id = :id"
+                     " AND shipped - received - damaged > 0 ORDER BY sku, lot"), {"id": number})).all()  # fmt: skip
+            to = ("adjustment", "virtual") if resolution.action == "write_off" else (dst, "sellable")
+            moves = [stock.Move(r.sku, r.n, dst, "in_transit", to[0], to[1], r.lot) for r in missing]
+            if moves:
+                await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:settle", "transfer_settle", moves,
+                                        reason="lost" if resolution.action == "write_off" else "found",
+                                        ref=transfer_workflow_id(number))  # fmt: skip
+            if resolution.action == "found":
+                await conn.execute(text("UPDATE transfer_line SET received = shipped - damaged WHERE transfer_id = :id"),
+                                   {"id": number})  # fmt: skip
+            await close_exception_row(conn, resolution)
+            await _set_status(conn, number, "completed")
+        return TransferState(number=number, status="completed")

@@ -1,0 +1,93 @@
+"""Talking to workflows from the API: starts and updates with metrics, and the mapping of
+engine answers to HTTP (validator refusals → 409/422, no answer in time → 503)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
+from api.problems import Problem, engine_unavailable, not_found
+
+# ApplicationError types → HTTP status. Anything else a workflow refuses is a 409.
+_STATUS_BY_TYPE = {
+    "WrongState": 409,
+    "NotOpen": 409,
+    "insufficient_stock": 409,
+    "reservation_shortage": 409,
+    "operation_conflict": 409,
+    "BadAction": 422,
+    "Invalid": 422,
+    "invalid_stock_change": 422,
+    "unknown_reference": 422,
+}
+_UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
+
+
+async def start(
+    client: Client, workflow: str, arg: Any, *, id: str, task_queue: str, search_attributes: Any = None
+) -> WorkflowHandle[Any, Any]:
+    """Start once: a second start of the same business id returns the running workflow."""
+    try:
+        handle = await client.start_workflow(
+            workflow, arg, id=id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes, rpc_timeout=timedelta(seconds=10),
+        )  # fmt: skip
+    except RPCError as exc:
+        WORKFLOW_STARTS.labels(workflow, "unavailable").inc()
+        if exc.status in _UNAVAILABLE:
+            raise engine_unavailable() from exc
+        raise
+    WORKFLOW_STARTS.labels(workflow, "started").inc()
+    return handle
+
+
+def _refusal(cause: BaseException | None) -> Problem:
+    while isinstance(cause, ActivityError):
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        status = _STATUS_BY_TYPE.get(cause.type or "", 409)
+        problem = Problem(status, cause.message, slug="refused" if status == 409 else "validation-error")
+        if cause.details and isinstance(cause.details[0], Mapping):
+            problem.extra.update(dict(cause.details[0]))
+        return problem
+    return Problem(409, str(cause) if cause else "the workflow refused this", slug="refused")
+
+
+async def update(
+    client: Client,
+    workflow_id: str,
+    name: str,
+    arg: Any,
+    *,
+    workflow: str,
+    rpc_seconds: float,
+    result_type: type | None = None,
+) -> Any:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result = await handle.execute_update(
+            name, arg, rpc_timeout=timedelta(seconds=rpc_seconds), result_type=result_type
+        )
+    except WorkflowUpdateFailedError as exc:
+        WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
+        raise _refusal(exc.cause) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            WORKFLOW_MESSAGES.labels(workflow, "update", name, "not_found").inc()
+            raise not_found(f"{workflow} {workflow_id}") from exc
+        if exc.status in _UNAVAILABLE:
+            WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
+            raise engine_unavailable() from exc
+        if exc.status == RPCStatusCode.FAILED_PRECONDITION:  # the workflow has already finished
+            WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
+            raise Problem(409, f"{workflow} {workflow_id} has finished", slug="refused") from exc
+        raise
+    WORKFLOW_MESSAGES.labels(workflow, "update", name, "accepted").inc()
+    return result

@@ -1,0 +1,105 @@
+"""The human queue inside a workflow: open a row, wait for a person (a `resolve` update)
+with a timer at the SLA, escalate at each SLA, take the default action at the policy limit.
+
+Usage inside a workflow (which routes its `resolve_exception` update to `offer`):
+
+    self.waiter = ExceptionWaiter(set_status=...)
+    resolution = await self.waiter.wait(OpenException(...), policy)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.contracts import Escalate, ExceptionPolicyInput, OpenedException, OpenException, Resolution
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+class ExceptionWaiter:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self.open: OpenedException | None = None
+        self.kind: str = ""
+        self.actions: list[str] = []
+        self.level = 0
+        self._resolution: Resolution | None = None
+        self._on_change = on_change
+
+    # -- called from the workflow's update validator and handler -------------------------
+
+    def validate(self, resolution: Resolution) -> None:
+        if self.open is None or resolution.exception_id != self.open.id:
+            raise ApplicationError("this exception is not open", type="NotOpen", non_retryable=True)
+        if self._resolution is not None:
+            raise ApplicationError(
+                "this exception is already being resolved", type="NotOpen", non_retryable=True
+            )
+        if resolution.action not in self.actions:
+            raise ApplicationError(
+                f"action {resolution.action!r} is not one of {self.actions}",
+                type="BadAction",
+                non_retryable=True,
+            )
+
+    def offer(self, resolution: Resolution) -> None:
+        self._resolution = resolution
+
+    # -- the wait ------------------------------------------------------------------------
+
+    async def wait(self, req: OpenException, policy: ExceptionPolicyInput) -> Resolution:
+        self.open = await workflow.execute_activity(
+            "open_exception", req, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
+            result_type=OpenedException,
+        )  # fmt: skip
+        self.kind, self.actions, self.level, self._resolution = req.kind, list(req.actions), 0, None
+        workflow.upsert_search_attributes(
+            [sa.OMNI_EXCEPTION.value_set(req.kind), sa.OMNI_PRIORITY.value_set(self.open.priority)]
+        )
+        self._changed()
+        sla = timedelta(seconds=policy.sla_seconds)
+        while self._resolution is None:
+            try:
+                await workflow.wait_condition(lambda: self._resolution is not None, timeout=sla)
+            except TimeoutError:
+                if self.level >= policy.max_escalations:
+                    workflow.logger.warning(
+                        "exception hit its limit; default action", extra={"kind": req.kind}
+                    )
+                    self._resolution = Resolution(
+                        exception_id=self.open.id, action=policy.default_action,
+                        note=f"no decision after {self.level} escalations", resolved_by="system:policy",
+                    )  # fmt: skip
+                    break
+                self.level += 1
+                escalated = await workflow.execute_activity(
+                    "escalate_exception",
+                    Escalate(id=self.open.id, level=self.level, sla_seconds=policy.sla_seconds,
+                             value_at_risk=req.value_at_risk),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, result_type=OpenedException,
+                )  # fmt: skip
+                workflow.logger.warning("exception escalated", extra={"kind": req.kind, "level": self.level})
+                workflow.upsert_search_attributes([sa.OMNI_PRIORITY.value_set(escalated.priority)])
+                self._changed()
+        resolution = self._resolution
+        assert resolution is not None
+        return resolution
+
+    def closed(self) -> None:
+        """Call once the resolving activity has committed."""
+        self.open = None
+        self.actions = []
+        self._resolution = None
+        workflow.upsert_search_attributes([sa.OMNI_EXCEPTION.value_set("")])
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change:
+            self._on_change()
