@@ -34,3 +34,23 @@ def next_due(now: datetime, policy: ExceptionPolicy, escalation_level: int) -> d
     """Each level gets the same SLA again (a person is paged, the clock restarts)."""
     del escalation_level
     return now + policy.sla
+
+
+# Who may decide which kind of exception (admin may decide all).
+RESOLVER_ROLES: dict[str, frozenset[str]] = {
+    "fraud_review": frozenset({"approver"}),
+    "address_invalid": frozenset({"approver", "warehouse"}),
+    "payment_pending": frozenset({"finance", "approver"}),
+    "backorder_aging": frozenset({"approver"}),
+    "short_pick": frozenset({"warehouse"}),
+    "po_approval": frozenset({"approver"}),
+    "supplier_unconfirmed": frozenset({"approver"}),
+    "receipt_discrepancy": frozenset({"warehouse", "approver"}),
+    "count_variance": frozenset({"approver"}),
+    "return_approval": frozenset({"approver"}),
+    "refund_approval": frozenset({"finance", "approver"}),
+}
+
+
+def may_resolve(role: str, kind: str) -> bool:
+    return role == "admin" or role in RESOLVER_ROLES.get(kind, frozenset({"approver"}))
