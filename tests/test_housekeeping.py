@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from tests.test_replay import record_history
 from workflows.contracts import HousekeepingInput
 from workflows.housekeeping import HousekeepingWorkflow
 
@@ -28,13 +29,15 @@ async def test_housekeeping_purges_only_expired_finished_records(
                 ),
                 {"k": key, "a": age_h, "st": state},
             )
+    run_id = f"housekeeping-{uuid.uuid4()}"
     result = await temporal_client.execute_workflow(
         HousekeepingWorkflow.run,
         HousekeepingInput(idempotency_ttl_hours=24),
-        id=f"housekeeping-{uuid.uuid4()}",
+        id=run_id,
         task_queue=worker.task_queue,
     )
     assert result.idempotency_records_purged == 1
     async with engine.connect() as conn:
         left = (await conn.execute(text("SELECT key FROM idempotency_record ORDER BY key"))).scalars().all()
     assert left == ["fresh", "old-running"]
+    await record_history(temporal_client, run_id, "housekeeping")

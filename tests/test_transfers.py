@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.factories import assert_inventory_clean, balance, receive, standard_catalog
+from tests.test_replay import record_history
 from workflows import search_attributes as sa
 from workflows.contracts import Resolution, TransferState
 
@@ -63,6 +64,7 @@ async def test_a_transfer_ships_and_arrives(warehouse: httpx.AsyncClient, engine
     assert r.json()["status"] == "completed"
     assert r.json()["lines"][0]["received"] == 4
     assert await balance(engine, "TEE", "DC-WEST") == (4, 0)
+    await record_history(warehouse.app.state.temporal, "transfer-T1", "transfer-happy-path")  # type: ignore[attr-defined]
     async with engine.connect() as conn:
         arrivals = (
             await conn.execute(text("SELECT location, qty FROM stock_arrival WHERE ref = 'transfer-T1'"))
@@ -138,6 +140,7 @@ async def test_a_short_receipt_waits_for_a_person(
     assert closed.resolution["action"] == "found"
     assert (await handle.describe()).typed_search_attributes.get(sa.OMNI_EXCEPTION) == ""
     await assert_inventory_clean(engine)
+    await record_history(temporal_client, "transfer-T3", "transfer-discrepancy-resolved")
 
 
 async def test_an_unanswered_discrepancy_escalates_then_is_written_off(
@@ -176,3 +179,4 @@ async def test_an_unanswered_discrepancy_escalates_then_is_written_off(
     assert lost == 2
     assert await balance(engine, "TEE", "DC-WEST", "in_transit") == (0, 0)
     await assert_inventory_clean(engine)
+    await record_history(temporal_client, "transfer-T4", "transfer-escalated-written-off")
