@@ -40,7 +40,7 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
                 for p in _recorded()}  # fmt: skip
     from temporalio import workflow
 
-    names = {workflow._Definition.must_from_class(w).name for w in WORKFLOWS}  # type: ignore[attr-defined]
+    names = {str(workflow._Definition.must_from_class(w).name) for w in WORKFLOWS}
     missing = names - recorded
     assert not missing, f"record a history for {sorted(missing)} (see this module's docstring)"
 
