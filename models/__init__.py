@@ -25,9 +25,20 @@ from models.inventory import (
     StockMove,
     StockOperation,
 )
+from models.ledger import (
+    Account,
+    InventoryValue,
+    JournalEntry,
+    JournalLine,
+    Payment,
+    PaymentOperation,
+    SandboxBehaviour,
+    SandboxTransaction,
+)
 from models.operations import CycleCount, CycleCountLine, Transfer, TransferLine
 
 __all__ = [
+    "Account",
     "ApiKey",
     "AvailabilityEvent",
     "Channel",
@@ -40,8 +51,15 @@ __all__ = [
     "CycleCountLine",
     "ExceptionCase",
     "IdempotencyRecord",
+    "InventoryValue",
+    "JournalEntry",
+    "JournalLine",
     "Location",
+    "Payment",
+    "PaymentOperation",
     "Reservation",
+    "SandboxBehaviour",
+    "SandboxTransaction",
     "Sku",
     "SkuComponent",
     "StockArrival",

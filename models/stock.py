@@ -33,7 +33,9 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.lots import LotStock, allocate_fefo, is_expired
+from domain.posting import ACCOUNT_OF_STATUS, lines_for, move_event
 from models.availability import load_snapshot, lock_skus, refresh_availability
+from models.finance import Posting, average_cost, post, value_in, value_out
 from models.inventory import STATUSES
 
 SELLABLE = "sellable"
@@ -49,6 +51,7 @@ class Move:
     to_status: str
     lot: str = ""
     expires_at: datetime | None = None
+    unit_cost: int | None = None  # for inbound value (a PO receipt's price); else the moving average
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ async def apply_moves(
     rows = await _lock_balances(conn, set(bucket.values()))
     arrivals: dict[tuple[str, str], int] = defaultdict(int)
     applied: list[dict[str, Any]] = []
+    postings: list[Posting] = []
+    events: set[str] = set()
     for m in moves:
         if real(m.from_location):
             bid = bucket[(m.sku, m.from_location, m.from_status, m.lot)]
@@ -259,11 +264,41 @@ async def apply_moves(
         )  # fmt: skip
         applied.append({"sku": m.sku, "lot": m.lot, "qty": m.qty, "from": [m.from_location, m.from_status],
                         "to": [m.to_location, m.to_status]})  # fmt: skip
+        event, lines = await _value_move(conn, m, real(m.from_location), real(m.to_location), reason)
+        if event:
+            events.add(event)
+        postings += lines
     for (sku, location), qty in sorted(arrivals.items()):
         await announce_sellable_increase(conn, sku, location, qty, reason, ref)
     del rows
+    await post(conn, key, events.pop() if len(events) == 1 else kind, postings, ref=ref, memo=reason)
     await refresh_availability(conn, skus)
     return await _finish(conn, OperationResult(key=key, kind=kind, data={"moves": applied}))
+
+
+async def _value_move(
+    conn: AsyncConnection, m: Move, real_from: bool, real_to: bool, reason: str
+) -> tuple[str | None, list[Posting]]:
+    """Carry the move's value between valuation rows and say how the ledger sees it."""
+    from_acc = ACCOUNT_OF_STATUS.get(m.from_status) if real_from else None
+    to_acc = ACCOUNT_OF_STATUS.get(m.to_status) if real_to else None
+    if from_acc is None and to_acc is None:
+        return None, []
+    if from_acc is not None and (from_acc, m.from_location) == (to_acc, m.to_location):
+        return None, []  # e.g. sellable -> quarantine: same account, same place
+    if from_acc is not None:
+        value = await value_out(conn, m.sku, m.from_location, from_acc, m.qty)
+    else:
+        value = m.qty * (m.unit_cost if m.unit_cost is not None else await average_cost(conn, m.sku))
+    if to_acc is not None:
+        await value_in(conn, m.sku, m.to_location, to_acc, m.qty, value)
+    event = move_event(from_acc, to_acc, m.from_location, m.to_location, reason)
+    if event is None:
+        return None, []
+    place = {from_acc: m.from_location, to_acc: m.to_location}
+    lines = lines_for(event, {"value": value, "cost": value}, from_account=from_acc, to_account=to_acc)
+    real_place = m.to_location if real_to else m.from_location
+    return event, [Posting.of(ln, location=place.get(ln.account, real_place), sku=m.sku) for ln in lines]
 
 
 async def announce_sellable_increase(
@@ -550,10 +585,12 @@ async def _settle(
     for r, n in takes:
         await conn.execute(text(bump), {"n": n, "id": r.id})
         by_channel[r.channel].append((int(r.balance_id), r.sku, r.location, -n))
-        settled.append({"line": r.line, "sku": r.sku, "location": r.location, "lot": r.lot, "qty": n})
+        settled.append({"line": r.line, "sku": r.sku, "location": r.location, "lot": r.lot, "qty": n,
+                        "channel": r.channel})  # fmt: skip
     for channel, deltas in sorted(by_channel.items()):
         await _apply_reserved_delta(conn, channel, deltas)
     if consume:
+        shipment: list[Posting] = []
         for s in settled:
             await conn.execute(
                 text("UPDATE stock_balance SET qty = qty - :n WHERE sku = :s AND location = :l AND status = 'sellable'"
@@ -568,6 +605,12 @@ async def _settle(
                 ),
                 {"k": key, "s": s["sku"], "lot": s["lot"], "l": s["location"], "n": s["qty"], "ref": ref},
             )
+            cost = await value_out(conn, s["sku"], s["location"], ACCOUNT_OF_STATUS["sellable"], s["qty"])
+            shipment += [
+                Posting.of(ln, location=s["location"], sku=s["sku"], channel=s["channel"])
+                for ln in lines_for("shipment", {"cost": cost}, from_account=ACCOUNT_OF_STATUS["sellable"])
+            ]
+        await post(conn, key, "shipment", shipment, ref=ref)
     await refresh_availability(conn, skus)
     return await _finish(conn, OperationResult(key=key, kind=kind, data={"lines": settled}))
 

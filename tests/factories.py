@@ -112,6 +112,9 @@ async def atp(engine: AsyncEngine, channel: str, sku: str) -> int:
 
 
 async def assert_inventory_clean(engine: AsyncEngine) -> None:
+    """Zero drift: balances equal their moves, and the books agree with the stock."""
+    from models import finance
+
     async with engine.connect() as conn:
-        findings = await stock.check(conn)
+        findings = await stock.check(conn) + await finance.check(conn)
     assert findings == [], findings
