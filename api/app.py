@@ -14,7 +14,17 @@ from temporalio.client import Client
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import RequestContextMiddleware
-from api.routes import availability, catalog, cycle_counts, exceptions, health, inventory, keys, transfers
+from api.routes import (
+    availability,
+    catalog,
+    cycle_counts,
+    exceptions,
+    health,
+    inventory,
+    keys,
+    ledger,
+    transfers,
+)
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -74,6 +84,6 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(keys.router)
-    for module in (catalog, inventory, availability, transfers, cycle_counts, exceptions):
+    for module in (catalog, inventory, availability, transfers, cycle_counts, exceptions, ledger):
         app.include_router(module.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(keys_app, name="keys")
 inventory_app = typer.Typer(no_args_is_help=True, help="Inventory operations.")
 app.add_typer(inventory_app, name="inventory")
+ledger_app = typer.Typer(no_args_is_help=True, help="Ledger operations.")
+app.add_typer(ledger_app, name="ledger")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -111,12 +113,9 @@ def keys_create(
     typer.echo(secret)
 
 
-@inventory_app.command("check")
-def inventory_check() -> None:
-    """Verify every balance equals the sum of its moves (and reservations agree); exit 1 on drift."""
+def _run_check(name: str, check: Any) -> None:
     import asyncio
 
-    from models.stock import check
     from runtime.db import make_async_engine
 
     settings = Settings()
@@ -127,15 +126,32 @@ def inventory_check() -> None:
         engine = make_async_engine(settings.database_url or "", pool_size=1)
         try:
             async with engine.connect() as conn:
-                return await check(conn)
+                return list(await check(conn))
         finally:
             await engine.dispose()
 
     findings = asyncio.run(run())
     for finding in findings:
         typer.echo(finding)
-    typer.echo(f"inventory check: {len(findings)} findings (drift {'found' if findings else 'zero'})")
+    typer.echo(f"{name} check: {len(findings)} findings")
     raise typer.Exit(1 if findings else 0)
+
+
+@inventory_app.command("check")
+def inventory_check() -> None:
+    """Verify every balance equals the sum of its moves (and reservations agree); exit 1 on drift."""
+    from models.stock import check
+
+    _run_check("inventory", check)
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Verify every entry balances, the trial balance balances, inventory accounts equal the
+    valuation, and no payment refunded more than it captured; exit 1 on any finding."""
+    from models.finance import check
+
+    _run_check("ledger", check)
 
 
 def _fail(exc: StartupError) -> None:
