@@ -1,0 +1,184 @@
+"""Shared pieces of the benchmarks: a throw-away durable Postgres, closed-loop clients on
+their own connections, latency percentiles, and a per-statement profiler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import platform
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from runtime.embedded_pg import EmbeddedPostgres
+from runtime.migrate import upgrade
+from runtime.ports import free_port
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def durable_postgres() -> Iterator[EmbeddedPostgres]:
+    """A migrated embedded Postgres that keeps every commit (fsync on), in a temp dir."""
+    with tempfile.TemporaryDirectory(prefix="omniflow-bench-") as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "data", free_port(), database="bench", durable=True)
+        pg.start()
+        try:
+            upgrade(pg.url)
+            yield pg
+        finally:
+            pg.stop()
+
+
+def server_settings(url: str, names: tuple[str, ...]) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}  # type: ignore[index]
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return math.nan
+    k = (len(sorted_values) - 1) * p
+    lo, hi = math.floor(k), math.ceil(k)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+@dataclass
+class Run:
+    """One closed-loop measurement: C clients, each on its own connection, for a while."""
+
+    clients: int
+    seconds: float = 0.0
+    done: int = 0
+    failed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def merge(self, other: Run) -> Run:
+        return Run(
+            self.clients,
+            self.seconds + other.seconds,
+            self.done + other.done,
+            self.failed + other.failed,
+            self.latencies_ms + other.latencies_ms,
+        )
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(sorted(self.latencies_ms), q)
+
+
+Call = Callable[[AsyncConnection, int, int], Awaitable[bool]]  # (conn, client, n) -> succeeded
+
+
+async def closed_loop(
+    engine: AsyncEngine, clients: int, seconds: float, call: Call, *, warmup: int = 6
+) -> Run:
+    """Every client holds its own connection, runs `warmup` untimed calls (statements get
+    prepared), waits for all the others, then calls in a loop, one transaction per call,
+    until the deadline. Throughput counts the calls that finished inside the window."""
+    ready = 0
+    all_ready, go = asyncio.Event(), asyncio.Event()
+    run = Run(clients)
+    window: dict[str, float] = {}
+
+    async def client(i: int) -> None:
+        nonlocal ready
+        async with engine.connect() as conn:
+            for n in range(warmup):
+                async with conn.begin():
+                    await call(conn, i, -1 - n)
+            ready += 1
+            if ready == clients:
+                all_ready.set()
+            await go.wait()
+            n = 0
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= window["end"]:
+                    return
+                async with conn.begin():
+                    ok = await call(conn, i, n)
+                t1 = time.perf_counter()
+                n += 1
+                if t1 <= window["end"]:
+                    run.latencies_ms.append((t1 - t0) * 1000)
+                    if ok:
+                        run.done += 1
+                    else:
+                        run.failed += 1
+
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    await asyncio.wait_for(all_ready.wait(), 120)
+    window["start"] = time.perf_counter()
+    window["end"] = window["start"] + seconds
+    go.set()
+    await asyncio.gather(*tasks)
+    run.seconds = seconds
+    return run
+
+
+class StatementProfile:
+    """Counts and times every statement the engine sends (driver round trip included),
+    keyed by the statement's first words."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.count: dict[str, int] = defaultdict(int)
+        self.ms: dict[str, float] = defaultdict(float)
+        self.log: list[tuple[str, float, float]] = []  # (label, start, end)
+        self._start: dict[int, float] = {}
+
+    @staticmethod
+    def label(statement: str) -> str:
+        words = " ".join(statement.split())
+        return words[:72]
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._start[id(cursor)] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        end = time.perf_counter()
+        start = self._start.pop(id(cursor), end)
+        label = self.label(statement)
+        self.count[label] += 1
+        self.ms[label] += (end - start) * 1000
+        self.log.append((label, start, end))
+
+    def __enter__(self) -> StatementProfile:
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._before)
+        event.listen(self.engine.sync_engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine.sync_engine, "before_cursor_execute", self._before)
+        event.remove(self.engine.sync_engine, "after_cursor_execute", self._after)
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / name
+    path.write_text(
+        json.dumps(
+            payload, indent=2, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
+        )
+    )
+    return path
