@@ -113,8 +113,8 @@ async def load_snapshot(
     channel_locations: dict[str, list[str]] = defaultdict(list)
     for channel, location in await conn.execute(
         text(
-            "SELECT c.code, cl.location FROM channel c LEFT JOIN channel_location cl ON cl.channel = c.code "
-            "LEFT JOIN location l ON l.code = cl.location AND l.can_ship ORDER BY c.code, cl.location"
+            "SELECT c.code, l.code FROM channel c LEFT JOIN (channel_location cl JOIN location l "
+            "ON l.code = cl.location AND l.can_ship) ON cl.channel = c.code ORDER BY c.code, l.code"
         )
     ):
         channel_locations.setdefault(channel, [])
@@ -127,11 +127,19 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     """Serialize availability changes per SKU (and per kit containing it). Must run before the
     transaction's first write: see the module docstring. Returns the locked set."""
     locked = set(skus) | await kits_containing(conn, skus)
-    for code in sorted(locked):
-        await conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended('sku:' || :c, 0))"), {"c": code}
-        )
+    await lock_sku_set(conn, locked)
     return locked
+
+
+async def lock_sku_set(conn: AsyncConnection, codes: Iterable[str]) -> None:
+    """Take the advisory locks of exactly these SKUs, in sorted order, in one statement."""
+    await conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0))) FROM "
+            "(SELECT c FROM unnest(CAST(:c AS text[])) AS c ORDER BY c) AS sorted_codes"
+        ),
+        {"c": sorted(set(codes))},
+    )
 
 
 async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> int:

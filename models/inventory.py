@@ -98,6 +98,7 @@ class Reservation(SQLModel, table=True):
                         name="ck_reservation_qty"),
         Index("ix_reservation_ref", "ref"),
         Index("ix_reservation_active", "sku", "location", postgresql_where="consumed + released < qty"),
+        CheckConstraint("per_unit > 0", name="ck_reservation_per_unit"),
     )  # fmt: skip
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     key: str = Field(max_length=200)  # the reserving operation's business key
@@ -110,6 +111,7 @@ class Reservation(SQLModel, table=True):
     qty: int
     consumed: int = 0
     released: int = 0
+    per_unit: int = 1  # component units per kit unit when this row serves a kit line
     created_at: datetime = created_at_field()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.atp import check_lines
+from domain.atp import LocationStock, Shortage, check_lines
 from domain.errors import (
     InsufficientStock,
     InvalidStockChange,
@@ -34,7 +34,7 @@ from domain.errors import (
 )
 from domain.lots import LotStock, allocate_fefo, is_expired
 from domain.posting import ACCOUNT_OF_STATUS, lines_for, move_event
-from models.availability import load_snapshot, lock_skus, refresh_availability
+from models.availability import AvailabilitySnapshot, lock_sku_set, lock_skus, refresh_availability
 from models.finance import Posting, average_cost, post, value_in, value_out
 from models.inventory import STATUSES
 
@@ -345,95 +345,259 @@ async def _expand_kits(conn: AsyncConnection, lines: list[ReserveLine]) -> list[
     return out
 
 
+_RESERVE_CONTEXT = text(
+    """
+    WITH lines AS (SELECT unnest(CAST(:skus AS text[])) AS sku),
+    comps AS (
+        SELECT DISTINCT coalesce(c.component_sku, s.code) AS sku FROM sku s
+        LEFT JOIN sku_component c ON c.kit_sku = s.code WHERE s.code IN (SELECT sku FROM lines)
+    ),
+    kits AS (SELECT DISTINCT kit_sku AS sku FROM sku_component WHERE component_sku IN (SELECT sku FROM comps)),
+    needed AS (
+        SELECT sku FROM comps UNION SELECT sku FROM kits
+        UNION SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT sku FROM kits)
+    )
+    SELECT json_build_object(
+        'op', (SELECT json_build_object('kind', kind, 'hash', request_hash, 'result', result)
+               FROM stock_operation WHERE key = :key),
+        'skus', (SELECT coalesce(json_agg(json_build_object('code', code, 'kind', kind)), '[]')
+                 FROM sku WHERE code IN (SELECT sku FROM lines)),
+        'recipes', (SELECT coalesce(json_agg(json_build_object('kit', kit_sku, 'c', component_sku, 'q', qty)), '[]')
+                    FROM sku_component WHERE kit_sku IN (SELECT sku FROM lines UNION SELECT sku FROM kits)),
+        'kits', (SELECT coalesce(json_agg(sku), '[]') FROM kits),
+        'needed', (SELECT coalesce(json_agg(sku), '[]') FROM needed),
+        'channel', (SELECT code FROM channel WHERE code = :ch),
+        'channels', (SELECT coalesce(json_agg(json_build_object('ch', c.code, 'loc', l.code)), '[]') FROM channel c
+                     LEFT JOIN (channel_location cl JOIN location l ON l.code = cl.location AND l.can_ship)
+                     ON cl.channel = c.code),
+        'fences', (SELECT coalesce(json_agg(json_build_object('ch', channel, 's', sku, 'l', location, 'q', qty)), '[]')
+                   FROM channel_ringfence WHERE sku IN (SELECT sku FROM needed) AND qty > 0),
+        'safety', (SELECT coalesce(json_agg(json_build_object('ch', channel, 's', sku, 'q', safety_stock)), '[]')
+                   FROM channel_policy WHERE sku IN (SELECT sku FROM needed))
+    )
+    """
+)
+
+_RESERVE_STATE = text(
+    """
+    WITH op AS (
+        INSERT INTO stock_operation (key, kind, ref, request_hash) VALUES (:key, 'reserve', :ref, :hash)
+        ON CONFLICT (key) DO NOTHING RETURNING key
+    ),
+    bal AS (
+        SELECT id, sku, location, lot, expires_at, qty, reserved FROM stock_balance
+        WHERE status = 'sellable' AND (sku, location) IN (SELECT * FROM unnest(CAST(:ps AS text[]), CAST(:pl AS text[])))
+        ORDER BY id FOR UPDATE
+    )
+    SELECT (SELECT count(*) FROM op) AS claimed,
+        (SELECT coalesce(json_agg(bal ORDER BY id), '[]') FROM bal) AS rows,
+        (SELECT coalesce(json_agg(t), '[]') FROM (
+            SELECT sku, location, sum(qty) AS q, sum(reserved) AS r FROM stock_balance
+            WHERE sku = ANY(:needed) AND status = 'sellable' AND (expires_at IS NULL OR expires_at > now())
+            GROUP BY sku, location) t) AS stock,
+        (SELECT coalesce(json_agg(json_build_object('s', sku, 'l', location, 'ch', channel, 'q', qty)), '[]')
+         FROM channel_reserved WHERE sku = ANY(:needed) AND qty > 0) AS by_channel
+    """
+)
+
+_RESERVE_WRITE = text(
+    """
+    WITH b AS (
+        UPDATE stock_balance s SET reserved = s.reserved + d.q
+        FROM unnest(CAST(:bid AS bigint[]), CAST(:bq AS int[])) AS d(id, q) WHERE s.id = d.id RETURNING 1
+    ),
+    r AS (
+        INSERT INTO reservation (key, line, ref, channel, sku, location, lot, qty, per_unit)
+        SELECT :key, line, :ref, :ch, s, l, lot, q, pu FROM unnest(CAST(:rline AS text[]), CAST(:rs AS text[]),
+            CAST(:rl AS text[]), CAST(:rlot AS text[]), CAST(:rq AS int[]), CAST(:rpu AS int[])) AS t(line, s, l, lot, q, pu)
+        RETURNING 1
+    ),
+    cr AS (
+        INSERT INTO channel_reserved (sku, location, channel, qty)
+        SELECT s, l, :ch, q FROM unnest(CAST(:cs AS text[]), CAST(:cl AS text[]), CAST(:cq AS int[])) AS d(s, l, q)
+        ON CONFLICT (sku, location, channel) DO UPDATE SET qty = channel_reserved.qty + EXCLUDED.qty RETURNING 1
+    ),
+    ca AS (
+        INSERT INTO channel_availability (channel, sku, available, updated_at)
+        SELECT ch, s, a, now() FROM unnest(CAST(:ach AS text[]), CAST(:as AS text[]), CAST(:aa AS int[])) AS t(ch, s, a)
+        ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available, updated_at = now()
+            WHERE channel_availability.available <> EXCLUDED.available
+        RETURNING channel, sku, available, (xmax = 0) AS first_seen
+    ),
+    ev AS (
+        INSERT INTO availability_event (channel, sku, available)
+        SELECT channel, sku, available FROM ca WHERE NOT (first_seen AND available = 0) RETURNING 1
+    ),
+    done AS (UPDATE stock_operation SET result = CAST(:result AS jsonb) WHERE key = :key RETURNING 1)
+    SELECT (SELECT count(*) FROM b) AS balances, (SELECT count(*) FROM ev) AS events
+    """
+)
+
+
+def _snapshot(ctx: dict[str, Any], stock_rows: list[dict[str, Any]], by_channel_rows: list[dict[str, Any]],
+              targets: set[str]) -> AvailabilitySnapshot:  # fmt: skip
+    fences: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for f in ctx["fences"]:
+        fences[(f["s"], f["l"])][f["ch"]] = int(f["q"])
+    taken: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for c in by_channel_rows:
+        taken[(c["s"], c["l"])][c["ch"]] = int(c["q"])
+    stock_map = {
+        (r["sku"], r["location"]): LocationStock(int(r["q"]), int(r["r"]), fences.get((r["sku"], r["location"]), {}),
+                                                 taken.get((r["sku"], r["location"]), {}))
+        for r in stock_rows
+    }  # fmt: skip
+    for key in fences.keys() - stock_map.keys():
+        stock_map[key] = LocationStock(0, 0, fences[key], taken.get(key, {}))
+    channel_locations: dict[str, list[str]] = {}
+    for c in ctx["channels"]:
+        channel_locations.setdefault(c["ch"], [])
+        if c["loc"] is not None:
+            channel_locations[c["ch"]].append(c["loc"])
+    recipes: dict[str, dict[str, int]] = defaultdict(dict)
+    for rcp in ctx["recipes"]:
+        recipes[rcp["kit"]][rcp["c"]] = int(rcp["q"])
+    return AvailabilitySnapshot(
+        stock=stock_map,
+        channel_locations={ch: sorted(locs) for ch, locs in channel_locations.items()},
+        safety={(s["ch"], s["s"]): int(s["q"]) for s in ctx["safety"]},
+        recipes={k: v for k, v in recipes.items() if k in targets},
+        targets=targets,
+    )
+
+
+def _after(snapshot: AvailabilitySnapshot, channel: str, made: list[dict[str, Any]]) -> AvailabilitySnapshot:
+    """The snapshot once `made` is reserved for `channel` (no second read under the lock)."""
+    stock_map = dict(snapshot.stock)
+    for m in made:
+        key = (m["sku"], m["location"])
+        cur = stock_map.get(key, LocationStock(0, 0))
+        by_channel = dict(cur.reserved_by_channel)
+        by_channel[channel] = by_channel.get(channel, 0) + m["qty"]
+        stock_map[key] = LocationStock(cur.on_hand, cur.reserved + m["qty"], cur.fences, by_channel)
+    return AvailabilitySnapshot(stock_map, snapshot.channel_locations, snapshot.safety, snapshot.recipes,
+                                snapshot.targets)  # fmt: skip
+
+
 async def reserve(
     conn: AsyncConnection, key: str, channel: str, lines: list[ReserveLine], *, ref: str = ""
 ) -> OperationResult:
     """Reserve every line at its location for `channel`, or nothing (ReservationShortage).
-    Kits reserve every component at the kit line's location. Lot-tracked SKUs take unexpired
-    lots first-expiry-first-out. Idempotent by `key`."""
-    expanded = await _expand_kits(conn, lines)
-    skus = {ln.sku for ln in expanded}
-    await lock_skus(conn, skus)
+    Kits reserve every component at the kit line's location, and respect the kit's own
+    safety stock. Lot-tracked SKUs take unexpired lots first-expiry-first-out. Idempotent
+    by `key`. Three statements run under the SKU locks: lock, claim-and-read, write."""
     payload = {"channel": channel, "lines": [asdict(ln) for ln in lines], "ref": ref}
-    done = await _begin(conn, key, "reserve", ref, payload)
-    if done is not None:
-        return done
-    channel_row = (
-        await conn.execute(text("SELECT code FROM channel WHERE code = :c"), {"c": channel})
-    ).first()
-    if channel_row is None:
+    digest = _fingerprint(payload)
+    params = {"skus": sorted({ln.sku for ln in lines}), "key": key, "ch": channel}
+    ctx: dict[str, Any] = (await conn.execute(_RESERVE_CONTEXT, params)).scalar_one()
+    if ctx["op"] is not None:
+        return _replayed(key, "reserve", digest, ctx["op"])
+    kinds = {s["code"]: s["kind"] for s in ctx["skus"]}
+    for ln in lines:
+        if ln.sku not in kinds:
+            raise UnknownReference("SKU", ln.sku)
+        if ln.qty <= 0:
+            raise InvalidStockChange(f"line {ln.line}: quantity must be positive")
+    if ctx["channel"] is None:
         raise UnknownReference("channel", channel)
-    allowed = set(
-        (
-            await conn.execute(
-                text("SELECT location FROM channel_location WHERE channel = :c"), {"c": channel}
-            )
-        ).scalars()
-    )
-    for ln in expanded:
+    recipes: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for rcp in sorted(ctx["recipes"], key=lambda r: (r["kit"], r["c"])):
+        recipes[rcp["kit"]].append((rcp["c"], int(rcp["q"])))
+    expanded: list[tuple[ReserveLine, int]] = []  # (component line, units per kit unit)
+    for ln in lines:
+        if kinds[ln.sku] == "kit":
+            expanded += [
+                (ReserveLine(f"{ln.line}/{c}", c, ln.location, ln.qty * q), q) for c, q in recipes[ln.sku]
+            ]
+        else:
+            expanded.append((ln, 1))
+    allowed = {c["loc"] for c in ctx["channels"] if c["ch"] == channel}
+    for ln, _ in expanded:
         if ln.location not in allowed:
             raise InvalidStockChange(f"channel {channel} does not fulfil from {ln.location}")
-    pairs = sorted({(ln.sku, ln.location) for ln in expanded})
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT id, sku, location, lot, expires_at, qty, reserved FROM stock_balance "
-                "WHERE status = 'sellable' AND (sku, location) IN (SELECT * FROM unnest(CAST(:s AS text[]), "
-                "CAST(:l AS text[]))) ORDER BY id FOR UPDATE"
-            ),
-            {"s": [p[0] for p in pairs], "l": [p[1] for p in pairs]},
-        )
-    ).all()
-    snapshot = await load_snapshot(conn, skus, with_kits=False)
+    skus = {ln.sku for ln, _ in expanded}
+    await lock_sku_set(conn, skus | set(ctx["kits"]))
+    pairs = sorted({(ln.sku, ln.location) for ln, _ in expanded})
+    state = (await conn.execute(_RESERVE_STATE, {
+        "key": key, "ref": ref, "hash": digest, "ps": [p[0] for p in pairs], "pl": [p[1] for p in pairs],
+        "needed": list(ctx["needed"]),
+    })).one()  # fmt: skip
+    if not state.claimed:  # the same key committed while we waited for the lock
+        return await _replay_committed(conn, key, "reserve", digest)
+    targets = skus | set(ctx["kits"])
+    before = _snapshot(ctx, state.stock, state.by_channel, targets)
     shortages = check_lines(
-        [(ln.line, ln.sku, ln.location, ln.qty) for ln in expanded],
-        {p: snapshot.location_atp(channel, *p) for p in pairs},
-        {sku: snapshot.simple_atp(channel, sku) for sku in skus},
+        [(ln.line, ln.sku, ln.location, ln.qty) for ln, _ in expanded],
+        {p: before.location_atp(channel, *p) for p in pairs},
+        {sku: before.simple_atp(channel, sku) for sku in skus},
     )
+    kit_asks: dict[str, int] = defaultdict(int)
+    for ln in lines:
+        if kinds[ln.sku] == "kit":
+            kit_asks[ln.sku] += ln.qty
+    for kit, qty in sorted(kit_asks.items()):
+        have = before.atp(channel, kit)
+        if qty > have:
+            shortages.append(Shortage(line=next(ln.line for ln in lines if ln.sku == kit), sku=kit,
+                                      location=next(ln.location for ln in lines if ln.sku == kit),
+                                      requested=qty, atp=have))  # fmt: skip
     if shortages:
         raise ReservationShortage(shortages)
 
     now = datetime.now(UTC)
-    by_pair: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for r in rows:
-        by_pair[(r.sku, r.location)].append(r)
-    left = {r.id: int(r.qty - r.reserved) for r in rows}
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in state.rows:
+        by_pair[(r["sku"], r["location"])].append(r)
+    left = {r["id"]: int(r["qty"]) - int(r["reserved"]) for r in state.rows}
     made: list[dict[str, Any]] = []
-    for ln in expanded:
+    for ln, per_unit in expanded:
         candidates = by_pair[(ln.sku, ln.location)]
-        lot_rows = {r.lot: r for r in candidates}
-        plan = allocate_fefo(
-            [
-                LotStock(r.lot, r.expires_at, left[r.id])
-                for r in candidates
-                if not is_expired(r.expires_at, now)
-            ],
-            ln.qty,
-            now,
-        )
-        for lot, qty in plan:
-            left[lot_rows[lot].id] -= qty
+        lot_rows = {r["lot"]: r for r in candidates}
+        lots = [LotStock(r["lot"], _parse_ts(r["expires_at"]), left[r["id"]]) for r in candidates]
+        for lot, qty in allocate_fefo(
+            [lot for lot in lots if not is_expired(lot.expires_at, now)], ln.qty, now
+        ):
+            left[lot_rows[lot]["id"]] -= qty
             made.append({"line": ln.line, "sku": ln.sku, "location": ln.location, "lot": lot, "qty": qty,
-                         "balance_id": lot_rows[lot].id})  # fmt: skip
-    await _apply_reserved_delta(
-        conn, channel, [(m["balance_id"], m["sku"], m["location"], m["qty"]) for m in made]
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO reservation (key, line, ref, channel, sku, location, lot, qty) SELECT :k, line, ref, :ch, s, l, lot, q"
-            " FROM unnest(CAST(:line AS text[]), CAST(:ref AS text[]), CAST(:s AS text[]), CAST(:l AS text[]),"
-            " CAST(:lot AS text[]), CAST(:q AS int[])) AS t(line, ref, s, l, lot, q)"
-        ),
-        {"k": key, "ch": channel, "line": [m["line"] for m in made], "ref": [ref] * len(made),
-         "s": [m["sku"] for m in made], "l": [m["location"] for m in made], "lot": [m["lot"] for m in made],
-         "q": [m["qty"] for m in made]},
-    )  # fmt: skip
-    await refresh_availability(conn, skus)
+                         "per_unit": per_unit, "balance_id": lot_rows[lot]["id"]})  # fmt: skip
+    after = _after(before, channel, made)
+    values = sorted(after.all_atp().items())
+    per_balance: dict[int, int] = defaultdict(int)
+    per_pair: dict[tuple[str, str], int] = defaultdict(int)
     for m in made:
-        del m["balance_id"]
-    return await _finish(
-        conn, OperationResult(key=key, kind="reserve", data={"channel": channel, "reservations": made})
-    )
+        per_balance[m["balance_id"]] += m["qty"]
+        per_pair[(m["sku"], m["location"])] += m["qty"]
+    result = {"channel": channel, "reservations": [
+        {k: v for k, v in m.items() if k not in ("balance_id", "per_unit")} for m in made]}  # fmt: skip
+    await conn.execute(_RESERVE_WRITE, {
+        "key": key, "ref": ref, "ch": channel,
+        "bid": list(per_balance), "bq": list(per_balance.values()),
+        "rline": [m["line"] for m in made], "rs": [m["sku"] for m in made], "rl": [m["location"] for m in made],
+        "rlot": [m["lot"] for m in made], "rq": [m["qty"] for m in made], "rpu": [m["per_unit"] for m in made],
+        "cs": [p[0] for p in per_pair], "cl": [p[1] for p in per_pair], "cq": list(per_pair.values()),
+        "ach": [k[0] for k, _ in values], "as": [k[1] for k, _ in values], "aa": [v for _, v in values],
+        "result": json.dumps(result),
+    })  # fmt: skip
+    return OperationResult(key=key, kind="reserve", data=result)
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _replayed(key: str, kind: str, digest: str, op: dict[str, Any]) -> OperationResult:
+    if op["hash"] != digest or op["kind"] != kind:
+        raise OperationConflict(key)
+    return OperationResult(key=key, kind=kind, replayed=True, data=dict(op["result"] or {}))
+
+
+async def _replay_committed(conn: AsyncConnection, key: str, kind: str, digest: str) -> OperationResult:
+    row = (
+        await conn.execute(
+            text("SELECT kind, request_hash AS hash, result FROM stock_operation WHERE key = :k"), {"k": key}
+        )
+    ).one()
+    return _replayed(key, kind, digest, dict(row._mapping))
 
 
 async def _apply_reserved_delta(
@@ -489,7 +653,8 @@ async def _active_reservations(
     rows = (
         await conn.execute(
             text(
-                "SELECT r.id, r.line, r.channel, r.sku, r.location, r.lot, r.qty - r.consumed - r.released AS active,"
+                "SELECT r.id, r.line, r.channel, r.sku, r.location, r.lot, r.per_unit,"
+                " r.qty - r.consumed - r.released AS active,"
                 " b.id AS balance_id FROM reservation r JOIN stock_balance b ON b.sku = r.sku AND"
                 " b.location = r.location AND b.status = 'sellable' AND b.lot = r.lot"
                 " WHERE r.key = :k AND r.consumed + r.released < r.qty ORDER BY r.id FOR UPDATE OF r"
@@ -502,22 +667,36 @@ async def _active_reservations(
     return [r for r in rows if r.line in lines or r.line.split("/")[0] in lines]
 
 
-def _take(rows: list[Any], lines: dict[str, int] | None) -> list[tuple[Any, int]]:
-    """How much of each active reservation row to release/consume (per line, in id order).
-    Kit component lines (`L1/TEE`) follow their kit line's quantity times the recipe."""
-    if lines is None:
-        return [(r, int(r.active)) for r in rows]
-    out: list[tuple[Any, int]] = []
-    budget = dict(lines)
+def _budgets(rows: list[Any], lines: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Units to settle per reservation line, and the units asked that match no line. A kit
+    line (`1`) settles its component lines (`1/TEE`) at qty × units per kit."""
+    budget: dict[str, int] = {}
+    matched: set[str] = set()
     for r in rows:
-        want = budget.get(r.line)
-        if want is None:
-            continue
+        if r.line in lines:
+            budget[r.line] = lines[r.line]
+            matched.add(r.line)
+        elif "/" in r.line and r.line.split("/")[0] in lines:
+            kit_line = r.line.split("/")[0]
+            budget[r.line] = lines[kit_line] * int(r.per_unit)
+            matched.add(kit_line)
+    return budget, sum(q for line, q in lines.items() if line not in matched)
+
+
+def _take(rows: list[Any], lines: dict[str, int] | None) -> tuple[list[tuple[Any, int]], int]:
+    """How much of each active reservation row to release/consume (per line, in id order),
+    and how many asked units could not be found."""
+    if lines is None:
+        return [(r, int(r.active)) for r in rows], 0
+    budget, unmatched = _budgets(rows, lines)
+    out: list[tuple[Any, int]] = []
+    for r in rows:
+        want = budget.get(r.line, 0)
         n = min(want, int(r.active))
         if n > 0:
             out.append((r, n))
             budget[r.line] = want - n
-    return out
+    return out, unmatched + sum(budget.values())
 
 
 async def release(
@@ -555,25 +734,28 @@ async def _settle(
     consume: bool,
 ) -> OperationResult:
     kind = "consume" if consume else "release"
-    preview = (
-        await conn.execute(
-            text("SELECT DISTINCT sku FROM reservation WHERE key = :k"), {"k": reservation_key}
-        )
-    ).scalars()
-    skus = set(preview)
+
+    async def reserved_skus() -> set[str]:
+        query = text("SELECT DISTINCT sku FROM reservation WHERE key = :k")
+        return set((await conn.execute(query, {"k": reservation_key})).scalars())
+
+    skus = await reserved_skus()
     await lock_skus(conn, skus)
+    # The reservation may have committed while we waited (or just before we looked): lock
+    # whatever it holds now too, still before our first write.
+    late = await reserved_skus() - skus
+    if late:
+        skus |= await lock_skus(conn, late)
     done = await _begin(conn, key, kind, ref, {"reservation": reservation_key, "lines": lines})
     if done is not None:
         return done
     rows = await _active_reservations(conn, reservation_key, lines)
-    takes = _take(rows, lines)
-    if lines is not None:
-        asked = sum(lines.values())
+    takes, missing = _take(rows, lines)
+    if missing:
         got = sum(n for _, n in takes)
-        if got < asked:
-            raise InvalidStockChange(
-                f"only {got} of {asked} units are still reserved under {reservation_key}"
-            )
+        raise InvalidStockChange(
+            f"only {got} of {got + missing} units are still reserved under {reservation_key}"
+        )
     await _lock_balances(conn, {int(r.balance_id) for r, _ in takes})
     bump = (
         "UPDATE reservation SET consumed = consumed + :n WHERE id = :id"

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.atp import (
     LocationStock,
+    Shortage,
     channel_atp,
     check_lines,
     kit_channel_atp,
@@ -470,6 +471,16 @@ class StockMachine(RuleBasedStateMachine):
             {p: snap.location_atp(channel, *p) for p in pairs},
             {ln.sku: snap.simple_atp(channel, ln.sku) for ln in expanded},
         )
+        kit_asks: dict[str, int] = {}
+        for ln in request:  # a kit also answers to its own ATP (its safety stock)
+            if ln.sku in RECIPES:
+                kit_asks[ln.sku] = kit_asks.get(ln.sku, 0) + ln.qty
+        for kit, qty in sorted(kit_asks.items()):
+            if qty > (have := snap.atp(channel, kit)):
+                first = next(ln for ln in request if ln.sku == kit)
+                shortages.append(
+                    Shortage(line=first.line, sku=kit, location=first.location, requested=qty, atp=have)
+                )
         if shortages:
             with pytest.raises(ReservationShortage) as err:
                 self.run(self._in_tx(op))
