@@ -600,51 +600,30 @@ async def _replay_committed(conn: AsyncConnection, key: str, kind: str, digest: 
     return _replayed(key, kind, digest, dict(row._mapping))
 
 
-async def _apply_reserved_delta(
-    conn: AsyncConnection, channel: str, deltas: list[tuple[int, str, str, int]]
-) -> None:
-    """deltas: (balance id, sku, location, +/-qty) for one channel."""
+async def _unreserve(conn: AsyncConnection, channel: str, deltas: list[tuple[int, str, str, int]]) -> None:
+    """Give back reserved units of one channel: deltas are (balance id, sku, location, qty)."""
     per_balance: dict[int, int] = defaultdict(int)
     per_pair: dict[tuple[str, str], int] = defaultdict(int)
     for bid, sku, location, qty in deltas:
         per_balance[bid] += qty
         per_pair[(sku, location)] += qty
     ids = sorted(per_balance)
-    await conn.execute(
-        text(
-            "UPDATE stock_balance b SET reserved = b.reserved + d.q FROM unnest(CAST(:ids AS bigint[]),"
-            " CAST(:qs AS int[])) AS d(id, q) WHERE b.id = d.id"
-        ),
-        {"ids": ids, "qs": [per_balance[i] for i in ids]},
-    )
     pairs = sorted(per_pair)
-    if all(per_pair[p] <= 0 for p in pairs):  # an upsert would check its negative candidate row
-        await conn.execute(
-            text(
-                "UPDATE channel_reserved c SET qty = c.qty + d.q FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]),"
-                " CAST(:q AS int[])) AS d(s, l, q) WHERE c.sku = d.s AND c.location = d.l AND c.channel = :ch"
-            ),
-            {
-                "ch": channel,
-                "s": [p[0] for p in pairs],
-                "l": [p[1] for p in pairs],
-                "q": [per_pair[p] for p in pairs],
-            },
-        )
-        return
     await conn.execute(
         text(
-            "INSERT INTO channel_reserved (sku, location, channel, qty) SELECT s, l, :ch, q FROM unnest("
-            "CAST(:s AS text[]), CAST(:l AS text[]), CAST(:q AS int[])) AS d(s, l, q) "
-            "ON CONFLICT (sku, location, channel) DO UPDATE SET qty = channel_reserved.qty + EXCLUDED.qty"
+            """
+            WITH b AS (
+                UPDATE stock_balance s SET reserved = s.reserved - d.q
+                FROM unnest(CAST(:ids AS bigint[]), CAST(:qs AS int[])) AS d(id, q) WHERE s.id = d.id RETURNING 1
+            )
+            UPDATE channel_reserved c SET qty = c.qty - d.q
+            FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]), CAST(:q AS int[])) AS d(s, l, q)
+            WHERE c.sku = d.s AND c.location = d.l AND c.channel = :ch
+            """
         ),
-        {
-            "ch": channel,
-            "s": [p[0] for p in pairs],
-            "l": [p[1] for p in pairs],
-            "q": [per_pair[p] for p in pairs],
-        },
-    )
+        {"ids": ids, "qs": [per_balance[i] for i in ids], "ch": channel, "s": [p[0] for p in pairs],
+         "l": [p[1] for p in pairs], "q": [per_pair[p] for p in pairs]},
+    )  # fmt: skip
 
 
 async def _active_reservations(
@@ -766,11 +745,11 @@ async def _settle(
     by_channel: dict[str, list[tuple[int, str, str, int]]] = defaultdict(list)
     for r, n in takes:
         await conn.execute(text(bump), {"n": n, "id": r.id})
-        by_channel[r.channel].append((int(r.balance_id), r.sku, r.location, -n))
+        by_channel[r.channel].append((int(r.balance_id), r.sku, r.location, n))
         settled.append({"line": r.line, "sku": r.sku, "location": r.location, "lot": r.lot, "qty": n,
                         "channel": r.channel})  # fmt: skip
     for channel, deltas in sorted(by_channel.items()):
-        await _apply_reserved_delta(conn, channel, deltas)
+        await _unreserve(conn, channel, deltas)
     if consume:
         shipment: list[Posting] = []
         for s in settled:

@@ -70,32 +70,12 @@ class TransferWorkflow:
 
     # -- people and warehouses ------------------------------------------------------------
 
-    @workflow.update
-    async def ship(self, req: ShipTransfer) -> TransferState:
+    async def _step(self, activity: str, *args: object) -> TransferState:
+        """Run one warehouse step; a business refusal fails the update, not the transfer."""
         self.busy = True
         try:
-            await workflow.execute_activity(
-                "ship_transfer", self.number, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
-                result_type=TransferState,
-            )  # fmt: skip
-        except ActivityError as err:
-            raise _refusal(err) from err
-        finally:
-            self.busy = False
-        self.status = "shipped"
-        self._publish()
-        return self.state()
-
-    @ship.validator
-    def _can_ship(self, req: ShipTransfer) -> None:
-        self._expect("requested")
-
-    @workflow.update
-    async def receive(self, req: ReceiveTransfer) -> TransferState:
-        self.busy = True
-        try:
-            result = await workflow.execute_activity(
-                "receive_transfer", args=[self.number, req], start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
+            result: TransferState = await workflow.execute_activity(
+                activity, args=list(args), start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
                 result_type=TransferState,
             )  # fmt: skip
         except ActivityError as err:
@@ -105,6 +85,18 @@ class TransferWorkflow:
         self.status = result.status
         self._publish()
         return self.state()
+
+    @workflow.update
+    async def ship(self, req: ShipTransfer) -> TransferState:
+        return await self._step("ship_transfer", self.number)
+
+    @ship.validator
+    def _can_ship(self, req: ShipTransfer) -> None:
+        self._expect("requested")
+
+    @workflow.update
+    async def receive(self, req: ReceiveTransfer) -> TransferState:
+        return await self._step("receive_transfer", self.number, req)
 
     @receive.validator
     def _can_receive(self, req: ReceiveTransfer) -> None:
