@@ -1,9 +1,95 @@
-"""Demo data for `make run`, loaded once through the public API as a client would."""
+"""Demo data for `make run`, loaded through the public API as a client would, once: every
+call is an idempotent create or carries an Idempotency-Key, so a second run changes nothing."""
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
+
+import httpx
+
+LOCATIONS = [
+    {"code": "DC-EAST", "name": "East DC (Newark)", "type": "dc", "lat": 40.73, "lon": -74.17, "ship_cost": 450, "priority": 1},
+    {"code": "DC-WEST", "name": "West DC (Ontario, CA)", "type": "dc", "lat": 34.06, "lon": -117.65, "ship_cost": 380, "priority": 2},
+    {"code": "STORE-SF", "name": "San Francisco store", "type": "store", "lat": 37.79, "lon": -122.41, "ship_cost": 900, "priority": 3},
+    {"code": "DROP-ACME", "name": "ACME furniture (drop-ship)", "type": "dropship", "ship_cost": 0, "priority": 9},
+]  # fmt: skip
+SKUS = [
+    {"code": "TEE-1", "name": "Organic tee", "unit_cost": 600, "price": 2500},
+    {"code": "HOODIE-1", "name": "Heavy hoodie", "unit_cost": 1800, "price": 6500},
+    {"code": "MUG-1", "name": "Stoneware mug", "unit_cost": 350, "price": 1600},
+    {"code": "BOOT-1", "name": "Leather boot", "unit_cost": 4000, "price": 14900, "returnable_days": 60},
+    {"code": "COFFEE-1", "name": "Single-origin coffee 250 g", "unit_cost": 500, "price": 1400, "tracking": "lot",
+     "returnable_days": 0},
+    {"code": "GIFT-SET-1", "name": "Tee + two mugs gift set", "kind": "kit", "price": 5200,
+     "components": [{"sku": "TEE-1", "qty": 1}, {"sku": "MUG-1", "qty": 2}]},
+    {"code": "SOFA-1", "name": "Three-seat sofa (drop-ship)", "unit_cost": 42000, "price": 99000},
+]  # fmt: skip
+CHANNELS = [
+    {"code": "web", "name": "Web shop", "type": "web", "locations": ["DC-EAST", "DC-WEST", "STORE-SF"],
+     "sourcing_rule": "nearest"},
+    {"code": "marketplace", "name": "Marketplace", "type": "marketplace", "locations": ["DC-EAST", "DC-WEST"],
+     "sourcing_rule": "cheapest"},
+    {"code": "b2b", "name": "Wholesale (EDI)", "type": "b2b", "locations": ["DC-EAST"], "sourcing_rule": "priority"},
+]  # fmt: skip
+POLICIES = [("marketplace", "TEE-1", {"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]}),
+            ("web", "BOOT-1", {"safety_stock": 1, "ringfence": []})]  # fmt: skip
+SUPPLIERS = [
+    {"code": "NORTHWIND", "name": "Northwind Apparel", "lead_time_days": 14,
+     "items": [{"sku": "TEE-1", "cost": 600, "moq": 50, "order_multiple": 25},
+               {"sku": "HOODIE-1", "cost": 1800, "moq": 20, "order_multiple": 10}]},
+    {"code": "KILN", "name": "Kiln & Co", "lead_time_days": 21,
+     "items": [{"sku": "MUG-1", "cost": 350, "moq": 48, "order_multiple": 24},
+               {"sku": "COFFEE-1", "cost": 500, "moq": 20, "order_multiple": 10}]},
+    {"code": "ACME", "name": "ACME Furniture", "lead_time_days": 10, "dropship": True,
+     "items": [{"sku": "SOFA-1", "cost": 42000}]},
+]  # fmt: skip
+STOCK = [  # sku, location, units, lot, expires
+    ("TEE-1", "DC-EAST", 40, "", None), ("TEE-1", "DC-WEST", 25, "", None), ("TEE-1", "STORE-SF", 6, "", None),
+    ("HOODIE-1", "DC-EAST", 12, "", None), ("HOODIE-1", "DC-WEST", 3, "", None),
+    ("MUG-1", "DC-EAST", 30, "", None), ("MUG-1", "DC-WEST", 10, "", None),
+    ("BOOT-1", "DC-WEST", 8, "", None),
+    ("COFFEE-1", "DC-EAST", 20, "L2611", "2027-03-01T00:00:00Z"), ("COFFEE-1", "DC-EAST", 15, "L2612", "2027-05-01T00:00:00Z"),
+]  # fmt: skip
+# A transfer that arrives one unit short, so the exception queue has something to show.
+TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
 
 
-def load_demo(api_url: str, admin_key: str, out: IO[str]) -> None:
-    return None
+def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client | None = None) -> None:
+    http = client or httpx.Client(base_url=api_url, timeout=30.0)
+    http.headers["Authorization"] = f"Bearer {admin_key}"
+
+    def call(
+        method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> httpx.Response:
+        r = http.request(method, path, json=body, headers={"Idempotency-Key": key} if key else None)
+        if r.status_code >= 400:
+            raise RuntimeError(f"demo data: {method} {path} answered {r.status_code}: {r.text[:300]}")
+        return r
+
+    created = 0
+    for path, items in (("/v1/locations", LOCATIONS), ("/v1/skus", SKUS), ("/v1/channels", CHANNELS),
+                        ("/v1/suppliers", SUPPLIERS)):  # fmt: skip
+        for item in items:
+            created += call("POST", path, item).status_code == 201
+    for channel, sku, policy in POLICIES:
+        call("PUT", f"/v1/channels/{channel}/policies/{sku}", policy)
+    for sku, location, qty, lot, expires in STOCK:
+        body: dict[str, Any] = {"sku": sku, "location": location, "status": "sellable", "delta": qty,
+                                "reason": "initial", "lot": lot}  # fmt: skip
+        if expires:
+            body["expires_at"] = expires
+        call("POST", "/v1/inventory/adjustments", body, key=f"demo-stock-{sku}-{location}-{lot}")
+    status = call("POST", "/v1/transfers", TRANSFER).json()["status"]
+    if status == "requested":  # each step only once, even if an earlier load stopped half-way
+        status = call("POST", f"/v1/transfers/{TRANSFER['number']}/ship", {"carrier": "demo"}).json()["status"]
+    if status == "shipped":
+        call("POST", f"/v1/transfers/{TRANSFER['number']}/receive", {"lines": [{"sku": "TEE-1", "qty_received": 3}]})
+    print(
+        f"demo: {len(LOCATIONS)} locations, {len(CHANNELS)} channels, {len(SKUS)} SKUs, {len(SUPPLIERS)} suppliers, "
+        f"{len(STOCK)} stock rows ({created} records new); transfer {TRANSFER['number']} waits in the "
+        "receipt_discrepancy queue",
+        file=out,
+        flush=True,
+    )
+    if client is None:
+        http.close()

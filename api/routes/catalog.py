@@ -1,5 +1,337 @@
+"""Master data: SKUs, locations, channels (with their policies) and suppliers.
+
+Creates are idempotent by code: the same body again answers 200 with the existing record,
+a different body 409. Changes that move a channel's ATP (a new channel, a policy) refresh
+the materialized availability and the change feed in the same transaction."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Sequence
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.auth import ANY, Role, guard
+from api.deps import EngineDep
+from api.pagination import PageDep, next_cursor
+from api.problems import Problem, not_found
+from api.schemas import Page
+from api.schemas_catalog import (
+    ChannelCreate,
+    ChannelRead,
+    LocationCreate,
+    LocationRead,
+    PolicyPut,
+    PolicyRead,
+    SkuCreate,
+    SkuRead,
+    SupplierCreate,
+    SupplierRead,
+)
+from models.availability import lock_skus, refresh_availability
+
+router = APIRouter(tags=["master data"])
+
+
+def _invalid(loc: Sequence[str | int], msg: str) -> Problem:
+    return Problem(422, msg, slug="validation-error", errors=[{"loc": list(loc), "msg": msg}])
+
+
+def _created_or_existing(created: bool, same: bool, what: str, body: Any) -> JSONResponse:
+    if not created and not same:
+        raise Problem(409, f"{what} already exists with other data", slug="conflict")
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+async def _codes(conn: AsyncConnection, table: str, codes: list[str], where: str = "true") -> dict[str, Any]:
+    rows = await conn.execute(text(f"SELECT * FROM {table} WHERE code = ANY(:c) AND {where}"), {"c": codes})  # noqa: S608
+    return {r.code: r for r in rows}
+
+
+# -- SKUs ------------------------------------------------------------------------------
+
+
+async def _sku(conn: AsyncConnection, code: str) -> SkuRead | None:
+    row = (await conn.execute(text("SELECT * FROM sku WHERE code = :c"), {"c": code})).first()
+    if row is None:
+        return None
+    comps = await conn.execute(
+        text("SELECT component_sku AS sku, qty FROM sku_component WHERE kit_sku = :c ORDER BY 1"), {"c": code}
+    )
+    return SkuRead(**row._mapping, components=[dict(c._mapping) for c in comps])
+
+
+@router.post("/v1/skus", status_code=201, response_model=SkuRead, **guard(Role.admin, idempotency="optional"))
+async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
+    """Create a SKU (a kit names its simple components)."""
+    async with engine.begin() as conn:
+        found = await _codes(conn, "sku", [c.sku for c in body.components])
+        for i, comp in enumerate(body.components):
+            if comp.sku not in found:
+                raise _invalid(["body", "components", i, "sku"], f"unknown SKU {comp.sku!r}")
+            if found[comp.sku].kind != "simple":
+                raise _invalid(
+                    ["body", "components", i, "sku"], f"{comp.sku} is a kit; kits are made of simple SKUs"
+                )
+        created = (await conn.execute(
+            text("INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days, release_at) "
+                 "VALUES (:code, :name, :kind, :unit_cost, :price, :currency, :tracking, :returnable_days, :release_at) "
+                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
+            body.model_dump(exclude={"components"}))).first() is not None  # fmt: skip
+        if created:
+            for comp in body.components:
+                await conn.execute(
+                    text("INSERT INTO sku_component (kit_sku, component_sku, qty) VALUES (:k, :c, :q)"),
+                    {"k": body.code, "c": comp.sku, "q": comp.qty},
+                )
+        sku = await _sku(conn, body.code)
+    assert sku is not None
+    same = sku.model_dump(exclude={"created_at", "components"}) == {
+        **body.model_dump(exclude={"components"})
+    } and sorted((c["sku"], c["qty"]) for c in sku.components) == sorted(
+        (c.sku, c.qty) for c in body.components
+    )
+    return _created_or_existing(created, same, f"SKU {body.code}", sku)
+
+
+@router.get("/v1/skus", response_model=Page[SkuRead], **guard(ANY))
+async def list_skus(
+    engine: EngineDep, page: PageDep, kind: Annotated[str | None, Query(pattern="^(simple|kit)$")] = None
+) -> Page[SkuRead]:
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        codes = (await conn.execute(
+            text("SELECT code FROM sku WHERE code > :a AND (CAST(:k AS text) IS NULL OR kind = :k) ORDER BY code LIMIT :n"),
+            {"a": after, "k": kind, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        items = [s for c in codes[: page.limit] if (s := await _sku(conn, c)) is not None]
+    return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
+
+
+@router.get("/v1/skus/{code}", response_model=SkuRead, **guard(ANY))
+async def get_sku(code: str, engine: EngineDep) -> SkuRead:
+    async with engine.connect() as conn:
+        sku = await _sku(conn, code)
+    if sku is None:
+        raise not_found(f"SKU {code}")
+    return sku
+
+
+# -- locations -------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/locations", status_code=201, response_model=LocationRead, **guard(Role.admin, idempotency="optional")
+)
+async def create_location(body: LocationCreate, engine: EngineDep) -> JSONResponse:
+    """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost."""
+    async with engine.begin() as conn:
+        created = (await conn.execute(
+            text("INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship) VALUES "
+                 "(:code, :name, :type, :lat, :lon, :ship_cost, :priority, :can_ship) ON CONFLICT (code) DO NOTHING "
+                 "RETURNING code"), body.model_dump())).first() is not None  # fmt: skip
+        row = (await conn.execute(text("SELECT * FROM location WHERE code = :c"), {"c": body.code})).one()
+    location = LocationRead.model_validate(row._mapping)
+    same = location.model_dump(exclude={"created_at"}) == body.model_dump()
+    return _created_or_existing(created, same, f"location {body.code}", location)
+
+
+@router.get("/v1/locations", response_model=Page[LocationRead], **guard(ANY))
+async def list_locations(
+    engine: EngineDep, page: PageDep, include_virtual: Annotated[bool, Query()] = False
+) -> Page[LocationRead]:
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            text("SELECT * FROM location WHERE code > :a AND (:v OR type <> 'virtual') ORDER BY code LIMIT :n"),
+            {"a": after, "v": include_virtual, "n": page.limit + 1})).all()  # fmt: skip
+    items = [LocationRead.model_validate(r._mapping) for r in rows[: page.limit]]
+    return Page(items=items, next_cursor=next_cursor(list(rows), page.limit, lambda r: [r.code]))
+
+
+@router.get("/v1/locations/{code}", response_model=LocationRead, **guard(ANY))
+async def get_location(code: str, engine: EngineDep) -> LocationRead:
+    async with engine.connect() as conn:
+        row = (await conn.execute(text("SELECT * FROM location WHERE code = :c"), {"c": code})).first()
+    if row is None:
+        raise not_found(f"location {code}")
+    return LocationRead.model_validate(row._mapping)
+
+
+# -- channels and their policies --------------------------------------------------------
+
+
+async def _channel(conn: AsyncConnection, code: str) -> ChannelRead | None:
+    row = (await conn.execute(text("SELECT * FROM channel WHERE code = :c"), {"c": code})).first()
+    if row is None:
+        return None
+    locs = (await conn.execute(
+        text("SELECT location FROM channel_location WHERE channel = :c ORDER BY 1"), {"c": code})).scalars().all()  # fmt: skip
+    return ChannelRead(**row._mapping, locations=list(locs))
+
+
+async def _skus_stocked_at(conn: AsyncConnection, locations: list[str]) -> list[str]:
+    return list((await conn.execute(
+        text("SELECT DISTINCT sku FROM stock_balance WHERE location = ANY(:l) AND status = 'sellable'"),
+        {"l": locations})).scalars())  # fmt: skip
+
+
+@router.post(
+    "/v1/channels", status_code=201, response_model=ChannelRead, **guard(Role.admin, idempotency="optional")
+)
+async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse:
+    """Create a sales channel: which locations may fulfil it and how it sources."""
+    async with engine.begin() as conn:
+        found = await _codes(conn, "location", body.locations, "type <> 'virtual'")
+        for i, loc in enumerate(body.locations):
+            if loc not in found:
+                raise _invalid(["body", "locations", i], f"unknown location {loc!r}")
+        await lock_skus(conn, await _skus_stocked_at(conn, body.locations))  # before the first write
+        created = (await conn.execute(
+            text("INSERT INTO channel (code, name, type, sourcing_rule) VALUES (:c, :n, :t, :r) "
+                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
+            {"c": body.code, "n": body.name or body.code, "t": body.type, "r": body.sourcing_rule})).first() is not None  # fmt: skip
+        if created:
+            for loc in body.locations:
+                await conn.execute(text("INSERT INTO channel_location (channel, location) VALUES (:c, :l)"),
+                                   {"c": body.code, "l": loc})  # fmt: skip
+            await refresh_availability(conn, await _skus_stocked_at(conn, body.locations))
+        channel = await _channel(conn, body.code)
+    assert channel is not None
+    same = (channel.name, channel.type, channel.sourcing_rule, sorted(channel.locations)) == (
+        body.name or body.code, body.type, body.sourcing_rule, sorted(body.locations))  # fmt: skip
+    return _created_or_existing(created, same, f"channel {body.code}", channel)
+
+
+@router.get("/v1/channels", response_model=Page[ChannelRead], **guard(ANY))
+async def list_channels(engine: EngineDep, page: PageDep) -> Page[ChannelRead]:
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        codes = (await conn.execute(text("SELECT code FROM channel WHERE code > :a ORDER BY code LIMIT :n"),
+                                    {"a": after, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        items = [c for code in codes[: page.limit] if (c := await _channel(conn, code)) is not None]
+    return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
+
+
+@router.get("/v1/channels/{code}", response_model=ChannelRead, **guard(ANY))
+async def get_channel(code: str, engine: EngineDep) -> ChannelRead:
+    async with engine.connect() as conn:
+        channel = await _channel(conn, code)
+    if channel is None:
+        raise not_found(f"channel {code}")
+    return channel
+
+
+async def _policy(conn: AsyncConnection, channel: str, sku: str) -> PolicyRead:
+    safety = (await conn.execute(text("SELECT safety_stock FROM channel_policy WHERE channel = :c AND sku = :s"),
+                                 {"c": channel, "s": sku})).scalar()  # fmt: skip
+    fences = await conn.execute(
+        text("SELECT location, qty FROM channel_ringfence WHERE channel = :c AND sku = :s ORDER BY location"),
+        {"c": channel, "s": sku},
+    )
+    return PolicyRead(channel=channel, sku=sku, safety_stock=int(safety or 0),
+                      ringfence=[dict(f._mapping) for f in fences])  # fmt: skip
+
+
+@router.put("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(Role.admin))
+async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) -> PolicyRead:
+    """Set a channel's safety stock for a SKU and the units ring-fenced for it per location
+    (replaces the previous policy). Every channel's ATP of the SKU is recomputed at once."""
+    async with engine.begin() as conn:
+        channel = await _channel(conn, code)
+        if channel is None:
+            raise not_found(f"channel {code}")
+        if (await conn.execute(text("SELECT 1 FROM sku WHERE code = :s"), {"s": sku})).first() is None:
+            raise not_found(f"SKU {sku}")
+        for i, fence in enumerate(body.ringfence):
+            if fence.location not in channel.locations:
+                raise _invalid(["body", "ringfence", i, "location"],
+                               f"{fence.location} does not fulfil channel {code}")  # fmt: skip
+        await lock_skus(conn, [sku])  # before the first write
+        await conn.execute(
+            text("INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :q) "
+                 "ON CONFLICT (channel, sku) DO UPDATE SET safety_stock = EXCLUDED.safety_stock"),
+            {"c": code, "s": sku, "q": body.safety_stock},
+        )  # fmt: skip
+        await conn.execute(
+            text("DELETE FROM channel_ringfence WHERE channel = :c AND sku = :s"), {"c": code, "s": sku}
+        )
+        for fence in body.ringfence:
+            await conn.execute(
+                text("INSERT INTO channel_ringfence (channel, sku, location, qty) VALUES (:c, :s, :l, :q)"),
+                {"c": code, "s": sku, "l": fence.location, "q": fence.qty},
+            )
+        await refresh_availability(conn, [sku])
+        return await _policy(conn, code, sku)
+
+
+@router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
+async def get_policy(code: str, sku: str, engine: EngineDep) -> PolicyRead:
+    async with engine.connect() as conn:
+        if await _channel(conn, code) is None:
+            raise not_found(f"channel {code}")
+        return await _policy(conn, code, sku)
+
+
+# -- suppliers --------------------------------------------------------------------------
+
+
+async def _supplier(conn: AsyncConnection, code: str) -> SupplierRead | None:
+    row = (await conn.execute(text("SELECT * FROM supplier WHERE code = :c"), {"c": code})).first()
+    if row is None:
+        return None
+    items = await conn.execute(
+        text("SELECT sku, cost, moq, order_multiple FROM supplier_item WHERE supplier = :c ORDER BY sku"),
+        {"c": code},
+    )
+    return SupplierRead(**row._mapping, items=[dict(i._mapping) for i in items])
+
+
+@router.post(
+    "/v1/suppliers", status_code=201, response_model=SupplierRead, **guard(Role.admin, idempotency="optional")
+)
+async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONResponse:
+    """Create a supplier with its items (cost, minimum order, order multiple) and lead time."""
+    async with engine.begin() as conn:
+        found = await _codes(conn, "sku", [i.sku for i in body.items])
+        for i, item in enumerate(body.items):
+            if item.sku not in found:
+                raise _invalid(["body", "items", i, "sku"], f"unknown SKU {item.sku!r}")
+        created = (await conn.execute(
+            text("INSERT INTO supplier (code, name, lead_time_days, dropship) VALUES (:c, :n, :l, :d) "
+                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
+            {"c": body.code, "n": body.name, "l": body.lead_time_days, "d": body.dropship})).first() is not None  # fmt: skip
+        if created:
+            for item in body.items:
+                await conn.execute(
+                    text(
+                        "INSERT INTO supplier_item (supplier, sku, cost, moq, order_multiple) VALUES (:s, :k, :c, :m, :o)"
+                    ),
+                    {"s": body.code, "k": item.sku, "c": item.cost, "m": item.moq, "o": item.order_multiple},
+                )
+        supplier = await _supplier(conn, body.code)
+    assert supplier is not None
+    same = (supplier.name, supplier.lead_time_days, supplier.dropship, supplier.items) == (
+        body.name, body.lead_time_days, body.dropship, [i.model_dump() for i in sorted(body.items, key=lambda i: i.sku)])  # fmt: skip
+    return _created_or_existing(created, same, f"supplier {body.code}", supplier)
+
+
+@router.get("/v1/suppliers", response_model=Page[SupplierRead], **guard(ANY))
+async def list_suppliers(engine: EngineDep, page: PageDep) -> Page[SupplierRead]:
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        codes = (await conn.execute(text("SELECT code FROM supplier WHERE code > :a ORDER BY code LIMIT :n"),
+                                    {"a": after, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        items = [s for c in codes[: page.limit] if (s := await _supplier(conn, c)) is not None]
+    return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
+
+
+@router.get("/v1/suppliers/{code}", response_model=SupplierRead, **guard(ANY))
+async def get_supplier(code: str, engine: EngineDep) -> SupplierRead:
+    async with engine.connect() as conn:
+        supplier = await _supplier(conn, code)
+    if supplier is None:
+        raise not_found(f"supplier {code}")
+    return supplier
