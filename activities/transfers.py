@@ -11,6 +11,7 @@ from activities.errors import business_outcomes
 from activities.exceptions import close_exception_row
 from domain.errors import InvalidStockChange
 from models import stock
+from models.finance import average_cost
 from workflows.contracts import ReceiveTransfer, Resolution, TransferState, transfer_workflow_id
 
 
@@ -87,7 +88,13 @@ class TransferActivities:
                 )  # fmt: skip
             status = "discrepancy" if discrepancy else "completed"
             await _set_status(conn, number, status)
-        return TransferState(number=number, status=status)
+            at_risk = 0
+            for k, row in lines.items():
+                seen = got.get(k)
+                short = row.shipped - (seen.qty_received if seen else 0)
+                if short > 0:
+                    at_risk += short * await average_cost(conn, k[0])
+        return TransferState(number=number, status=status, value_at_risk=at_risk)
 
     @activity.defn(name="settle_transfer_discrepancy")
     async def settle_transfer_discrepancy(self, number: str, resolution: Resolution) -> TransferState:

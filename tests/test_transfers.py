@@ -115,6 +115,8 @@ async def test_a_short_receipt_waits_for_a_person(
     assert exc.kind == "receipt_discrepancy"
     assert exc.status == "open"
     assert exc.actions == ["write_off", "found"]
+    assert exc.value_at_risk == 3 * 1000  # two missing and one damaged tee at their average cost
+    assert exc.priority == 30.0
     handle = temporal_client.get_workflow_handle("transfer-T3", result_type=TransferState)
     for _ in range(50):
         if (await handle.describe()).typed_search_attributes.get(sa.OMNI_EXCEPTION) == "receipt_discrepancy":

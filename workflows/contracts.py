@@ -109,6 +109,7 @@ class TransferState:
     number: str
     status: str
     open_exception: str | None = None
+    value_at_risk: int = 0  # missing + damaged units at moving-average cost (minor units)
 
 
 def transfer_workflow_id(number: str) -> str:

@@ -40,6 +40,7 @@ class TransferWorkflow:
     def __init__(self) -> None:
         self.number = ""
         self.status = "requested"
+        self.value_at_risk = 0
         self.busy = False
         self.waiter = ExceptionWaiter()
 
@@ -54,7 +55,7 @@ class TransferWorkflow:
                     key=f"{workflow.info().workflow_id}:receipt_discrepancy",
                     kind="receipt_discrepancy", subject_type="transfer", subject_id=inp.number,
                     workflow_id=workflow.info().workflow_id, sla_seconds=inp.discrepancy_policy.sla_seconds,
-                    value_at_risk=0, actions=DISCREPANCY_ACTIONS, details={"transfer": inp.number},
+                    value_at_risk=self.value_at_risk, actions=DISCREPANCY_ACTIONS, details={"transfer": inp.number},
                 ),
                 inp.discrepancy_policy,
             )  # fmt: skip
@@ -83,6 +84,7 @@ class TransferWorkflow:
         finally:
             self.busy = False
         self.status = result.status
+        self.value_at_risk = max(self.value_at_risk, result.value_at_risk)
         self._publish()
         return self.state()
 
