@@ -23,6 +23,7 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from activities.cycle_counts import CycleCountActivities
 from activities.exceptions import ExceptionActivities
 from activities.housekeeping import HousekeepingActivities
 from activities.transfers import TransferActivities
@@ -32,18 +33,20 @@ from runtime.settings import Settings, get_settings
 from runtime.temporal import connect_or_fail
 from runtime.worker_logging import LogContextInterceptor
 from workflows.contracts import HousekeepingInput
+from workflows.cycle_count import CycleCountWorkflow
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
 from workflows.transfer import TransferWorkflow
 
 log = get_logger("omniflow.worker")
 
-WORKFLOWS: list[type] = [HousekeepingWorkflow, TransferWorkflow]
+WORKFLOWS: list[type] = [HousekeepingWorkflow, TransferWorkflow, CycleCountWorkflow]
 
 
 def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)
+    counts = CycleCountActivities(engine)
     return [
         housekeeping.purge_idempotency_records,
         exceptions.open_exception,
@@ -52,6 +55,8 @@ def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
         transfers.ship_transfer,
         transfers.receive_transfer,
         transfers.settle_transfer_discrepancy,
+        counts.evaluate_count,
+        counts.decide_count,
     ]
 
 

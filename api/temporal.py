@@ -1,5 +1,6 @@
 """Talking to workflows from the API: starts and updates with metrics, and the mapping of
-engine answers to HTTP (validator refusals → 409/422, no answer in time → 503)."""
+engine answers to HTTP (validator refusals → 409/422, a finished workflow → 409, no answer in
+time → 503). Callers check that the business object exists (404) before sending an update."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
-from api.problems import Problem, engine_unavailable, not_found
+from api.problems import Problem, engine_unavailable
 
 # ApplicationError types → HTTP status. Anything else a workflow refuses is a 409.
 _STATUS_BY_TYPE = {
@@ -80,8 +81,9 @@ async def update(
         raise _refusal(exc.cause) from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            WORKFLOW_MESSAGES.labels(workflow, "update", name, "not_found").inc()
-            raise not_found(f"{workflow} {workflow_id}") from exc
+            # Callers look the business object up first, so the workflow exists: it has finished.
+            WORKFLOW_MESSAGES.labels(workflow, "update", name, "finished").inc()
+            raise Problem(409, f"{workflow} {workflow_id} is no longer running", slug="refused") from exc
         if exc.status in _UNAVAILABLE:
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
             raise engine_unavailable() from exc

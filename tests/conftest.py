@@ -2,7 +2,7 @@
 
 - `pg_server`: one embedded Postgres per test session; a template database is migrated
   once and every test gets a fresh clone of it (`database_url`), which takes ~50 ms.
-- `temporal_env`: the time-skipping Temporal test server, with our search attributes.
+- `temporal_env`: a time-skipping Temporal test server per test, with our search attributes.
 - `worker`: the real worker (worker.build_worker) on a per-test task queue.
 - `api`: the FastAPI app over ASGI (httpx), wired to the test database and Temporal.
 - `stack` (tests/e2e): the whole stack through `omniflow dev` on free ports."""
@@ -77,8 +77,10 @@ def _venv_bin(name: str) -> str:
     return str(Path(sys.prefix) / "bin" / name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One test server per test (it starts in ~0.1 s): time skipping is global to a server, and a
+    workflow another test left with an outstanding activity would hold every clock still."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_venv_bin("temporal-test-server")
     )

@@ -114,3 +114,46 @@ class TransferState:
 
 def transfer_workflow_id(number: str) -> str:
     return f"transfer-{number}"
+
+
+# -- cycle counts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountTolerance:
+    units: int
+    value: int  # minor units
+
+
+@dataclass(frozen=True)
+class CycleCountInput:
+    id: str
+    location: str
+    tolerance: CountTolerance
+    approval_policy: ExceptionPolicyInput
+
+
+@dataclass(frozen=True)
+class CountedLine:
+    sku: str
+    counted: int
+    lot: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitCount:
+    lines: list[CountedLine]
+    counted_by: str = ""
+
+
+@dataclass(frozen=True)
+class CountState:
+    id: str
+    status: str  # open | awaiting_approval | posted | rejected
+    over_tolerance_lines: int = 0
+    value_at_risk: int = 0
+    open_exception: str | None = None
+
+
+def count_workflow_id(count_id: str) -> str:
+    return f"count-{count_id}"

@@ -21,18 +21,11 @@ with workflow.unsafe.imports_passed_through():
         TransferState,
     )
     from workflows.exception_wait import ExceptionWaiter
+    from workflows.refusals import refusal
 
 STEP_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 DISCREPANCY_ACTIONS = ["write_off", "found"]
-
-
-def _refusal(err: ActivityError) -> ApplicationError:
-    """A business refusal from an activity, re-raised so the update (not the workflow) fails."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True)
-    return ApplicationError(str(err), type="StepFailed", non_retryable=True)
 
 
 @workflow.defn(name="Transfer")
@@ -80,7 +73,7 @@ class TransferWorkflow:
                 result_type=TransferState,
             )  # fmt: skip
         except ActivityError as err:
-            raise _refusal(err) from err
+            raise refusal(err) from err
         finally:
             self.busy = False
         self.status = result.status

@@ -1,0 +1,104 @@
+"""Cycle count `count-{id}`: the warehouse submits counted quantities (a validated update);
+variances within tolerance post at once as `count` adjustments; the rest waits for an
+approver in the `count_variance` queue (default at the limit: reject, post nothing)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.contracts import CountState, CycleCountInput, OpenException, Resolution, SubmitCount
+    from workflows.exception_wait import ExceptionWaiter
+    from workflows.refusals import refusal
+
+STEP_TIMEOUT = timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+APPROVAL_ACTIONS = ["approve", "reject"]
+
+
+@workflow.defn(name="CycleCount")
+class CycleCountWorkflow:
+    @workflow.init
+    def __init__(self, inp: CycleCountInput) -> None:
+        self.id = inp.id
+        self.tolerance = inp.tolerance
+        self.status = "open"
+        self.busy = False
+        self.evaluation: CountState | None = None
+        self.waiter = ExceptionWaiter()
+
+    @workflow.run
+    async def run(self, inp: CycleCountInput) -> CountState:
+        self._publish()
+        await workflow.wait_condition(lambda: self.status in ("awaiting_approval", "posted"))
+        if self.status == "awaiting_approval":
+            assert self.evaluation is not None
+            resolution = await self.waiter.wait(
+                OpenException(
+                    key=f"{workflow.info().workflow_id}:count_variance", kind="count_variance",
+                    subject_type="cycle_count", subject_id=inp.id, workflow_id=workflow.info().workflow_id,
+                    sla_seconds=inp.approval_policy.sla_seconds, value_at_risk=self.evaluation.value_at_risk,
+                    actions=APPROVAL_ACTIONS,
+                    details={"location": inp.location, "lines_over_tolerance": self.evaluation.over_tolerance_lines},
+                ),
+                inp.approval_policy,
+            )  # fmt: skip
+            decided = await workflow.execute_activity(
+                "decide_count", args=[inp.id, resolution], start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
+                result_type=CountState,
+            )  # fmt: skip
+            self.waiter.closed()
+            self.status = decided.status
+            self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    @workflow.update
+    async def submit(self, req: SubmitCount) -> CountState:
+        self.busy = True
+        try:
+            self.evaluation = await workflow.execute_activity(
+                "evaluate_count", args=[self.id, req, self.tolerance],
+                start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY, result_type=CountState,
+            )  # fmt: skip
+        except ActivityError as err:
+            raise refusal(err) from err
+        finally:
+            self.busy = False
+        self.status = self.evaluation.status
+        self._publish()
+        return self.state()
+
+    @submit.validator
+    def _can_submit(self, req: SubmitCount) -> None:
+        if self.busy or self.status != "open":
+            raise ApplicationError(f"count {self.id} is {self.status}, not open", type="WrongState",
+                                   non_retryable=True)  # fmt: skip
+        if not req.lines:
+            raise ApplicationError("name the counted lines", type="Invalid", non_retryable=True)
+
+    @workflow.update
+    async def resolve_exception(self, resolution: Resolution) -> str:
+        self.waiter.offer(resolution)
+        return "accepted"
+
+    @resolve_exception.validator
+    def _can_resolve(self, resolution: Resolution) -> None:
+        self.waiter.validate(resolution)
+
+    @workflow.query
+    def state(self) -> CountState:
+        ev = self.evaluation
+        return CountState(
+            id=self.id, status=self.status, over_tolerance_lines=ev.over_tolerance_lines if ev else 0,
+            value_at_risk=ev.value_at_risk if ev else 0,
+            open_exception=self.waiter.open.id if self.waiter.open else None,
+        )  # fmt: skip
+
+    def _publish(self) -> None:
+        workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(self.status)])
