@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from api.schemas import RequestModel, ResponseModel
 
 CODE = r"^[A-Za-z0-9._-]{1,64}$"
 VIRTUAL_CODES = ("supplier", "customer", "adjustment", "scrap")
+
+# Cross-field rules are field validators (not model validators) so that a 422 names the
+# field at fault (`loc: ["body", "components"]`), not just `["body"]`. A field validator
+# sees the fields declared before it in `info.data`; a field that failed its own
+# validation is absent there, and the rule then stays quiet (that field has its error).
+
+
+def _once(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} is listed twice (each {what} once)")
+        seen.add(v)
 
 
 class ComponentIn(RequestModel):
@@ -22,7 +35,7 @@ class SkuCreate(RequestModel):
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["simple", "kit"] = "simple"
-    components: list[ComponentIn] = Field(default_factory=list, max_length=50)
+    components: list[ComponentIn] = Field(default_factory=list, max_length=50, validate_default=True)
     unit_cost: int = Field(default=0, ge=0)
     price: int = Field(default=0, ge=0)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
@@ -30,18 +43,25 @@ class SkuCreate(RequestModel):
     returnable_days: int = Field(default=30, ge=0, le=3650)
     release_at: datetime | None = Field(default=None, description="Pre-order: sellable from this time.")
 
-    @model_validator(mode="after")
-    def kit_shape(self) -> SkuCreate:
-        if self.kind == "kit" and not self.components:
+    @field_validator("components")
+    @classmethod
+    def kit_shape(cls, components: list[ComponentIn], info: ValidationInfo) -> list[ComponentIn]:
+        kind = info.data.get("kind")
+        if kind == "kit" and not components:
             raise ValueError("a kit needs components")
-        if self.kind == "simple" and self.components:
-            raise ValueError("only kits have components")
-        codes = [c.sku for c in self.components]
-        if len(codes) != len(set(codes)):
-            raise ValueError("each component once")
-        if self.code in codes:
+        if kind == "simple" and components:
+            raise ValueError("only kits have components (set kind to 'kit')")
+        codes = [c.sku for c in components]
+        _once(codes, "component")
+        if info.data.get("code") in codes:
             raise ValueError("a kit cannot contain itself")
-        return self
+        return components
+
+    @field_validator("release_at")
+    @classmethod
+    def utc(cls, value: datetime | None) -> datetime | None:
+        """A time without an offset is taken as UTC (so a repeated create compares equal)."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class SkuRead(ResponseModel):
@@ -63,18 +83,29 @@ class LocationCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     type: Literal["dc", "store", "3pl", "dropship"]
     lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+    lon: float | None = Field(default=None, ge=-180, le=180, validate_default=True)
     ship_cost: int = Field(default=0, ge=0)
     priority: int = Field(default=100, ge=0, le=1_000_000)
     can_ship: bool = True
 
-    @model_validator(mode="after")
-    def coordinates(self) -> LocationCreate:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("give both lat and lon, or neither")
-        if self.code.lower() in VIRTUAL_CODES:
-            raise ValueError(f"{self.code!r} is reserved for a virtual location")
-        return self
+    @field_validator("code")
+    @classmethod
+    def not_virtual(cls, code: str) -> str:
+        if code.lower() in VIRTUAL_CODES:
+            raise ValueError(f"{code!r} is reserved for a virtual location")
+        return code
+
+    @field_validator("lon")
+    @classmethod
+    def both_coordinates(cls, lon: float | None, info: ValidationInfo) -> float | None:
+        if "lat" not in info.data:  # lat itself is invalid
+            return lon
+        lat = info.data["lat"]
+        if lat is not None and lon is None:
+            raise ValueError("lon is required when lat is given (both or neither)")
+        if lat is None and lon is not None:
+            raise ValueError("lon needs lat too (both or neither)")
+        return lon
 
 
 class LocationRead(ResponseModel):
@@ -96,11 +127,11 @@ class ChannelCreate(RequestModel):
     locations: list[str] = Field(default_factory=list, max_length=200)
     sourcing_rule: Literal["nearest", "cheapest", "priority"] = "nearest"
 
-    @model_validator(mode="after")
-    def unique_locations(self) -> ChannelCreate:
-        if len(self.locations) != len(set(self.locations)):
-            raise ValueError("each location once")
-        return self
+    @field_validator("locations")
+    @classmethod
+    def unique_locations(cls, locations: list[str]) -> list[str]:
+        _once(locations, "location")
+        return locations
 
 
 class ChannelRead(ResponseModel):
@@ -121,12 +152,11 @@ class PolicyPut(RequestModel):
     safety_stock: int = Field(default=0, ge=0, le=10_000_000)
     ringfence: list[RingfenceIn] = Field(default_factory=list, max_length=200)
 
-    @model_validator(mode="after")
-    def unique_locations(self) -> PolicyPut:
-        locs = [r.location for r in self.ringfence]
-        if len(locs) != len(set(locs)):
-            raise ValueError("each location once")
-        return self
+    @field_validator("ringfence")
+    @classmethod
+    def unique_locations(cls, ringfence: list[RingfenceIn]) -> list[RingfenceIn]:
+        _once([r.location for r in ringfence], "location")
+        return ringfence
 
 
 class PolicyRead(ResponseModel):
@@ -150,12 +180,11 @@ class SupplierCreate(RequestModel):
     items: list[SupplierItemIn] = Field(default_factory=list, max_length=5000)
     dropship: bool = False
 
-    @model_validator(mode="after")
-    def unique_items(self) -> SupplierCreate:
-        skus = [i.sku for i in self.items]
-        if len(skus) != len(set(skus)):
-            raise ValueError("each SKU once")
-        return self
+    @field_validator("items")
+    @classmethod
+    def unique_items(cls, items: list[SupplierItemIn]) -> list[SupplierItemIn]:
+        _once([i.sku for i in items], "SKU")
+        return items
 
 
 class SupplierRead(ResponseModel):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
+import httpx
+import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
-from runtime.demo import load_demo
+from runtime.demo import CHANNELS, LOCATIONS, SKUS, STOCK, SUPPLIERS, load_demo
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean
@@ -35,17 +38,76 @@ async def test_demo_loads_once(
     try:
         while not server.started:
             await asyncio.sleep(0.05)
-        out = io.StringIO()
         url = f"http://127.0.0.1:{port}"
-        await asyncio.to_thread(load_demo, url, admin_key, out)
+        out1, out2 = io.StringIO(), io.StringIO()
+        await asyncio.to_thread(load_demo, url, admin_key, out1)
         first = await _counts(engine)
-        await asyncio.to_thread(load_demo, url, admin_key, out)
+        await asyncio.to_thread(load_demo, url, admin_key, out2)
         assert await _counts(engine) == first
-        assert first["sku"] == 7
-        assert first["channel"] == 3
+        assert first["location"] - 4 == len(LOCATIONS) == 4  # (plus the four virtual ones)
+        assert (first["sku"], first["channel"], first["supplier"]) == (
+            len(SKUS),
+            len(CHANNELS),
+            len(SUPPLIERS),
+        )
+        assert first["stock_move"] >= len(STOCK)
         assert first["exception"] == 1  # the short transfer waits for a person
-        assert "demo: 4 locations" in out.getvalue()
+        lines = out1.getvalue().splitlines()
+        assert lines[0] == "demo: 4 locations, 3 channels, 7 SKUs, 3 suppliers (17 new)"
+        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 4
+        assert out2.getvalue().splitlines()[0].endswith("(0 new)")
         await assert_inventory_clean(engine)
+        async with engine.connect() as conn:
+            fence = (await conn.execute(text(
+                "SELECT location, qty FROM channel_ringfence WHERE channel = 'marketplace' AND sku = 'TEE-1'"))).all()  # fmt: skip
+            safety = (await conn.execute(text(
+                "SELECT safety_stock FROM channel_policy WHERE channel = 'marketplace' AND sku = 'TEE-1'"))).scalar()  # fmt: skip
+            kit = (await conn.execute(text(
+                "SELECT component_sku, qty FROM sku_component WHERE kit_sku = 'GIFT-SET-1' ORDER BY 1"))).all()  # fmt: skip
+        assert [tuple(r) for r in fence] == [("DC-EAST", 5)] and safety == 2
+        assert [tuple(r) for r in kit] == [("MUG-1", 2), ("TEE-1", 1)]
     finally:
         server.should_exit = True
         await task
+
+
+def _fake_api(adjustments: httpx.Response) -> tuple[httpx.Client, list[str]]:
+    """A stand-in for an API build without the adjustments endpoint (the real app has it):
+    master data answers like the real one, adjustments answer `adjustments`."""
+    calls: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        assert request.headers["authorization"] == "Bearer k"
+        if request.url.path == "/v1/inventory/adjustments":
+            assert request.headers["idempotency-key"].startswith("demo-stock-")
+            return adjustments
+        return httpx.Response(201 if request.method == "POST" else 200, json=json.loads(request.content))
+
+    return httpx.Client(transport=httpx.MockTransport(handle), base_url="http://demo"), calls
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        httpx.Response(404, json={"type": "about:blank", "status": 404, "detail": "Not Found"}),
+        httpx.Response(405, json={"type": "about:blank", "status": 405, "detail": "Method Not Allowed"}),
+    ],
+)
+def test_demo_skips_stock_while_the_adjustments_endpoint_is_missing(missing: httpx.Response) -> None:
+    client, calls = _fake_api(missing)
+    out = io.StringIO()
+    load_demo("http://unused", "k", out, client=client)
+    assert calls.count("POST /v1/inventory/adjustments") == 1  # the first row tells, then stop asking
+    assert not any("/v1/transfers" in c for c in calls)  # a transfer needs stock
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("demo: stock and transfer skipped") and str(missing.status_code) in lines[-1]
+    assert not client.is_closed  # a client passed in stays the caller's
+
+
+def test_demo_stops_on_a_real_error_from_the_adjustments_endpoint() -> None:
+    client, _ = _fake_api(
+        httpx.Response(404, json={"type": "/problems/not-found", "detail": "SKU TEE-1 was not found"})
+    )
+    with pytest.raises(RuntimeError, match="adjustments answered 404"):
+        load_demo("http://unused", "k", io.StringIO(), client=client)

@@ -269,9 +269,12 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
 
 @router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
 async def get_policy(code: str, sku: str, engine: EngineDep) -> PolicyRead:
+    """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is set."""
     async with engine.connect() as conn:
         if await _channel(conn, code) is None:
             raise not_found(f"channel {code}")
+        if (await conn.execute(text("SELECT 1 FROM sku WHERE code = :s"), {"s": sku})).first() is None:
+            raise not_found(f"SKU {sku}")
         return await _policy(conn, code, sku)
 
 
