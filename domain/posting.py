@@ -165,11 +165,19 @@ def capture_amounts(revenue: int, shipping: int, tax: int) -> dict[str, int]:
     return {"revenue": revenue, "shipping": shipping, "tax": tax, "total": revenue + shipping + tax}
 
 
-def refund_amounts(total: int, captured_total: int, captured_tax: int) -> dict[str, int]:
-    """A refund returns tax in proportion to the part of the capture it refunds."""
+def refund_amounts(
+    total: int, captured_total: int, captured_tax: int, refunded_before: int = 0
+) -> dict[str, int]:
+    """A refund returns tax in proportion to the part of the capture it refunds, computed on
+    the running total (tax on everything refunded after it, less tax on what was refunded
+    before), so refunds in any number of parts return exactly the captured tax in the end."""
     if captured_total <= 0:
         return {"net": 0, "tax": 0, "total": 0}
-    tax = captured_tax * total // captured_total
+
+    def tax_on(amount: int) -> int:
+        return captured_tax * amount // captured_total
+
+    tax = tax_on(refunded_before + total) - tax_on(refunded_before)
     return {"net": total - tax, "tax": tax, "total": total}
 
 

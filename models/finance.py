@@ -106,17 +106,36 @@ async def post(
     return entry_id
 
 
+@dataclass
+class ReversalRefused(DomainError):
+    entry_id: int
+    reason: str
+    code = "reversal_refused"
+
+    def __str__(self) -> str:
+        return f"entry {self.entry_id} cannot be reversed: {self.reason}"
+
+
 async def reverse(conn: AsyncConnection, key: str, entry_id: int, memo: str = "") -> int | None:
-    """Correct an entry by posting its mirror image (entries are never edited)."""
-    head = (await conn.execute(text("SELECT event, ref, currency FROM journal_entry WHERE id = :i"),
+    """Correct an entry by posting its mirror image (entries are never edited). An entry is
+    reversed at most once: a second request returns the first reversal. Entries that moved
+    inventory value are refused: stock is corrected by a stock move, which revalues it."""
+    head = (await conn.execute(text("SELECT event, ref, currency FROM journal_entry WHERE id = :i FOR UPDATE"),
                                {"i": entry_id})).one()  # fmt: skip
-    lines = await conn.execute(
+    earlier = (
+        await conn.execute(text("SELECT id FROM journal_entry WHERE reverses = :i"), {"i": entry_id})
+    ).scalar()
+    if earlier is not None:
+        return int(earlier)
+    lines = (await conn.execute(
         text("SELECT account, debit, credit, channel, location, sku FROM journal_line WHERE entry_id = :i"),
         {"i": entry_id},
-    )
+    )).all()  # fmt: skip
+    if any(r.account in INVENTORY_ACCOUNTS for r in lines):
+        raise ReversalRefused(entry_id, "it moved inventory value; correct the stock with a move instead")
     mirror = [Posting(r.account, int(r.credit), int(r.debit), r.channel, r.location, r.sku) for r in lines]
-    return await post(conn, key, f"reversal:{head.event}", mirror, ref=head.ref, currency=head.currency,
-                      memo=memo or f"reverses entry {entry_id}", reverses=entry_id)  # fmt: skip
+    return await post(conn, key, "reversal", mirror, ref=head.ref, currency=head.currency,
+                      memo=memo or f"reverses entry {entry_id} ({head.event})", reverses=entry_id)  # fmt: skip
 
 
 # -- valuation ------------------------------------------------------------------------

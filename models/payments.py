@@ -1,0 +1,625 @@
+"""Payments: a gateway interface, the built-in sandbox gateway, and the payment operations
+on our own `payment` table.
+
+Each operation (authorize, capture, void, refund) runs in the caller's transaction and is
+idempotent by its business key (`payment_operation.key`): a retried call replays the stored
+outcome and never charges, captures or refunds twice. The same key is handed to the
+gateway as its idempotency key, so a call whose reply was lost (a timeout after the gateway
+did the work) is safe to retry too.
+
+Invariants: captured <= authorized and refunded <= captured, checked under the payment
+row's lock (`FOR UPDATE`) before the gateway is called, and by the database's CHECK as the
+last line of defence. A capture posts the `capture` entry (Dr cash clearing; Cr revenue,
+shipping revenue, tax payable) and a refund the `refund` entry (Dr sales returns and tax
+payable in proportion to the capture; Cr cash clearing), through models.finance.post.
+
+The sandbox gateway keeps its own books, as a real payment provider does: it writes
+`sandbox_gateway_txn` in its own short transaction (on its own connection), so what it did
+survives a rollback of the caller's transaction and a retry with the same key gets the same
+answer. Tell it how to answer with `set_sandbox_behaviour` (decline, time out, or time out
+after doing the work, for the next N calls on a payment reference)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from domain.errors import DomainError, OperationConflict, UnknownReference
+from domain.posting import capture_amounts, lines_for, refund_amounts
+from models.finance import Posting, post
+
+# -- the gateway interface ------------------------------------------------------------------
+
+APPROVED = "approved"
+DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class GatewayOutcome:
+    """A gateway's answer. `gateway_ref` names the gateway's transaction: for an
+    authorization it is the handle that captures, voids and refunds quote."""
+
+    approved: bool
+    gateway_ref: str
+    reason: str = ""
+    replayed: bool = False  # the gateway answered from its idempotency store
+
+    @property
+    def declined(self) -> bool:
+        return not self.approved
+
+    @property
+    def outcome(self) -> str:
+        return APPROVED if self.approved else DECLINED
+
+
+class GatewayTimeout(Exception):
+    """The gateway did not answer in time: a transient error. The caller retries with the
+    same key (the gateway may or may not have done the work; its idempotency key makes the
+    retry safe either way)."""
+
+
+class PaymentGateway(Protocol):
+    """A payment service provider. Every call is idempotent by `key`."""
+
+    name: str
+
+    async def authorize(
+        self, conn: AsyncConnection, key: str, reference: str, amount: int, currency: str
+    ) -> GatewayOutcome: ...
+
+    async def capture(
+        self, conn: AsyncConnection, key: str, gateway_ref: str, amount: int
+    ) -> GatewayOutcome: ...
+
+    async def void(self, conn: AsyncConnection, key: str, gateway_ref: str) -> GatewayOutcome: ...
+
+    async def refund(
+        self, conn: AsyncConnection, key: str, gateway_ref: str, amount: int
+    ) -> GatewayOutcome: ...
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PaymentDeclined(DomainError):
+    payment_id: str
+    kind: str
+    key: str
+    reason: str = ""
+    code = "payment_declined"
+
+    def __str__(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"the gateway declined the {self.kind} of payment {self.payment_id}{why}"
+
+    def details(self) -> dict[str, object]:
+        return {"payment_id": self.payment_id, "operation": self.kind}
+
+
+@dataclass
+class RefundExceedsCapture(DomainError):
+    payment_id: str
+    requested: int
+    refundable: int
+    code = "refund_exceeds_capture"
+
+    def __str__(self) -> str:
+        return (
+            f"payment {self.payment_id}: cannot refund {self.requested}, only {self.refundable} is refundable"
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"payment_id": self.payment_id, "requested": self.requested, "refundable": self.refundable}
+
+
+@dataclass
+class CaptureExceedsAuthorization(DomainError):
+    payment_id: str
+    requested: int
+    capturable: int
+    code = "capture_exceeds_authorization"
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id}: cannot capture {self.requested}, only {self.capturable} is authorized"
+
+    def details(self) -> dict[str, object]:
+        return {"payment_id": self.payment_id, "requested": self.requested, "capturable": self.capturable}
+
+
+@dataclass
+class PaymentStateError(DomainError):
+    payment_id: str
+    status: str
+    action: str
+    code = "payment_state"
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id} is {self.status}: it cannot be {self.action}"
+
+
+@dataclass
+class InvalidPaymentAmount(DomainError):
+    reason: str
+    code = "invalid_payment_amount"
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+# -- the sandbox gateway ------------------------------------------------------------------------
+
+SANDBOX_MODES = frozenset({"decline", "timeout", "lost_reply", "approve"})
+
+
+_OWN_ENGINES: dict[str, AsyncEngine] = {}
+
+
+def _own_engine(conn: AsyncConnection) -> AsyncEngine:
+    """The sandbox's own connections to the caller's database, outside the caller's pool:
+    a caller holds a pooled connection (and a payment row lock) while the gateway answers,
+    so a gateway drawing from the same pool could starve when many callers wait on one
+    payment. Unpooled, so it is bound to no event loop."""
+    url = conn.engine.url
+    name = url.render_as_string(hide_password=False)
+    if name not in _OWN_ENGINES:
+        _OWN_ENGINES[name] = create_async_engine(url, poolclass=NullPool)
+    return _OWN_ENGINES[name]
+
+
+class _Raced(Exception):
+    """Another call with the same idempotency key committed first: roll back, replay it."""
+
+
+class SandboxGateway:
+    """The built-in gateway for development and tests. Approves by default; its books
+    (`sandbox_gateway_txn`) refuse to capture more than authorized, to refund more than
+    captured, and to void a captured authorization, as a real provider would. `engine`:
+    where it keeps those books (default: the caller's database, on unpooled connections
+    of its own, never the caller's transaction)."""
+
+    name = "sandbox"
+
+    def __init__(self, engine: AsyncEngine | None = None) -> None:
+        self._engine = engine
+
+    def _books(self, conn: AsyncConnection) -> AsyncEngine:
+        return self._engine or _own_engine(conn)
+
+    async def authorize(
+        self, conn: AsyncConnection, key: str, reference: str, amount: int, currency: str
+    ) -> GatewayOutcome:
+        return await self._call(conn, key, "authorize", amount, reference=reference)
+
+    async def capture(self, conn: AsyncConnection, key: str, gateway_ref: str, amount: int) -> GatewayOutcome:
+        return await self._call(conn, key, "capture", amount, parent=gateway_ref)
+
+    async def void(self, conn: AsyncConnection, key: str, gateway_ref: str) -> GatewayOutcome:
+        return await self._call(conn, key, "void", 0, parent=gateway_ref)
+
+    async def refund(self, conn: AsyncConnection, key: str, gateway_ref: str, amount: int) -> GatewayOutcome:
+        return await self._call(conn, key, "refund", amount, parent=gateway_ref)
+
+    async def _call(
+        self,
+        conn: AsyncConnection,
+        key: str,
+        kind: str,
+        amount: int,
+        *,
+        reference: str = "",
+        parent: str = "",
+    ) -> GatewayOutcome:
+        async with self._books(conn).connect() as own:
+            try:
+                async with own.begin():
+                    outcome, signal = await self._decide(own, key, kind, amount, reference, parent)
+            except _Raced:
+                async with own.begin():
+                    stored = await _stored_txn(own, key, kind, amount)
+                assert stored is not None
+                return stored
+        if signal == "timeout":  # nothing was done; the countdown is committed
+            raise GatewayTimeout(f"sandbox: {kind} {key!r} timed out")
+        if signal == "lost_reply":  # done and recorded, but the reply never arrives
+            raise GatewayTimeout(f"sandbox: no reply to {kind} {key!r} (it was done)")
+        assert outcome is not None
+        return outcome
+
+    async def _decide(
+        self, own: AsyncConnection, key: str, kind: str, amount: int, reference: str, parent: str
+    ) -> tuple[GatewayOutcome | None, str]:
+        """The outcome and the behaviour that applies ("", "timeout" or "lost_reply")."""
+        await own.execute(text("SET LOCAL lock_timeout = '10s'"))
+        stored = await _stored_txn(own, key, kind, amount)
+        if stored is not None:
+            return stored, ""
+        reason = ""
+        if parent:
+            auth = (
+                await own.execute(
+                    text(
+                        "SELECT reference, amount, outcome FROM sandbox_gateway_txn WHERE id = :p AND kind = 'authorize' "
+                        "FOR UPDATE"
+                    ),
+                    {"p": parent},
+                )
+            ).first()
+            reference = auth.reference if auth is not None else ""
+            if auth is None or auth.outcome != APPROVED:
+                reason = "unknown authorization"
+            else:
+                reason = await _books_refusal(own, kind, parent, int(auth.amount), amount)
+        mode = (
+            await own.execute(
+                text(
+                    "UPDATE sandbox_gateway_behaviour SET remaining = remaining - 1 "
+                    "WHERE reference = :r AND remaining > 0 RETURNING mode"
+                ),
+                {"r": reference},
+            )
+        ).scalar()
+        if mode == "timeout":
+            return None, "timeout"
+        if mode == "decline" and not reason:
+            reason = "declined by the sandbox behaviour"
+        txn_id = f"sbx_{secrets.token_hex(12)}"
+        inserted = (
+            await own.execute(
+                text(
+                    "INSERT INTO sandbox_gateway_txn (id, idempotency_key, kind, reference, amount, outcome) "
+                    "VALUES (:id, :k, :kind, :ref, :a, :o) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+                ),
+                {
+                    "id": txn_id,
+                    "k": key,
+                    "kind": kind,
+                    "ref": parent or reference,
+                    "a": amount,
+                    "o": DECLINED if reason else APPROVED,
+                },
+            )
+        ).first()
+        if inserted is None:
+            raise _Raced()
+        outcome = GatewayOutcome(approved=not reason, gateway_ref=txn_id, reason=reason)
+        return outcome, "lost_reply" if mode == "lost_reply" else ""
+
+
+async def _stored_txn(own: AsyncConnection, key: str, kind: str, amount: int) -> GatewayOutcome | None:
+    row = (
+        await own.execute(
+            text("SELECT id, kind, amount, outcome FROM sandbox_gateway_txn WHERE idempotency_key = :k"),
+            {"k": key},
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.kind != kind or int(row.amount) != amount:
+        raise OperationConflict(key)
+    return GatewayOutcome(approved=row.outcome == APPROVED, gateway_ref=row.id, replayed=True,
+                          reason="" if row.outcome == APPROVED else "declined")  # fmt: skip
+
+
+async def _books_refusal(own: AsyncConnection, kind: str, parent: str, authorized: int, amount: int) -> str:
+    sums = (
+        await own.execute(
+            text(
+                "SELECT coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS captured, "
+                "coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refunded, "
+                "count(*) FILTER (WHERE kind = 'void') AS voids "
+                "FROM sandbox_gateway_txn WHERE reference = :p AND outcome = 'approved'"
+            ),
+            {"p": parent},
+        )
+    ).one()
+    captured, refunded = int(sums.captured), int(sums.refunded)
+    if kind == "capture" and (sums.voids or captured + amount > authorized):
+        return "capture exceeds the authorization"
+    if kind == "refund" and refunded + amount > captured:
+        return "refund exceeds the captured amount"
+    if kind == "void" and (sums.voids or captured):
+        return "the authorization is already captured or voided"
+    return ""
+
+
+async def set_sandbox_behaviour(conn: AsyncConnection, reference: str, mode: str, times: int = 1) -> None:
+    """Make the sandbox answer the next `times` calls on payment `reference` (the
+    authorization's reference: captures, voids and refunds of it count too) with `mode`:
+    `decline`; `timeout` (nothing done, GatewayTimeout raised); `lost_reply` (done and
+    recorded, but GatewayTimeout raised: a retry with the same key gets the stored answer);
+    `approve` forgets the behaviour. Like the gateway's books, this is the sandbox's own
+    state: it is committed at once, outside the caller's transaction."""
+    if mode not in SANDBOX_MODES:
+        raise ValueError(f"unknown sandbox mode {mode!r} (one of {sorted(SANDBOX_MODES)})")
+    async with _own_engine(conn).begin() as own:
+        if mode == "approve":
+            await own.execute(
+                text("DELETE FROM sandbox_gateway_behaviour WHERE reference = :r"), {"r": reference}
+            )
+            return
+        await own.execute(
+            text(
+                "INSERT INTO sandbox_gateway_behaviour (reference, mode, remaining) VALUES (:r, :m, :n) "
+                "ON CONFLICT (reference) DO UPDATE SET mode = EXCLUDED.mode, remaining = EXCLUDED.remaining"
+            ),
+            {"r": reference, "m": mode, "n": times},
+        )
+
+
+# -- payment operations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment_id: str
+    key: str
+    kind: str
+    amount: int
+    gateway_ref: str
+    entry_id: int | None = None  # the journal entry posted (capture, refund)
+    replayed: bool = False
+
+
+def payment_id_for(key: str) -> str:
+    """The payment created by authorization `key` (deterministic: a retry finds it)."""
+    return "pay_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def ledger_key(key: str) -> str:
+    """The journal entry's business key of payment operation `key`."""
+    return f"payment:{key}"
+
+
+def refund_split(amount: int, refunded_before: int, captured: int, captured_tax: int) -> dict[str, int]:
+    """The `refund` amounts of refunding `amount` after `refunded_before` of `captured`.
+    Tax is returned in proportion to the capture, computed on the running total so that
+    refunds in parts return exactly what one refund of the same total would: a full refund
+    in any number of parts returns all of the captured tax (no rounding residue)."""
+    return refund_amounts(amount, captured, captured_tax, refunded_before)
+
+
+async def _lock_payment(conn: AsyncConnection, payment_id: str) -> Any:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id, ref, method, gateway, gateway_ref, currency, status, authorized, captured, captured_tax, refunded "
+                "FROM payment WHERE id = :id FOR UPDATE"
+            ),
+            {"id": payment_id},
+        )
+    ).first()
+    if row is None:
+        raise UnknownReference("payment", payment_id)
+    return row
+
+
+async def _operation(conn: AsyncConnection, key: str) -> Any:
+    return (
+        await conn.execute(
+            text(
+                "SELECT key, payment_id, kind, amount, outcome, gateway_ref FROM payment_operation WHERE key = :k"
+            ),
+            {"k": key},
+        )
+    ).first()
+
+
+async def _record(
+    conn: AsyncConnection, key: str, payment_id: str, kind: str, amount: int, outcome: GatewayOutcome
+) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO payment_operation (key, payment_id, kind, amount, outcome, gateway_ref) "
+            "VALUES (:k, :p, :kind, :a, :o, :g)"
+        ),
+        {
+            "k": key,
+            "p": payment_id,
+            "kind": kind,
+            "a": amount,
+            "o": outcome.outcome,
+            "g": outcome.gateway_ref,
+        },
+    )
+
+
+async def _entry_id(conn: AsyncConnection, key: str) -> int | None:
+    found = (
+        await conn.execute(text("SELECT id FROM journal_entry WHERE key = :k"), {"k": ledger_key(key)})
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+async def _replay(
+    conn: AsyncConnection, key: str, kind: str, payment_id: str, amount: int
+) -> PaymentResult | None:
+    """The stored outcome of `key` (read under the payment's lock), or None if not done."""
+    op = await _operation(conn, key)
+    if op is None:
+        return None
+    if op.kind != kind or op.payment_id != payment_id or int(op.amount) != amount:
+        raise OperationConflict(key)
+    if op.outcome != APPROVED:
+        raise PaymentDeclined(payment_id, kind, key, "declined (replayed)")
+    return PaymentResult(
+        payment_id, key, kind, amount, op.gateway_ref, await _entry_id(conn, key), replayed=True
+    )
+
+
+def _positive(amount: int, what: str) -> None:
+    if amount <= 0:
+        raise InvalidPaymentAmount(f"the {what} amount must be positive (got {amount})")
+
+
+async def authorize_payment(
+    conn: AsyncConnection,
+    gateway: PaymentGateway,
+    key: str,
+    ref: str,
+    method: str,
+    amount: int,
+    currency: str = "USD",
+) -> str:
+    """Authorize `amount` for `ref` (an order); returns the payment id. Idempotent by `key`:
+    a retry returns the same payment. A decline records the payment as `declined` and raises
+    PaymentDeclined (catch it inside the transaction to keep the record)."""
+    _positive(amount, "authorization")
+    payment_id = payment_id_for(key)
+    used = await _operation(conn, key)
+    if used is not None and used.kind != "authorize":
+        raise OperationConflict(key)  # the key was used for another payment operation
+    claimed = (
+        await conn.execute(
+            text(
+                "INSERT INTO payment (id, ref, method, gateway, currency, status, authorized) "
+                "VALUES (:id, :ref, :m, :g, :cur, 'authorizing', 0) ON CONFLICT (id) DO NOTHING RETURNING id"
+            ),
+            {"id": payment_id, "ref": ref, "m": method, "g": gateway.name, "cur": currency},
+        )
+    ).first()
+    if claimed is None:  # authorized before (or a concurrent call committed while we waited)
+        pay = await _lock_payment(conn, payment_id)
+        if (pay.ref, pay.method, pay.currency, pay.gateway) != (ref, method, currency, gateway.name):
+            raise OperationConflict(key)
+        if await _replay(conn, key, "authorize", payment_id, amount) is not None:
+            return payment_id
+        # else: claimed earlier in this same transaction and the gateway timed out: ask again
+    outcome = await gateway.authorize(conn, key, ref, amount, currency)
+    await conn.execute(
+        text("UPDATE payment SET status = :s, authorized = :a, gateway_ref = :g WHERE id = :id"),
+        {"s": "authorized" if outcome.approved else "declined", "a": amount if outcome.approved else 0,
+         "g": outcome.gateway_ref, "id": payment_id},
+    )  # fmt: skip
+    await _record(conn, key, payment_id, "authorize", amount, outcome)
+    if outcome.declined:
+        raise PaymentDeclined(payment_id, "authorize", key, outcome.reason)
+    return payment_id
+
+
+async def capture_payment(
+    conn: AsyncConnection,
+    gateway: PaymentGateway,
+    key: str,
+    payment_id: str,
+    amount: int,
+    tax: int,
+    *,
+    revenue: int,
+    shipping: int,
+    channel: str | None = None,
+) -> PaymentResult:
+    """Capture `amount` (= revenue + shipping + tax) of the authorization and post the
+    `capture` entry. Partial captures add up to the authorization, but none after a refund
+    (refunds split tax in proportion to a settled capture). Idempotent by `key`: a retry
+    captures once and posts once; the same key with another split raises LedgerConflict."""
+    _positive(amount, "capture")
+    if min(revenue, shipping, tax) < 0:
+        raise InvalidPaymentAmount("revenue, shipping and tax must not be negative")
+    if amount != revenue + shipping + tax:
+        raise InvalidPaymentAmount(
+            f"the capture amount {amount} must equal revenue {revenue} + shipping {shipping} + tax {tax}"
+        )
+    pay = await _lock_payment(conn, payment_id)
+    postings = [
+        Posting.of(ln, channel=channel)
+        for ln in lines_for("capture", capture_amounts(revenue, shipping, tax))
+    ]
+    done = await _replay(conn, key, "capture", payment_id, amount)
+    if done is not None:
+        # Posting again is a no-op for the same split, and LedgerConflict for another one.
+        await post(conn, ledger_key(key), "capture", postings, ref=pay.ref, currency=pay.currency)
+        return done
+    if pay.status not in ("authorized", "captured"):
+        raise PaymentStateError(payment_id, pay.status, "captured")
+    capturable = int(pay.authorized) - int(pay.captured)
+    if amount > capturable:
+        raise CaptureExceedsAuthorization(payment_id, amount, capturable)
+    outcome = await gateway.capture(conn, key, pay.gateway_ref, amount)
+    await _record(conn, key, payment_id, "capture", amount, outcome)
+    if outcome.declined:
+        raise PaymentDeclined(payment_id, "capture", key, outcome.reason)
+    await conn.execute(
+        text(
+            "UPDATE payment SET captured = captured + :a, captured_tax = captured_tax + :t, status = 'captured' "
+            "WHERE id = :id"
+        ),
+        {"a": amount, "t": tax, "id": payment_id},
+    )
+    entry = await post(
+        conn,
+        ledger_key(key),
+        "capture",
+        postings,
+        ref=pay.ref,
+        currency=pay.currency,
+        memo=f"capture {payment_id}",
+    )
+    return PaymentResult(payment_id, key, "capture", amount, outcome.gateway_ref, entry)
+
+
+async def void_payment(
+    conn: AsyncConnection, gateway: PaymentGateway, key: str, payment_id: str
+) -> PaymentResult:
+    """Release an authorization that was never captured. Idempotent by `key`."""
+    pay = await _lock_payment(conn, payment_id)
+    done = await _replay(conn, key, "void", payment_id, 0)
+    if done is not None:
+        return done
+    if pay.status != "authorized" or int(pay.captured) != 0:
+        raise PaymentStateError(payment_id, pay.status, "voided")
+    outcome = await gateway.void(conn, key, pay.gateway_ref)
+    await _record(conn, key, payment_id, "void", 0, outcome)
+    if outcome.declined:
+        raise PaymentDeclined(payment_id, "void", key, outcome.reason)
+    await conn.execute(text("UPDATE payment SET status = 'voided' WHERE id = :id"), {"id": payment_id})
+    return PaymentResult(payment_id, key, "void", 0, outcome.gateway_ref)
+
+
+async def refund_payment(
+    conn: AsyncConnection,
+    gateway: PaymentGateway,
+    key: str,
+    payment_id: str,
+    amount: int,
+    *,
+    channel: str | None = None,
+) -> PaymentResult:
+    """Refund `amount` of what was captured and post the `refund` entry (tax in proportion
+    to the capture). Never more than captured − refunded: checked under the payment's lock,
+    so concurrent refunds cannot together exceed the capture. Idempotent by `key`."""
+    _positive(amount, "refund")
+    pay = await _lock_payment(conn, payment_id)
+    done = await _replay(conn, key, "refund", payment_id, amount)
+    if done is not None:
+        return done
+    captured, refunded = int(pay.captured), int(pay.refunded)
+    if amount > captured - refunded:
+        raise RefundExceedsCapture(payment_id, amount, captured - refunded)
+    outcome = await gateway.refund(conn, key, pay.gateway_ref, amount)
+    await _record(conn, key, payment_id, "refund", amount, outcome)
+    if outcome.declined:
+        raise PaymentDeclined(payment_id, "refund", key, outcome.reason)
+    status = "refunded" if refunded + amount == captured else "partially_refunded"
+    await conn.execute(
+        text("UPDATE payment SET refunded = refunded + :a, status = :s WHERE id = :id"),
+        {"a": amount, "s": status, "id": payment_id},
+    )
+    amounts = refund_split(amount, refunded, captured, int(pay.captured_tax))
+    entry = await post(
+        conn,
+        ledger_key(key),
+        "refund",
+        [Posting.of(ln, channel=channel) for ln in lines_for("refund", amounts)],
+        ref=pay.ref,
+        currency=pay.currency,
+        memo=f"refund {payment_id}",
+    )
+    return PaymentResult(payment_id, key, "refund", amount, outcome.gateway_ref, entry)
