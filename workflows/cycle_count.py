@@ -12,8 +12,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
-    from workflows.contracts import CountState, CycleCountInput, OpenException, Resolution, SubmitCount
-    from workflows.exception_wait import ExceptionWaiter
+    from workflows.contracts import CountState, CycleCountInput, OpenException, SubmitCount
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
     from workflows.refusals import refusal
 
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -22,7 +22,7 @@ APPROVAL_ACTIONS = ["approve", "reject"]
 
 
 @workflow.defn(name="CycleCount")
-class CycleCountWorkflow:
+class CycleCountWorkflow(AwaitsDecisions):
     @workflow.init
     def __init__(self, inp: CycleCountInput) -> None:
         self.id = inp.id
@@ -81,15 +81,6 @@ class CycleCountWorkflow:
                                    non_retryable=True)  # fmt: skip
         if not req.lines:
             raise ApplicationError("name the counted lines", type="Invalid", non_retryable=True)
-
-    @workflow.update
-    async def resolve_exception(self, resolution: Resolution) -> str:
-        self.waiter.offer(resolution)
-        return "accepted"
-
-    @resolve_exception.validator
-    def _can_resolve(self, resolution: Resolution) -> None:
-        self.waiter.validate(resolution)
 
     @workflow.query
     def state(self) -> CountState:

@@ -103,3 +103,20 @@ class ExceptionWaiter:
     def _changed(self) -> None:
         if self._on_change:
             self._on_change()
+
+
+class AwaitsDecisions:
+    """Base of every workflow with a human queue: owns the waiter and the `resolve_exception`
+    update that `POST /v1/exceptions/{id}/resolve` sends (validated, so a wrong action or an
+    exception no longer open is refused at once)."""
+
+    waiter: ExceptionWaiter
+
+    @workflow.update
+    async def resolve_exception(self, resolution: Resolution) -> str:
+        self.waiter.offer(resolution)
+        return "accepted"
+
+    @resolve_exception.validator
+    def _can_resolve(self, resolution: Resolution) -> None:
+        self.waiter.validate(resolution)

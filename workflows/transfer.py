@@ -15,12 +15,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
         OpenException,
         ReceiveTransfer,
-        Resolution,
         ShipTransfer,
         TransferInput,
         TransferState,
     )
-    from workflows.exception_wait import ExceptionWaiter
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
     from workflows.refusals import refusal
 
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -29,7 +28,7 @@ DISCREPANCY_ACTIONS = ["write_off", "found"]
 
 
 @workflow.defn(name="Transfer")
-class TransferWorkflow:
+class TransferWorkflow(AwaitsDecisions):
     def __init__(self) -> None:
         self.number = ""
         self.status = "requested"
@@ -98,15 +97,6 @@ class TransferWorkflow:
         self._expect("shipped")
         if not req.lines:
             raise ApplicationError("name the received lines", type="Invalid", non_retryable=True)
-
-    @workflow.update
-    async def resolve_exception(self, resolution: Resolution) -> str:
-        self.waiter.offer(resolution)
-        return "accepted"
-
-    @resolve_exception.validator
-    def _can_resolve(self, resolution: Resolution) -> None:
-        self.waiter.validate(resolution)
 
     @workflow.query
     def state(self) -> TransferState:
