@@ -49,6 +49,7 @@ def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
     counts = CycleCountActivities(engine)
     return [
         housekeeping.purge_idempotency_records,
+        housekeeping.refresh_expired_availability,
         exceptions.open_exception,
         exceptions.escalate_exception,
         exceptions.close_exception,

@@ -17,6 +17,7 @@ class HousekeepingInput:
 @dataclass(frozen=True)
 class HousekeepingResult:
     idempotency_records_purged: int
+    skus_refreshed_for_expiry: int = 0
 
 
 # -- exceptions (the human queues) ------------------------------------------------------

@@ -12,6 +12,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import HousekeepingInput, HousekeepingResult
 
 HOUSEKEEPING_SCHEDULE_ID = "omniflow-housekeeping"
+# The schedule runs hourly; looking back further lets a missed run catch up (a refresh that
+# changes nothing publishes nothing).
+EXPIRY_LOOKBACK_HOURS = 3
 
 
 @workflow.defn(name="Housekeeping")
@@ -25,5 +28,17 @@ class HousekeepingWorkflow:
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5),
             result_type=int,
         )
-        workflow.logger.info("housekeeping done", extra={"idempotency_records_purged": purged})
-        return HousekeepingResult(idempotency_records_purged=purged)
+        refreshed = 0
+        if workflow.patched("refresh-expired-lots"):
+            # Lots expire with time, not in a transaction: republish the ATP they took with them.
+            refreshed = await workflow.execute_activity(
+                "refresh_expired_availability",
+                EXPIRY_LOOKBACK_HOURS,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5),
+                result_type=int,
+            )
+        workflow.logger.info(
+            "housekeeping done", extra={"idempotency_records_purged": purged, "skus_refreshed": refreshed}
+        )
+        return HousekeepingResult(idempotency_records_purged=purged, skus_refreshed_for_expiry=refreshed)
