@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -33,6 +34,12 @@ from runtime.settings import Settings
 from runtime.temporal import ensure_search_attributes
 
 TEMPLATE_DB = "omniflow_template"
+
+# In CI every property test draws the same examples each run: a green or red build must not
+# depend on luck. Locally Hypothesis explores (and remembers failures in .hypothesis/).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 _db_counter = itertools.count()
 
 

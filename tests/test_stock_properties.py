@@ -651,6 +651,10 @@ def test_the_inventory_core_keeps_its_books_under_any_sequence_of_operations(
             max_examples=15,
             stateful_step_count=20,
             deadline=None,
+            # The same examples every run: CI must not pass or fail on which paths luck drew (the
+            # coverage assertion below holds for these). OMNIFLOW_HYPOTHESIS_RANDOM=1 explores.
+            derandomize=not os.environ.get("OMNIFLOW_HYPOTHESIS_RANDOM"),
+            database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             # Shrinking replays examples on fresh databases for up to 5 minutes; set
             # OMNIFLOW_SHRINK=1 to get a minimal counterexample, the default fails fast.
