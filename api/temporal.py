@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
@@ -34,12 +34,17 @@ _UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCS
 async def start(
     client: Client, workflow: str, arg: Any, *, id: str, task_queue: str, search_attributes: Any = None
 ) -> WorkflowHandle[Any, Any]:
-    """Start once: a second start of the same business id returns the running workflow."""
+    """Start once: a second start of the same business id returns the running workflow, and
+    one that has finished is never started again (a retried create must not redo an order)."""
     try:
         handle = await client.start_workflow(
             workflow, arg, id=id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes, rpc_timeout=timedelta(seconds=10),
         )  # fmt: skip
+    except WorkflowAlreadyStartedError:
+        WORKFLOW_STARTS.labels(workflow, "finished").inc()
+        return client.get_workflow_handle(id)
     except RPCError as exc:
         WORKFLOW_STARTS.labels(workflow, "unavailable").inc()
         if exc.status in _UNAVAILABLE:

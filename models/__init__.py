@@ -36,6 +36,7 @@ from models.ledger import (
     SandboxTransaction,
 )
 from models.operations import CycleCount, CycleCountLine, Transfer, TransferLine
+from models.orders import OrderEvent, OrderLine, SalesOrder, Shipment, ShipmentLine
 
 __all__ = [
     "Account",
@@ -55,11 +56,16 @@ __all__ = [
     "JournalEntry",
     "JournalLine",
     "Location",
+    "OrderEvent",
+    "OrderLine",
     "Payment",
     "PaymentOperation",
     "Reservation",
+    "SalesOrder",
     "SandboxBehaviour",
     "SandboxTransaction",
+    "Shipment",
+    "ShipmentLine",
     "Sku",
     "SkuComponent",
     "StockArrival",

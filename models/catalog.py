@@ -65,6 +65,9 @@ class Location(SQLModel, table=True):
     ship_cost: int = 0
     priority: int = 100
     can_ship: bool = True
+    # A `dropship` location is a supplier's warehouse: the SKUs that supplier sells us
+    # (supplier_item) ship from it straight to the customer.
+    supplier: str | None = Field(default=None, sa_column=_fk("supplier.code", nullable=True))
     created_at: datetime = created_at_field()
 
 

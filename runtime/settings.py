@@ -55,11 +55,29 @@ class Settings(BaseSettings):
 
     # Exception queues (the human waits): SLA per kind, then escalate; default action after the limit.
     exception_sla_seconds: dict[str, int] = Field(
-        default={"receipt_discrepancy": 86_400, "count_variance": 86_400},
+        default={
+            "receipt_discrepancy": 86_400, "count_variance": 86_400, "address_invalid": 14_400,
+            "payment_pending": 3_600, "fraud_review": 7_200, "backorder_aging": 86_400, "short_pick": 3_600,
+        },
         description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
-    )
+    )  # fmt: skip
     exception_max_escalations: int = Field(
         default=3, description="Escalations before the default action runs."
+    )
+    exception_max_escalations_by_kind: dict[str, int] = Field(
+        default={"payment_pending": 2},
+        description="Per-kind override of the escalation limit (JSON object), e.g. how long an unpaid order waits.",
+    )
+    exception_default_actions: dict[str, str] = Field(
+        default={"address_invalid": "cancel", "payment_pending": "cancel", "fraud_review": "cancel",
+                 "backorder_aging": "keep_waiting", "short_pick": "cancel"},
+        description="Action taken at the limit, per order exception kind (JSON object).",
+    )  # fmt: skip
+    backorder_aging_seconds: int = Field(
+        default=259_200, description="A backordered order opens `backorder_aging` after this long."
+    )
+    backorder_recheck_seconds: int = Field(
+        default=3_600, description="A backordered order re-checks stock this often even without news."
     )
     count_tolerance_units: int = Field(
         default=2, description="Cycle count: variance (units) posted without approval."
@@ -82,9 +100,14 @@ class Settings(BaseSettings):
     def exception_policy(self, kind: str, default_action: str) -> ExceptionPolicyInput:
         return ExceptionPolicyInput(
             sla_seconds=self.exception_sla_seconds.get(kind, 86_400),
-            max_escalations=self.exception_max_escalations,
-            default_action=default_action,
+            max_escalations=self.exception_max_escalations_by_kind.get(kind, self.exception_max_escalations),
+            default_action=self.exception_default_actions.get(kind, default_action),
         )
+
+    def order_policies(self) -> dict[str, ExceptionPolicyInput]:
+        """The exception policy of every kind an order can wait in."""
+        kinds = ("address_invalid", "payment_pending", "fraud_review", "backorder_aging", "short_pick")
+        return {kind: self.exception_policy(kind, "cancel") for kind in kinds}
 
     @property
     def pg_data_dir(self) -> Path:
