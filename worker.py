@@ -21,29 +21,39 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.backorders import BackorderActivities
 from activities.cycle_counts import CycleCountActivities
 from activities.exceptions import ExceptionActivities
 from activities.housekeeping import HousekeepingActivities
+from activities.orders import OrderActivities
 from activities.transfers import TransferActivities
+from models.payments import SandboxGateway
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
 from runtime.temporal import connect_or_fail
 from runtime.worker_logging import LogContextInterceptor
-from workflows.contracts import HousekeepingInput
+from workflows.backorders import BackorderDispatcherWorkflow
+from workflows.contracts import BACKORDER_DISPATCHER_ID, HousekeepingInput, WakeInput
 from workflows.cycle_count import CycleCountWorkflow
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
+from workflows.order import OrderWorkflow
 from workflows.transfer import TransferWorkflow
 
 log = get_logger("omniflow.worker")
 
-WORKFLOWS: list[type] = [HousekeepingWorkflow, TransferWorkflow, CycleCountWorkflow]
+WORKFLOWS: list[type] = [
+    HousekeepingWorkflow, TransferWorkflow, CycleCountWorkflow, OrderWorkflow, BackorderDispatcherWorkflow,
+]  # fmt: skip
 
 
-def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
+def build_activities(engine: AsyncEngine, settings: Settings, client: Client) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
+    orders = OrderActivities(engine, SandboxGateway())
+    backorders = BackorderActivities(engine, client)
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)
     counts = CycleCountActivities(engine)
@@ -53,6 +63,18 @@ def build_activities(engine: AsyncEngine, settings: Settings) -> list[object]:
         exceptions.open_exception,
         exceptions.escalate_exception,
         exceptions.close_exception,
+        exceptions.withdraw_exception,
+        orders.record_order,
+        orders.settle_hold,
+        orders.note_order_event,
+        orders.source_order,
+        orders.backorder_units,
+        orders.pick_shipment,
+        orders.pack_shipment,
+        orders.ship_shipment,
+        orders.cancel_order,
+        orders.complete_order,
+        backorders.wake_backorders,
         transfers.ship_transfer,
         transfers.receive_transfer,
         transfers.settle_transfer_discrepancy,
@@ -68,7 +90,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(engine, settings),  # type: ignore[arg-type]
+        activities=build_activities(engine, settings, client),  # type: ignore[arg-type]
         interceptors=[LogContextInterceptor()],
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
@@ -94,12 +116,21 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         )
 
 
+async def ensure_backorder_dispatcher(client: Client, settings: Settings) -> None:
+    """The one loop that wakes backordered orders when stock arrives (every replica may try)."""
+    await client.start_workflow(
+        BackorderDispatcherWorkflow.run, WakeInput(), id=BACKORDER_DISPATCHER_ID, task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )  # fmt: skip
+
+
 async def run(settings: Settings) -> None:
     if not settings.database_url or not settings.temporal_address:
         raise SystemExit("error: the worker needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
     client = await connect_or_fail(settings.temporal_address, settings.temporal_namespace, "TEMPORAL_ADDRESS")
     engine = make_async_engine(settings.database_url, settings.db_pool_size)
     await ensure_schedules(client, settings)
+    await ensure_backorder_dispatcher(client, settings)
     worker = build_worker(client, engine, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -108,3 +108,14 @@ class ExceptionActivities:
     async def close_exception(self, resolution: Resolution) -> None:
         async with self.engine.begin() as conn:
             await close_exception_row(conn, resolution)
+
+    @activity.defn(name="withdraw_exception")
+    async def withdraw_exception(self, exception_id: str, why: str) -> None:
+        """The reason for the exception went away (stock arrived, the order was cancelled):
+        the row closes as `cancelled`, decided by nobody."""
+        if not exception_id:
+            return
+        async with self.engine.begin() as conn:
+            await close_exception_row(
+                conn, Resolution(exception_id, "withdrawn", why, "system"), status="cancelled"
+            )

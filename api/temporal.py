@@ -27,6 +27,9 @@ _STATUS_BY_TYPE = {
     "Invalid": 422,
     "invalid_stock_change": 422,
     "unknown_reference": 422,
+    "line_change_refused": 409,
+    "order_step_refused": 409,
+    "NotFound": 404,
 }
 _UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 

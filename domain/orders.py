@@ -429,6 +429,31 @@ def cancel_refund_amounts(
     return CancelRefund(lines=tuple(out), shipping=shipping_amount if whole else 0, whole_order=whole)
 
 
+def shipment_charge(
+    lines: Sequence[PricedLine],
+    ship: Mapping[str, int],
+    shipping_amount: int,
+    tax_amount: int,
+    already_shipped: Mapping[str, int] | None = None,
+    *,
+    first_shipment: bool,
+) -> OrderTotals:
+    """What to capture when `ship` (line -> units) leaves on top of `already_shipped`:
+    merchandise of the units, each line's tax share by its cumulative shipped fraction (the
+    same telescoping rule as `cancel_refund_amounts`, so shipping everything in any number of
+    parcels captures exactly the order's tax), and the shipping charge with the first parcel."""
+    _check_priced(lines, shipping_amount, tax_amount)
+    before = dict(already_shipped or {})
+    shares = line_tax(lines, tax_amount)
+    merchandise = tax = 0
+    for ln in lines:
+        was, now = before.get(ln.line, 0), ship.get(ln.line, 0)
+        _require(f"ship on line {ln.line}", now, ln.qty - was)
+        merchandise += now * ln.unit_price
+        tax += _share(shares[ln.line], was + now, ln.qty) - _share(shares[ln.line], was, ln.qty)
+    return OrderTotals(merchandise=merchandise, shipping=shipping_amount if first_shipment else 0, tax=tax)
+
+
 def _share(amount: int, part: int, whole: int) -> int:
     """amount × part / whole, rounded half up; exact at part == 0 and part == whole."""
     return (2 * amount * part + whole) // (2 * whole)

@@ -78,6 +78,7 @@ RULES: dict[str, tuple[Leg, ...]] = {
     "vendor_bill":        (Dr(GOODS_RECEIVED_NOT_INVOICED, "received_value"), Dr(PURCHASE_PRICE_VARIANCE, "price_variance"),
                            Cr(ACCOUNTS_PAYABLE, "billed")),
     "shipment":           (Dr(COST_OF_GOODS_SOLD, "cost"), Cr(FROM, "cost")),
+    "dropship_shipment":  (Dr(COST_OF_GOODS_SOLD, "cost"), Cr(GOODS_RECEIVED_NOT_INVOICED, "cost")),
     "capture":            (Dr(CASH_CLEARING, "total"), Cr(REVENUE, "revenue"), Cr(SHIPPING_REVENUE, "shipping"),
                            Cr(TAX_PAYABLE, "tax")),
     "invoice_on_account": (Dr(ACCOUNTS_RECEIVABLE, "total"), Cr(REVENUE, "revenue"), Cr(SHIPPING_REVENUE, "shipping"),

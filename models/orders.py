@@ -48,6 +48,10 @@ class SalesOrder(SQLModel, table=True):
         CheckConstraint(f"payment_status IN {PAYMENT_STATUSES!r}", name="ck_sales_order_payment_status"),
         CheckConstraint("promise IN ('standard', 'express')", name="ck_sales_order_promise"),
         CheckConstraint(
+            "payment_reported IN ('authorized', 'captured', 'pending')",
+            name="ck_sales_order_payment_reported",
+        ),
+        CheckConstraint(
             "shipping_amount >= 0 AND tax_amount >= 0 AND merchandise >= 0 AND payment_amount >= 0",
             name="ck_sales_order_amounts",
         ),
@@ -70,7 +74,10 @@ class SalesOrder(SQLModel, table=True):
     shipping_amount: int = 0
     tax_amount: int = 0
     payment_method: str = Field(default="", max_length=40)
-    payment_status: str = Field(default="pending", max_length=20)
+    payment_reported: str = Field(
+        default="pending", max_length=20
+    )  # what the channel said: authorized|captured|pending
+    payment_status: str = Field(default="pending", max_length=20)  # what our books say
     payment_amount: int = 0
     payment_reference: str = Field(default="", max_length=200)
     payment_id: str | None = Field(default=None, max_length=64)  # our payment row, once authorized

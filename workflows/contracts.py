@@ -241,6 +241,19 @@ class Sourced:
 
 
 @dataclass(frozen=True)
+class HoldSettled:
+    snapshot: OrderSnapshot
+    cleared: bool  # False: the decision did not clear the hold (e.g. the payment was declined)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Picked:
+    snapshot: OrderSnapshot
+    short: dict[str, int]  # order line -> units not found (released, to be sourced again)
+
+
+@dataclass(frozen=True)
 class PickedLine:
     sku: str
     qty: int

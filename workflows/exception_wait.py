@@ -32,6 +32,7 @@ class ExceptionWaiter:
         self.level = 0
         self._resolution: Resolution | None = None
         self._on_change = on_change
+        self._check: Callable[[Resolution], None] | None = None
 
     # -- called from the workflow's update validator and handler -------------------------
 
@@ -48,13 +49,26 @@ class ExceptionWaiter:
                 type="BadAction",
                 non_retryable=True,
             )
+        if self._check is not None:
+            self._check(resolution)
 
     def offer(self, resolution: Resolution) -> None:
         self._resolution = resolution
 
     # -- the wait ------------------------------------------------------------------------
 
-    async def wait(self, req: OpenException, policy: ExceptionPolicyInput) -> Resolution:
+    async def wait(
+        self,
+        req: OpenException,
+        policy: ExceptionPolicyInput,
+        *,
+        interrupt: Callable[[], bool] | None = None,
+        check: Callable[[Resolution], None] | None = None,
+    ) -> Resolution | None:
+        """Open the exception and wait for its decision. `interrupt`: the wait ends with None
+        as soon as it is true (the reason for the exception went away; the caller closes the
+        row). `check`: extra validation of a decision's data, run in the update validator."""
+        self._check = check
         self.open = await workflow.execute_activity(
             "open_exception", req, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
             result_type=OpenedException,
@@ -65,9 +79,13 @@ class ExceptionWaiter:
         )
         self._changed()
         sla = timedelta(seconds=policy.sla_seconds)
+        gone = interrupt or (lambda: False)
         while self._resolution is None:
+            if gone():
+                return None
             try:
-                await workflow.wait_condition(lambda: self._resolution is not None, timeout=sla)
+                await workflow.wait_condition(lambda: self._resolution is not None or gone(), timeout=sla)
+                continue
             except TimeoutError:
                 if self.level >= policy.max_escalations:
                     workflow.logger.warning(
@@ -88,15 +106,14 @@ class ExceptionWaiter:
                 workflow.logger.warning("exception escalated", extra={"kind": req.kind, "level": self.level})
                 workflow.upsert_search_attributes([sa.OMNI_PRIORITY.value_set(escalated.priority)])
                 self._changed()
-        resolution = self._resolution
-        assert resolution is not None
-        return resolution
+        return self._resolution
 
     def closed(self) -> None:
         """Call once the resolving activity has committed."""
         self.open = None
         self.actions = []
         self._resolution = None
+        self._check = None
         workflow.upsert_search_attributes([sa.OMNI_EXCEPTION.value_set("")])
         self._changed()
 

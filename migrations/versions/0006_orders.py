@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("shipping_amount", sa.Integer(), nullable=False),
         sa.Column("tax_amount", sa.Integer(), nullable=False),
         sa.Column("payment_method", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("payment_reported", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("payment_status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("payment_amount", sa.Integer(), nullable=False),
         sa.Column("payment_reference", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -54,6 +55,10 @@ def upgrade() -> None:
             name="ck_sales_order_payment_status",
         ),
         sa.CheckConstraint("promise IN ('standard', 'express')", name="ck_sales_order_promise"),
+        sa.CheckConstraint(
+            "payment_reported IN ('authorized', 'captured', 'pending')",
+            name="ck_sales_order_payment_reported",
+        ),
         sa.CheckConstraint(
             "status IN ('received', 'on_hold', 'awaiting_stock', 'allocated', 'in_fulfillment', 'partially_shipped', 'shipped', 'completed', 'cancelled', 'partially_returned', 'returned')",
             name="ck_sales_order_status",
