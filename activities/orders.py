@@ -101,7 +101,7 @@ async def _done(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
 
 async def _event(conn: AsyncConnection, order_id: str, key: str | None, event: str, **detail: Any) -> None:
     await conn.execute(
-        text("INSERT INTO order_event (order_id, key, event, detail) VALUES (:o, :k, :e, CAST(:d AS jsonb))"),
+        text("INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"),
         {"o": order_id, "k": key, "e": event, "d": json.dumps(detail, default=str)},
     )
 

@@ -109,11 +109,11 @@ class OrderLine(SQLModel, table=True):
     sku: str = Field(sa_column=Column(String(64), ForeignKey("sku.code"), nullable=False))
     qty: int
     unit_price: int
-    reserved: int = 0
-    backordered: int = 0
-    shipped: int = 0
-    cancelled: int = 0
-    returned: int = 0
+    reserved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    backordered: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    shipped: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cancelled: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    returned: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     backordered_since: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
@@ -149,7 +149,7 @@ class ShipmentLine(SQLModel, table=True):
     line: str = Field(primary_key=True, max_length=16)
     sku: str = Field(sa_column=Column(String(64), ForeignKey("sku.code"), nullable=False))
     qty: int  # units of the order line in this shipment (lowered by a short pick or a cancel)
-    picked: int = 0
+    picked: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class OrderEvent(SQLModel, table=True):

@@ -1,0 +1,137 @@
+"""Placing and driving orders in workflow tests: the rows the API writes, then the workflow,
+then the warehouse's updates, as a channel and a warehouse would."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowHandle
+
+from runtime.settings import Settings
+from workflows.contracts import (
+    OrderInput,
+    OrderSnapshot,
+    PackageIn,
+    PackRequest,
+    PickedLine,
+    PickRequest,
+    ShipRequest,
+    order_workflow_id,
+)
+
+GOOD_ADDRESS = {"name": "Ada Lovelace", "line1": "1 Main St", "city": "New York", "region": "NY",
+                "postal_code": "10001", "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
+
+
+async def place_order(
+    engine: AsyncEngine,
+    client: Client,
+    settings: Settings,
+    external_id: str,
+    lines: list[tuple[str, int, int]],  # (sku, qty, unit_price)
+    *,
+    channel: str = "web",
+    payment: str = "authorized",
+    ship_to: dict[str, Any] | None = None,
+    shipping: int = 500,
+    tax: int = 0,
+    customer: str = "cust-1",
+    allow_backorder: bool = True,
+    allow_split: bool = True,
+    promise: str = "standard",
+    billing: dict[str, Any] | None = None,
+    policies: dict[str, Any] | None = None,
+    aging_seconds: int | None = None,
+    recheck_seconds: int | None = None,
+) -> WorkflowHandle[Any, Any]:
+    order_id = order_workflow_id(channel, external_id)
+    merchandise = sum(q * p for _, q, p in lines)
+    total = merchandise + shipping + tax
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO sales_order (id, channel, external_id, status, customer_id, customer_email, ship_to,"
+                " billing_address, promise, allow_backorder, allow_split, currency, merchandise, shipping_amount,"
+                " tax_amount, payment_method, payment_reported, payment_status, payment_amount, payment_reference,"
+                " captured, fraud_reasons, request_hash, workflow_id, created_at, updated_at) VALUES (:id, :ch, :ext,"
+                " 'received', :cust, 'a@example.com', CAST(:ship AS jsonb), CAST(:bill AS jsonb), :promise, :bo, :split,"
+                " 'USD', :m, :s, :t, 'card', :pay, 'pending', :amount, 'ref-1', 0, '[]', :h, :id, now(), now())"
+            ),
+            {"id": order_id, "ch": channel, "ext": external_id, "cust": customer,
+             "ship": json.dumps(GOOD_ADDRESS if ship_to is None else ship_to),
+             "bill": json.dumps(billing) if billing else None, "promise": promise, "bo": allow_backorder,
+             "split": allow_split, "m": merchandise, "s": shipping, "t": tax, "pay": payment,
+             "amount": total if payment != "pending" else 0, "h": hashlib.sha256(external_id.encode()).hexdigest()},
+        )  # fmt: skip
+        for i, (sku, qty, price) in enumerate(lines, start=1):
+            await conn.execute(
+                text("INSERT INTO order_line (order_id, line, sku, qty, unit_price) VALUES (:o, :l, :s, :q, :p)"),
+                {"o": order_id, "l": str(i), "s": sku, "q": qty, "p": price},
+            )
+    pol = settings.order_policies()
+    pol.update(policies or {})
+    return await client.start_workflow(
+        "Order",
+        OrderInput(order_id=order_id, channel=channel, value=total, policies=pol,
+                   backorder_aging_seconds=aging_seconds or settings.backorder_aging_seconds,
+                   backorder_recheck_seconds=recheck_seconds or settings.backorder_recheck_seconds),
+        id=order_id, task_queue=settings.task_queue,
+    )  # fmt: skip
+
+
+async def snapshot(handle: WorkflowHandle[Any, Any]) -> OrderSnapshot:
+    return await handle.query("snapshot", result_type=OrderSnapshot)  # type: ignore[no-any-return]
+
+
+async def until(
+    handle: WorkflowHandle[Any, Any], ok: Callable[[OrderSnapshot], bool], timeout: float = 10.0
+) -> OrderSnapshot:
+    """Poll the workflow's snapshot until `ok` (real time: activities run for real)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await handle.query("snapshot", result_type=OrderSnapshot)
+        if last is not None and ok(last):
+            return last  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"order never reached the state; last {last}")
+
+
+async def open_exception(engine: AsyncEngine, order_id: str, kind: str, timeout: float = 10.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        async with engine.connect() as conn:
+            row = (await conn.execute(
+                text("SELECT * FROM exception WHERE subject_id = :o AND kind = :k AND status = 'open'"),
+                {"o": order_id, "k": kind})).first()  # fmt: skip
+        if row is not None:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no open {kind} exception for {order_id}")
+
+
+async def fulfil(handle: WorkflowHandle[Any, Any], shipment_id: str, *, short: dict[str, int] | None = None) -> OrderSnapshot:
+    """Pick everything (less `short` units per SKU), pack it in one box, ship it."""
+    snap = await snapshot(handle)
+    shipment = next(s for s in snap.shipments if s.id == shipment_id)
+    picked: dict[str, int] = {}
+    for ln in shipment.lines:
+        picked[ln.sku] = picked.get(ln.sku, 0) + ln.qty - (short or {}).get(ln.sku, 0)
+    await handle.execute_update("pick", PickRequest(shipment_id, [PickedLine(s, q) for s, q in picked.items()]),
+                                result_type=OrderSnapshot)  # fmt: skip
+    if not any(picked.values()):
+        return await snapshot(handle)
+    await handle.execute_update(
+        "pack", PackRequest(shipment_id, [PackageIn(1000, 300, 200, 100, {s: q for s, q in picked.items() if q})]),
+        result_type=OrderSnapshot,
+    )
+    result: OrderSnapshot = await handle.execute_update(
+        "ship", ShipRequest(shipment_id, "UPS", "ground", f"1Z{shipment_id[-6:]}"), result_type=OrderSnapshot
+    )
+    return result
