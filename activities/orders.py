@@ -101,7 +101,9 @@ async def _done(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
 
 async def _event(conn: AsyncConnection, order_id: str, key: str | None, event: str, **detail: Any) -> None:
     await conn.execute(
-        text("INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"),
+        text(
+            "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
+        ),
         {"o": order_id, "k": key, "e": event, "d": json.dumps(detail, default=str)},
     )
 
@@ -384,14 +386,16 @@ class OrderActivities:
     # -- sourcing ----------------------------------------------------------------------
 
     @activity.defn(name="source_order")
-    async def source_order(self, order_id: str, step: str) -> Sourced:
+    async def source_order(self, order_id: str, step: str, avoid: list[str]) -> Sourced:
         """Source every open unit not yet reserved (domain.sourcing), reserve each shipment
         through the inventory core, and backorder what no location can fill. One transaction;
-        a reservation that loses a race to another order is planned again with fresh ATP."""
+        a reservation that loses a race to another order is planned again with fresh ATP.
+        `avoid`: locations that came up short on a pick for this order (their count is in
+        doubt): the remainder is sourced elsewhere, else it waits."""
         key = f"{order_id}:{step}"
         for attempt in range(5):
             try:
-                return await self._source_once(order_id, key)
+                return await self._source_once(order_id, key, set(avoid))
             except ReservationShortage:
                 log.info("sourcing lost a race; planning again", order_id=order_id, attempt=attempt)
             except DBAPIError as exc:  # a deadlock victim: the whole step is retried
@@ -400,7 +404,7 @@ class OrderActivities:
             await asyncio.sleep(0.01 * (attempt + 1))
         raise ApplicationError("sourcing kept losing races; retrying", type="sourcing_contended")
 
-    async def _source_once(self, order_id: str, key: str) -> Sourced:
+    async def _source_once(self, order_id: str, key: str, avoid: set[str]) -> Sourced:
         async with business_outcomes(), self.engine.begin() as conn:
             order = await _lock_order(conn, order_id)
             done = await _done(conn, key)
@@ -420,6 +424,7 @@ class OrderActivities:
             kinds: dict[str, str] = dict((await conn.execute(text("SELECT code, kind FROM sku WHERE code = ANY(:s)"),
                                              {"s": [r.sku for r in lines]})).all())  # fmt: skip
             sites, dropship = await self._sites(conn, order.channel)
+            sites = [site for site in sites if site.code not in avoid]
             skus = {by_line[line].sku for line in want}
             snap = await load_snapshot(conn, skus)
             atp: dict[tuple[str, str], int] = {}

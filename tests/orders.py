@@ -71,7 +71,9 @@ async def place_order(
         )  # fmt: skip
         for i, (sku, qty, price) in enumerate(lines, start=1):
             await conn.execute(
-                text("INSERT INTO order_line (order_id, line, sku, qty, unit_price) VALUES (:o, :l, :s, :q, :p)"),
+                text(
+                    "INSERT INTO order_line (order_id, line, sku, qty, unit_price) VALUES (:o, :l, :s, :q, :p)"
+                ),
                 {"o": order_id, "l": str(i), "s": sku, "q": qty, "p": price},
             )
     pol = settings.order_policies()
@@ -86,7 +88,7 @@ async def place_order(
 
 
 async def snapshot(handle: WorkflowHandle[Any, Any]) -> OrderSnapshot:
-    return await handle.query("snapshot", result_type=OrderSnapshot)  # type: ignore[no-any-return]
+    return await handle.query("snapshot", result_type=OrderSnapshot)
 
 
 async def until(
@@ -98,7 +100,7 @@ async def until(
     while asyncio.get_running_loop().time() < deadline:
         last = await handle.query("snapshot", result_type=OrderSnapshot)
         if last is not None and ok(last):
-            return last  # type: ignore[no-any-return]
+            return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"order never reached the state; last {last}")
 
@@ -116,7 +118,9 @@ async def open_exception(engine: AsyncEngine, order_id: str, kind: str, timeout:
     raise AssertionError(f"no open {kind} exception for {order_id}")
 
 
-async def fulfil(handle: WorkflowHandle[Any, Any], shipment_id: str, *, short: dict[str, int] | None = None) -> OrderSnapshot:
+async def fulfil(
+    handle: WorkflowHandle[Any, Any], shipment_id: str, *, short: dict[str, int] | None = None
+) -> OrderSnapshot:
     """Pick everything (less `short` units per SKU), pack it in one box, ship it."""
     snap = await snapshot(handle)
     shipment = next(s for s in snap.shipments if s.id == shipment_id)
@@ -128,7 +132,8 @@ async def fulfil(handle: WorkflowHandle[Any, Any], shipment_id: str, *, short: d
     if not any(picked.values()):
         return await snapshot(handle)
     await handle.execute_update(
-        "pack", PackRequest(shipment_id, [PackageIn(1000, 300, 200, 100, {s: q for s, q in picked.items() if q})]),
+        "pack",
+        PackRequest(shipment_id, [PackageIn(1000, 300, 200, 100, {s: q for s, q in picked.items() if q})]),
         result_type=OrderSnapshot,
     )
     result: OrderSnapshot = await handle.execute_update(

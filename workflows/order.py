@@ -73,6 +73,8 @@ class OrderWorkflow(AwaitsDecisions):
         self.needs_sourcing = False  # a short pick released units: source them again
         self.unfillable: dict[str, int] = {}
         self.hold: str = ""
+        self.backorder_since: datetime | None = None
+        self.avoid: list[str] = []  # locations whose shelves just came up short
 
     # -- the life of an order ---------------------------------------------------------
 
@@ -208,7 +210,7 @@ class OrderWorkflow(AwaitsDecisions):
         assert self.inp is not None
         async with self.lock:
             sourced: Sourced = await self._step(
-                "source_order", self.inp.order_id, self._next_step("source"), result_type=Sourced
+                "source_order", self.inp.order_id, self._next_step("source"), self.avoid, result_type=Sourced
             )
             self._apply(sourced.snapshot)
         self.stock_news = False
@@ -223,7 +225,8 @@ class OrderWorkflow(AwaitsDecisions):
         """Wait for stock news (a signal from the backorder dispatcher) or the periodic
         re-check; past the aging limit a person is asked whether to keep waiting."""
         assert self.inp is not None
-        since = workflow.now()
+        if self.backorder_since is None:
+            self.backorder_since = workflow.now()
 
         def woken() -> bool:
             return self.stock_news or self.needs_sourcing or self._finished() or self._backordered() == 0
@@ -231,11 +234,11 @@ class OrderWorkflow(AwaitsDecisions):
         aging = timedelta(seconds=self.inp.backorder_aging_seconds)
         recheck = timedelta(seconds=self.inp.backorder_recheck_seconds)
         while not woken():
-            left = aging - (workflow.now() - since)
+            left = aging - (workflow.now() - self.backorder_since)
             try:
                 await workflow.wait_condition(woken, timeout=max(min(recheck, left), timedelta(seconds=1)))
             except TimeoutError:
-                if workflow.now() - since < aging:
+                if workflow.now() - self.backorder_since < aging:
                     break  # the periodic re-check
                 resolution = await self.waiter.wait(
                     self._exception("backorder_aging", self._next_step("backorder_aging"), BACKORDER_ACTIONS,
@@ -255,7 +258,7 @@ class OrderWorkflow(AwaitsDecisions):
                 else:
                     await self._step("close_exception", resolution, result_type=None)
                 self.waiter.closed()
-                since = workflow.now()
+                self.backorder_since = workflow.now()  # asked and answered: the age starts again
         if not self._finished() and self._backordered() > 0:
             await self._source()
 
@@ -381,6 +384,9 @@ class OrderWorkflow(AwaitsDecisions):
         assert isinstance(picked, Picked)
         self._apply(picked.snapshot)
         if picked.short:
+            location = self._find(req.shipment_id).location
+            if location not in self.avoid:
+                self.avoid.append(location)
             self.needs_sourcing = True
         return picked.snapshot
 
@@ -477,6 +483,8 @@ class OrderWorkflow(AwaitsDecisions):
 
     def _apply(self, snap: OrderSnapshot) -> None:
         self.snap = snap
+        if not any(ln.backordered for ln in snap.lines):
+            self.backorder_since = None
         workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(snap.status)])
 
     def _lines(self) -> list[LineSnap]:
