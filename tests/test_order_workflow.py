@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, atp, balance, receive, standard_catalog
 from tests.orders import fulfil, open_exception, place_order, snapshot, until
+from tests.test_replay import record_history
 from workflows import search_attributes as sa
 from workflows.contracts import CancelRequest, ExceptionPolicyInput, OrderSnapshot, Resolution, StockArrived
 
@@ -55,6 +56,7 @@ async def test_an_order_is_reserved_picked_packed_shipped_captured_and_completed
     assert books["1000"] == 4000 + 500 + 300  # cash clearing: everything the customer paid
     assert books["4000"] == -4000 and books["4100"] == -500 and books["2200"] == -300
     assert books["5000"] == 2 * 1000  # COGS at the moving average cost
+    await record_history(temporal_client, h.id, "order-happy-path")
     await assert_inventory_clean(shop)
 
 
@@ -114,6 +116,9 @@ async def test_a_bad_address_holds_the_order_until_it_is_fixed(
     assert (await _exception_row(shop, exc.id)).status == "resolved"
     desc = await h.describe()
     assert desc.typed_search_attributes.get(sa.OMNI_EXCEPTION) == ""
+    await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
+    await until(h, lambda s: s.status == "cancelled")
+    await record_history(temporal_client, h.id, "order-address-fixed-then-cancelled")
 
 
 async def test_an_unpaid_order_escalates_at_each_sla_then_is_cancelled_at_the_limit(
@@ -130,6 +135,7 @@ async def test_an_unpaid_order_escalates_at_each_sla_then_is_cancelled_at_the_li
     await until(h, lambda s: s.status == "cancelled")
     row = await _exception_row(shop, exc.id)
     assert (row.status, row.escalation_level, row.resolved_by) == ("resolved", 2, "system:policy")
+    await record_history(temporal_env.client, h.id, "order-unpaid-escalated-cancelled")
     assert await balance(shop, "TEE", "DC-EAST") == (10, 0)
     await assert_inventory_clean(shop)
 
@@ -191,6 +197,7 @@ async def test_an_order_splits_across_locations_and_completes_after_both_ship(
     assert done.payment_status == "captured"
     books = await _ledger(shop, h.id)
     assert books["1000"] == 2000 + 1500 + 500 + 350  # two captures add up to the order total exactly
+    await record_history(temporal_client, h.id, "order-split-shipment")
     await assert_inventory_clean(shop)
 
 
@@ -222,6 +229,8 @@ async def test_a_backorder_past_its_age_asks_a_person_and_stock_withdraws_the_qu
     await until(h, lambda s: s.status == "allocated")
     row = await _exception_row(shop, exc.id)
     assert row.status == "cancelled"
+    await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
+    await record_history(temporal_env.client, h.id, "order-backorder-aging-withdrawn")
 
 
 async def test_a_short_pick_writes_off_the_missing_units_and_sources_them_elsewhere(
@@ -240,6 +249,7 @@ async def test_a_short_pick_writes_off_the_missing_units_and_sources_them_elsewh
     await fulfil(h, second.id)
     done = await until(h, lambda s: s.status == "completed")
     assert done.lines[0].shipped == 4
+    await record_history(temporal_client, h.id, "order-short-pick-resourced")
     await assert_inventory_clean(shop)
 
 
@@ -256,6 +266,7 @@ async def test_a_short_pick_nobody_can_refill_waits_for_a_person(
     assert (done.lines[0].shipped, done.lines[0].cancelled) == (8, 2)
     books = await _ledger(shop, h.id)
     assert books["4000"] == -8 * 2000  # only what shipped was captured
+    await record_history(temporal_client, h.id, "order-short-pick-decided")
     await assert_inventory_clean(shop)
 
 
@@ -320,4 +331,29 @@ async def test_a_partial_cancel_refunds_an_order_paid_up_front(
         await h.execute_update("cancel", CancelRequest("too many", {"1": 5}))
     books = await _ledger(shop, h.id)
     assert books["1000"] == 2000 * 2 + 1000 + 500 + 500 - (2000 + 200)  # refund: a unit and its tax share
+    await assert_inventory_clean(shop)
+
+
+async def test_the_dispatcher_wakes_backorders_oldest_first_when_stock_arrives(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    from workflows.contracts import BACKORDER_DISPATCHER_ID, WakeInput
+
+    first = await place_order(shop, temporal_client, settings, "D-1", [("COFFEE", 2, 900)])
+    await until(first, lambda s: s.status == "awaiting_stock")
+    second = await place_order(shop, temporal_client, settings, "D-2", [("COFFEE", 2, 900)], customer="c9")
+    await until(second, lambda s: s.status == "awaiting_stock")
+    dispatcher = await temporal_client.start_workflow(
+        "BackorderDispatcher", WakeInput(wait_seconds=1), id=BACKORDER_DISPATCHER_ID, task_queue=settings.task_queue
+    )
+    await receive(shop, "COFFEE", "DC-EAST", 2, lot="L7")  # enough for the oldest only
+    snap = await until(first, lambda s: s.status == "allocated")
+    assert snap.lines[0].reserved == 2
+    assert (await snapshot(second)).status == "awaiting_stock"
+    await receive(shop, "COFFEE", "DC-WEST", 2, lot="L8")
+    await until(second, lambda s: s.status == "allocated")
+    await dispatcher.terminate("test over")
+    await record_history(temporal_client, dispatcher.id, "backorder-dispatcher")
+    for h in (first, second):
+        await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
     await assert_inventory_clean(shop)
