@@ -344,7 +344,10 @@ async def test_the_dispatcher_wakes_backorders_oldest_first_when_stock_arrives(
     second = await place_order(shop, temporal_client, settings, "D-2", [("COFFEE", 2, 900)], customer="c9")
     await until(second, lambda s: s.status == "awaiting_stock")
     dispatcher = await temporal_client.start_workflow(
-        "BackorderDispatcher", WakeInput(wait_seconds=1), id=BACKORDER_DISPATCHER_ID, task_queue=settings.task_queue
+        "BackorderDispatcher",
+        WakeInput(wait_seconds=1),
+        id=BACKORDER_DISPATCHER_ID,
+        task_queue=settings.task_queue,
     )
     await receive(shop, "COFFEE", "DC-EAST", 2, lot="L7")  # enough for the oldest only
     snap = await until(first, lambda s: s.status == "allocated")
@@ -356,4 +359,63 @@ async def test_the_dispatcher_wakes_backorders_oldest_first_when_stock_arrives(
     await record_history(temporal_client, dispatcher.id, "backorder-dispatcher")
     for h in (first, second):
         await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
+    await assert_inventory_clean(shop)
+
+
+async def test_drop_ship_lines_go_to_the_supplier_and_ship_on_its_confirmation(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    from tests.factories import add_location, add_sku
+    from workflows.contracts import ShipRequest
+
+    async with shop.begin() as conn:
+        await add_sku(conn, "SOFA", unit_cost=30_000, price=80_000)
+        await conn.execute(text("INSERT INTO supplier (code, name, lead_time_days, dropship, created_at) "
+                                "VALUES ('ACME', 'Acme', 5, true, now())"))  # fmt: skip
+        await conn.execute(text("INSERT INTO supplier_item (supplier, sku, cost, moq, order_multiple) "
+                                "VALUES ('ACME', 'SOFA', 30000, 1, 1)"))  # fmt: skip
+        await add_location(conn, "DS-ACME", type="dropship")
+        await conn.execute(text("UPDATE location SET supplier = 'ACME' WHERE code = 'DS-ACME'"))
+        await conn.execute(text("INSERT INTO channel_location (channel, location) VALUES ('web', 'DS-ACME')"))
+    h = await place_order(shop, temporal_client, settings, "DS-1", [("SOFA", 1, 80_000), ("TEE", 1, 2000)])
+    snap = await until(h, lambda s: len(s.shipments) == 2)
+    drop = next(s for s in snap.shipments if s.kind == "dropship")
+    assert (drop.location, drop.status) == ("DS-ACME", "requested")
+    await h.execute_update(
+        "ship", ShipRequest(drop.id, "Freight Co", "ground", "FC-1"), result_type=OrderSnapshot
+    )
+    await fulfil(h, next(s.id for s in snap.shipments if s.kind == "stock"))
+    await until(h, lambda s: s.status == "completed")
+    books = await _ledger(shop, h.id)
+    assert books["5000"] == 30_000 + 1000 and books["2100"] == -30_000  # supplier's cost, to be billed
+    await assert_inventory_clean(shop)
+
+
+async def test_a_pre_order_waits_for_the_release_date(
+    shop: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    async with shop.begin() as conn:
+        await conn.execute(text("UPDATE sku SET release_at = now() + interval '2 days' WHERE code = 'MUG'"))
+    h = await place_order(shop, temporal_env.client, settings, "PRE-1", [("MUG", 1, 1500)])
+    snap = await until(h, lambda s: s.status == "awaiting_stock")
+    assert snap.lines[0].backordered == 1 and snap.shipments == []
+    async with shop.begin() as conn:  # the test server's clock skips; the database's does not
+        await conn.execute(text("UPDATE sku SET release_at = now() - interval '1 second' WHERE code = 'MUG'"))
+    await temporal_env.sleep(timedelta(days=2, seconds=5))
+    snap = await until(h, lambda s: s.status == "allocated")
+    assert snap.shipments[0].location == "DC-WEST"
+    await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
+
+
+async def test_a_kit_ships_whole_from_one_location(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    await receive(shop, "TEE", "DC-WEST", 3)
+    h = await place_order(shop, temporal_client, settings, "K-1", [("GIFT", 2, 5000)])
+    snap = await until(h, lambda s: s.status == "allocated")
+    assert [(s.location, s.lines[0].qty) for s in snap.shipments] == [("DC-WEST", 2)]
+    assert await balance(shop, "MUG", "DC-WEST") == (10, 4)
+    await fulfil(h, snap.shipments[0].id)
+    await until(h, lambda s: s.status == "completed")
+    assert await balance(shop, "MUG", "DC-WEST") == (6, 0)
     await assert_inventory_clean(shop)
