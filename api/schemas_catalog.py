@@ -87,6 +87,11 @@ class LocationCreate(RequestModel):
     ship_cost: int = Field(default=0, ge=0)
     priority: int = Field(default=100, ge=0, le=1_000_000)
     can_ship: bool = True
+    supplier: str | None = Field(
+        default=None,
+        pattern=CODE,
+        description="For a `dropship` location: the drop-ship supplier whose items ship from it.",
+    )
 
     @field_validator("code")
     @classmethod
@@ -117,6 +122,7 @@ class LocationRead(ResponseModel):
     ship_cost: int
     priority: int
     can_ship: bool
+    supplier: str | None = None
     created_at: datetime
 
 

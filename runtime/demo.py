@@ -12,7 +12,8 @@ LOCATIONS = [
     {"code": "DC-EAST", "name": "East DC (Newark)", "type": "dc", "lat": 40.73, "lon": -74.17, "ship_cost": 450, "priority": 1},
     {"code": "DC-WEST", "name": "West DC (Ontario, CA)", "type": "dc", "lat": 34.06, "lon": -117.65, "ship_cost": 380, "priority": 2},
     {"code": "STORE-SF", "name": "San Francisco store", "type": "store", "lat": 37.79, "lon": -122.41, "ship_cost": 900, "priority": 3},
-    {"code": "DROP-ACME", "name": "ACME furniture (drop-ship)", "type": "dropship", "ship_cost": 0, "priority": 9},
+    {"code": "DROP-ACME", "name": "ACME furniture (drop-ship)", "type": "dropship", "ship_cost": 0, "priority": 9,
+     "supplier": "ACME"},
 ]  # fmt: skip
 SKUS = [
     {"code": "TEE-1", "name": "Organic tee", "unit_cost": 600, "price": 2500},
@@ -26,7 +27,7 @@ SKUS = [
     {"code": "SOFA-1", "name": "Three-seat sofa (drop-ship)", "unit_cost": 42000, "price": 99000},
 ]  # fmt: skip
 CHANNELS = [
-    {"code": "web", "name": "Web shop", "type": "web", "locations": ["DC-EAST", "DC-WEST", "STORE-SF"],
+    {"code": "web", "name": "Web shop", "type": "web", "locations": ["DC-EAST", "DC-WEST", "STORE-SF", "DROP-ACME"],
      "sourcing_rule": "nearest"},
     {"code": "marketplace", "name": "Marketplace", "type": "marketplace", "locations": ["DC-EAST", "DC-WEST"],
      "sourcing_rule": "cheapest"},
@@ -103,8 +104,8 @@ def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client |
 
 def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
     created = 0
-    for path, items in (("/v1/locations", LOCATIONS), ("/v1/skus", SKUS), ("/v1/channels", CHANNELS),
-                        ("/v1/suppliers", SUPPLIERS)):  # fmt: skip
+    for path, items in (("/v1/skus", SKUS), ("/v1/suppliers", SUPPLIERS), ("/v1/locations", LOCATIONS),
+                        ("/v1/channels", CHANNELS)):  # fmt: skip
         for item in items:
             created += _call(http, "POST", path, item).status_code == 201
     say(f"{len(LOCATIONS)} locations, {len(CHANNELS)} channels, {len(SKUS)} SKUs, {len(SUPPLIERS)} suppliers "

@@ -348,3 +348,21 @@ async def test_racing_creates_of_kits_channels_and_suppliers(
                       "SELECT count(*) FROM sku WHERE code = 'RACE-1'")
         ]  # fmt: skip
     assert counts == [2, 2, 2, 1]
+
+
+async def test_a_dropship_location_names_a_drop_ship_supplier(admin: httpx.AsyncClient) -> None:
+    await admin.post("/v1/skus", json={"code": "SOFA", "name": "Sofa", "unit_cost": 100, "price": 300})
+    await admin.post(
+        "/v1/suppliers", json={"code": "NODROP", "name": "Plain", "items": [{"sku": "SOFA", "cost": 90}]}
+    )
+    await admin.post("/v1/suppliers", json={"code": "ACME", "name": "Acme", "dropship": True,
+                                            "items": [{"sku": "SOFA", "cost": 100}]})  # fmt: skip
+    base = {"code": "DS-1", "name": "Drop", "type": "dropship"}
+    for body, msg in (({**base, "supplier": "NOPE"}, "unknown supplier"),
+                      ({**base, "supplier": "NODROP"}, "does not drop-ship"),
+                      ({**base, "type": "dc", "supplier": "ACME"}, "only a dropship location")):  # fmt: skip
+        r = await admin.post("/v1/locations", json=body)
+        assert r.status_code == 422 and msg in r.text, r.text
+        assert r.json()["errors"][0]["loc"] == ["body", "supplier"]
+    r = await admin.post("/v1/locations", json={**base, "supplier": "ACME"})
+    assert r.status_code == 201 and r.json()["supplier"] == "ACME"

@@ -126,12 +126,23 @@ async def get_sku(code: str, engine: EngineDep) -> SkuRead:
     "/v1/locations", status_code=201, response_model=LocationRead, **guard(Role.admin, idempotency="optional")
 )
 async def create_location(body: LocationCreate, engine: EngineDep) -> JSONResponse:
-    """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost."""
+    """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost. A
+    `dropship` location names its `supplier` (a drop-ship supplier): the SKUs it supplies are
+    sourced from it and shipped by the supplier."""
+    if body.supplier is not None and body.type != "dropship":
+        raise _invalid(["body", "supplier"], "only a dropship location has a supplier")
     async with engine.begin() as conn:
+        if body.supplier is not None:
+            dropship = (await conn.execute(text("SELECT dropship FROM supplier WHERE code = :c"),
+                                           {"c": body.supplier})).scalar()  # fmt: skip
+            if dropship is None:
+                raise _invalid(["body", "supplier"], f"unknown supplier {body.supplier!r}")
+            if not dropship:
+                raise _invalid(["body", "supplier"], f"supplier {body.supplier!r} does not drop-ship")
         created = (await conn.execute(
-            text("INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship) VALUES "
-                 "(:code, :name, :type, :lat, :lon, :ship_cost, :priority, :can_ship) ON CONFLICT (code) DO NOTHING "
-                 "RETURNING code"), body.model_dump())).first() is not None  # fmt: skip
+            text("INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship, supplier) VALUES "
+                 "(:code, :name, :type, :lat, :lon, :ship_cost, :priority, :can_ship, :supplier) "
+                 "ON CONFLICT (code) DO NOTHING RETURNING code"), body.model_dump())).first() is not None  # fmt: skip
         row = (await conn.execute(text("SELECT * FROM location WHERE code = :c"), {"c": body.code})).one()
     location = LocationRead.model_validate(row._mapping)
     same = location.model_dump(exclude={"created_at"}) == body.model_dump()
