@@ -23,6 +23,8 @@ from api.routes import (
     inventory,
     keys,
     ledger,
+    orders,
+    shipments,
     transfers,
 )
 from runtime.db import make_async_engine
@@ -84,6 +86,16 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(keys.router)
-    for module in (catalog, inventory, availability, transfers, cycle_counts, exceptions, ledger):
+    for module in (
+        catalog,
+        inventory,
+        availability,
+        transfers,
+        cycle_counts,
+        exceptions,
+        ledger,
+        orders,
+        shipments,
+    ):
         app.include_router(module.router)
     return app

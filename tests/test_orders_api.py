@@ -525,7 +525,9 @@ async def test_a_pending_payment_holds_the_order_until_confirmed(
 ) -> None:
     body = order_body(payment={"method": "invoice", "status": "pending", "amount": 0, "reference": ""})
     assert (await create(api, stocked["web"], body)).status_code == 202
-    order = await _wait_for(api, stocked["web"], "order-web-A-1", lambda o: o["status"] == "on_hold")
+    order = await _wait_for(
+        api, stocked["web"], "order-web-A-1", lambda o: o["status"] == "on_hold" and o["holds"]
+    )
     assert [(h["kind"], h["status"]) for h in order["holds"]] == [("payment_pending", "open")]
     pay = {"status": "authorized", "amount": 4500, "reference": "inv-1", "method": "invoice"}
     r = await api.post("/v1/orders/order-web-A-1/payment", json=pay, headers=stocked["finance"])
@@ -542,7 +544,9 @@ async def test_a_bad_address_holds_the_order_until_the_channel_fixes_it(
     assert (
         await create(api, stocked["web"], order_body(ship_to={**good, "postal_code": "ABC"}))
     ).status_code == 202
-    order = await _wait_for(api, stocked["web"], "order-web-A-1", lambda o: o["status"] == "on_hold")
+    order = await _wait_for(
+        api, stocked["web"], "order-web-A-1", lambda o: o["status"] == "on_hold" and o["holds"]
+    )
     assert [h["kind"] for h in order["holds"]] == ["address_invalid"]
     r = await api.patch("/v1/orders/order-web-A-1/ship-to", json=good, headers=stocked["web"])
     assert r.status_code == 200, r.text

@@ -1,0 +1,266 @@
+"""Warehouse work on order shipments: pick waves, and pick → pack → ship, each a validated
+update of the shipment's order workflow (its id is the order's `workflow_id`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.problems import Problem, not_found
+from api.routes.orders import CODE, MAX_QTY, by
+from api.schemas import Page, RequestModel, ResponseModel
+from api.temporal import update
+from domain.waves import CARRIER_LIMITS, PickLine, PickTask, build_waves
+from runtime.settings import Settings
+from workflows.contracts import (
+    OrderSnapshot,
+    PackageIn,
+    PackRequest,
+    PickedLine,
+    PickRequest,
+    ShipRequest,
+)
+
+router = APIRouter(tags=["shipments"])
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+class ShipmentLineRead(ResponseModel):
+    line: str
+    sku: str
+    qty: int
+    picked: int
+
+
+class ShipmentRead(ResponseModel):
+    id: str
+    order_id: str
+    location: str
+    kind: str
+    status: str
+    promise: str
+    lines: list[ShipmentLineRead]
+    supplier: str | None
+    carrier: str | None
+    service: str | None
+    tracking: str | None
+    packages: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    shipped_at: datetime | None
+
+
+async def _shipment(
+    engine: AsyncEngine, shipment_id: str, principal: Principal | None = None
+) -> tuple[ShipmentRead, str]:
+    """The shipment and its order's workflow id; 404 if unknown or of another channel."""
+    async with engine.connect() as conn:
+        head = (await conn.execute(
+            text("SELECT s.*, o.channel, o.workflow_id FROM shipment s JOIN sales_order o ON o.id = s.order_id "
+                 "WHERE s.id = :id"), {"id": shipment_id})).first()  # fmt: skip
+        if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
+            raise not_found(f"shipment {shipment_id}")
+        lines = await conn.execute(
+            text("SELECT line, sku, qty, picked FROM shipment_line WHERE shipment_id = :id "
+                 "ORDER BY length(line), line"), {"id": shipment_id},
+        )  # fmt: skip
+        read = ShipmentRead.model_validate(
+            {**head._mapping, "lines": [ShipmentLineRead.model_validate(r._mapping) for r in lines]}
+        )
+        return read, str(head.workflow_id)
+
+
+@router.get("/v1/shipments/{shipment_id}", response_model=ShipmentRead, **guard(ANY))
+async def get_shipment(shipment_id: str, engine: EngineDep, principal: CurrentPrincipal) -> ShipmentRead:
+    """One shipment (channel keys: of their own channel's orders)."""
+    return (await _shipment(engine, shipment_id, principal))[0]
+
+
+# -- pick waves ----------------------------------------------------------------------
+
+
+class WaveShipmentLine(ResponseModel):
+    line: str
+    sku: str
+    qty: int
+
+
+class WaveShipment(ResponseModel):
+    id: str
+    order_id: str
+    created_at: datetime
+    lines: list[WaveShipmentLine]
+
+
+class PickListLineRead(ResponseModel):
+    sku: str
+    lot: str
+    qty: int
+
+
+class WaveRead(ResponseModel):
+    id: str
+    location: str
+    number: int
+    promise: str
+    shipments: list[WaveShipment]
+    pick_list: list[PickListLineRead]
+    lines: int
+
+
+@router.get("/v1/pick-tasks", response_model=Page[WaveRead], **guard(Role.warehouse))
+async def pick_tasks(
+    engine: EngineDep,
+    location: Annotated[str | None, Query(max_length=64, description="One location; all if absent.")] = None,
+    max_lines: Annotated[int, Query(ge=1, le=500, description="Pick lines per wave at most.")] = 50,
+) -> Page[WaveRead]:
+    """Open pick work (stock shipments waiting to be picked) in waves: express before standard,
+    then oldest first; one summed pick list per wave (domain/waves.py). All waves, one page."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            text("SELECT s.id, s.order_id, s.location, s.promise, s.created_at, l.line, l.sku, l.qty - l.picked AS qty "
+                 "FROM shipment s JOIN shipment_line l ON l.shipment_id = s.id "
+                 "WHERE s.kind = 'stock' AND s.status = 'allocated' AND l.qty - l.picked > 0 "
+                 "AND (CAST(:loc AS text) IS NULL OR s.location = :loc) "
+                 "ORDER BY s.id, length(l.line), l.line"), {"loc": location})).all()  # fmt: skip
+    heads: dict[str, Any] = {}
+    lines: dict[str, list[WaveShipmentLine]] = defaultdict(list)
+    for r in rows:
+        heads.setdefault(r.id, r)
+        lines[r.id].append(WaveShipmentLine(line=r.line, sku=r.sku, qty=r.qty))
+    tasks = [
+        PickTask(shipment=sid, location=h.location, created_at=h.created_at, promise=h.promise,
+                 lines=tuple(PickLine(ln.sku, ln.qty) for ln in lines[sid]))
+        for sid, h in heads.items()
+    ]  # fmt: skip
+    waves = build_waves(tasks, max_lines_per_wave=max_lines)
+    items = [
+        WaveRead(
+            id=w.id, location=w.location, number=w.number, promise=w.promise, lines=w.lines,
+            shipments=[WaveShipment(id=sid, order_id=heads[sid].order_id, created_at=heads[sid].created_at,
+                                    lines=lines[sid]) for sid in w.shipments],
+            pick_list=[PickListLineRead(sku=p.sku, lot=p.lot, qty=p.qty) for p in w.pick_list],
+        )
+        for w in waves
+    ]  # fmt: skip
+    return Page(items=items, next_cursor=None)
+
+
+# -- pick, pack, ship ----------------------------------------------------------------
+
+
+class PickLineIn(RequestModel):
+    sku: str = Field(pattern=CODE)
+    qty: int = Field(ge=0, le=MAX_QTY)
+    lot: str = Field(default="", max_length=64)
+
+
+class PickBody(RequestModel):
+    lines: list[PickLineIn] = Field(min_length=1, max_length=500)
+    short_reason: Literal["missing", "damaged"] = Field(
+        default="missing", description="Where units not picked go: missing (count loss) or damaged."
+    )
+
+
+class PackLineIn(RequestModel):
+    sku: str = Field(pattern=CODE)
+    qty: int = Field(gt=0, le=MAX_QTY)
+
+
+class PackageBody(RequestModel):
+    weight_g: int = Field(gt=0, le=10_000_000)
+    length_mm: int = Field(gt=0, le=100_000)
+    width_mm: int = Field(gt=0, le=100_000)
+    height_mm: int = Field(gt=0, le=100_000)
+    lines: list[PackLineIn] = Field(min_length=1, max_length=500)
+
+
+class PackBody(RequestModel):
+    packages: list[PackageBody] = Field(min_length=1, max_length=100)
+    service: str = Field(default="ground", max_length=64, description=f"One of {sorted(CARRIER_LIMITS)}.")
+
+
+class ShipBody(RequestModel):
+    carrier: str = Field(min_length=1, max_length=64)
+    service: str = Field(default="ground", min_length=1, max_length=64)
+    tracking: str = Field(default="", max_length=128)
+
+
+async def _act(
+    engine: AsyncEngine, temporal: Client, settings: Settings, shipment_id: str, name: str, arg: Any
+) -> ShipmentRead:
+    _, workflow_id = await _shipment(engine, shipment_id)
+    await update(temporal, workflow_id, name, arg, workflow="Order", rpc_seconds=settings.rpc_timeout_seconds,
+                 result_type=OrderSnapshot)  # fmt: skip
+    return (await _shipment(engine, shipment_id))[0]
+
+
+@router.post(
+    "/v1/shipments/{shipment_id}/pick",
+    response_model=ShipmentRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
+async def pick_shipment(
+    shipment_id: str,
+    body: PickBody,
+    engine: EngineDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    principal: CurrentPrincipal,
+) -> ShipmentRead:
+    """Report what was picked. Less than asked is a short pick: the missing units leave the
+    shelf's count (or go to damaged) and are sourced again, or wait in `short_pick`."""
+    request = PickRequest(
+        shipment_id,
+        [PickedLine(ln.sku, ln.qty, ln.lot) for ln in body.lines],
+        body.short_reason,
+        by(principal),
+    )
+    return await _act(engine, temporal, settings, shipment_id, "pick", request)
+
+
+@router.post(
+    "/v1/shipments/{shipment_id}/pack",
+    response_model=ShipmentRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
+async def pack_shipment(
+    shipment_id: str, body: PackBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+) -> ShipmentRead:
+    """Packages with their contents; what is packed must be exactly what was picked, and each
+    package must fit the carrier service (weight, length, girth)."""
+    if body.service not in CARRIER_LIMITS:
+        raise Problem(422, f"unknown service {body.service!r}", slug="validation-error",
+                      errors=[{"loc": ["body", "service"], "msg": f"must be one of {sorted(CARRIER_LIMITS)}"}])  # fmt: skip
+    packages = []
+    for pkg in body.packages:
+        contents: dict[str, int] = defaultdict(int)
+        for ln in pkg.lines:
+            contents[ln.sku] += ln.qty
+        packages.append(PackageIn(pkg.weight_g, pkg.length_mm, pkg.width_mm, pkg.height_mm, dict(contents)))
+    request = PackRequest(shipment_id, packages, body.service)
+    return await _act(engine, temporal, settings, shipment_id, "pack", request)
+
+
+@router.post(
+    "/v1/shipments/{shipment_id}/ship",
+    response_model=ShipmentRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
+async def ship_shipment(
+    shipment_id: str, body: ShipBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+) -> ShipmentRead:
+    """Hand a packed shipment to the carrier (409 unless it is packed)."""
+    request = ShipRequest(shipment_id, body.carrier, body.service, body.tracking)
+    return await _act(engine, temporal, settings, shipment_id, "ship", request)
