@@ -110,6 +110,7 @@ class OrderWorkflow(AwaitsDecisions):
         if self.needs_sourcing:
             self.needs_sourcing = False
             await self._source()
+            self.avoid = []  # only the re-source right after a short pick stays away; later checks see all
             return
         if self.unfillable:
             await self._short_pick_decision()
