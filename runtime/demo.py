@@ -52,6 +52,39 @@ STOCK = [  # sku, location, units, lot, expires
     ("BOOT-1", "DC-WEST", 8, "", None),
     ("COFFEE-1", "DC-EAST", 20, "L2611", "2027-03-01T00:00:00Z"), ("COFFEE-1", "DC-EAST", 15, "L2612", "2027-05-01T00:00:00Z"),
 ]  # fmt: skip
+_NYC = {"name": "Grace Hopper", "line1": "350 5th Ave", "city": "New York", "region": "NY", "postal_code": "10118",
+        "country": "US", "lat": 40.748, "lon": -73.986}  # fmt: skip
+_PARIS = {
+    "name": "G. Hopper",
+    "line1": "5 Av. Anatole France",
+    "city": "Paris",
+    "postal_code": "75007",
+    "country": "FR",
+}
+
+
+def _demo_order(ext: str, channel: str, lines: list[tuple[str, int, int]], *, pay: str = "authorized",
+                ship_to: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    total = sum(q * p for _, q, p in lines) + 695 + 180
+    return {"channel": channel, "external_id": ext, "customer": {"id": f"demo-{ext.lower()}", "email": "demo@example.com"},
+            "ship_to": ship_to or _NYC, "lines": [{"sku": s, "qty": q, "unit_price": p} for s, q, p in lines],
+            "shipping_amount": 695, "tax_amount": 180,
+            "payment": {"method": "card", "status": pay, "reference": f"demo-{ext}", "amount": total if pay != "pending" else 0},
+            **extra}  # fmt: skip
+
+
+# Orders that wait in each queue a person would work (and some that simply flow).
+ORDERS = [
+    _demo_order("DEMO-1001", "web", [("TEE-1", 2, 2500), ("MUG-1", 1, 1600)]),  # allocated: pick tasks
+    _demo_order("DEMO-1002", "web", [("HOODIE-1", 1, 6500)],
+                ship_to={**_NYC, "region": "ZZ", "postal_code": "1011"}),  # address_invalid
+    _demo_order("DEMO-1003", "web", [("BOOT-1", 1, 14900)], pay="pending"),  # payment_pending
+    _demo_order("DEMO-2001", "marketplace", [("HOODIE-1", 9, 6500)], billing_address=_PARIS,
+                promise="express"),  # fraud_review: high value, billing abroad, express for a new customer
+    _demo_order("DEMO-3001", "b2b", [("COFFEE-1", 50, 1100)]),  # 35 on hand: 15 wait for stock
+    _demo_order("DEMO-1004", "web", [("SOFA-1", 1, 99000)]),  # drop-shipped by ACME
+]  # fmt: skip
+
 # A transfer that arrives one unit short, so the exception queue has something to show.
 TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
 
@@ -139,3 +172,14 @@ def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
             http, "POST", f"/v1/transfers/{number}/receive", {"lines": [{"sku": "TEE-1", "qty_received": 3}]}
         )
     say(f"transfer {number} arrived one unit short and waits in the receipt_discrepancy queue")
+
+    placed = 0
+    for order in ORDERS:
+        r = _call(http, "POST", "/v1/orders", order, key=f"demo-order-{order['external_id']}", optional=True)
+        if _missing(r):
+            say(f"orders skipped (POST /v1/orders answered {r.status_code})")
+            return
+        placed += 1
+    say(
+        f"{placed} orders: waiting on address, payment, fraud review and stock, one drop-shipped, one to pick"
+    )

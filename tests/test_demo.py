@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
-from runtime.demo import CHANNELS, LOCATIONS, SKUS, STOCK, SUPPLIERS, load_demo
+from runtime.demo import CHANNELS, LOCATIONS, ORDERS, SKUS, STOCK, SUPPLIERS, load_demo
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean
@@ -24,7 +24,25 @@ from tests.factories import assert_inventory_clean
 async def _counts(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         return {t: int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar() or 0)
-                for t in ("location", "sku", "channel", "supplier", "stock_move", "journal_entry", "exception")}  # fmt: skip
+                for t in ("location", "sku", "channel", "supplier", "stock_move", "journal_entry", "exception",
+                          "sales_order")}  # fmt: skip
+
+
+async def _queues_settled(engine: AsyncEngine) -> list[str]:
+    """The open exception kinds once the demo orders have reached their queues."""
+    kinds: list[str] = []
+    for _ in range(200):
+        async with engine.connect() as conn:
+            kinds = sorted(
+                (await conn.execute(text("SELECT kind FROM exception WHERE status = 'open'"))).scalars()
+            )
+            busy = (
+                await conn.execute(text("SELECT count(*) FROM sales_order WHERE status = 'received'"))
+            ).scalar()
+        if len(kinds) == 4 and not busy:
+            break
+        await asyncio.sleep(0.05)
+    return kinds
 
 
 async def test_demo_loads_once(
@@ -41,6 +59,8 @@ async def test_demo_loads_once(
         url = f"http://127.0.0.1:{port}"
         out1, out2 = io.StringIO(), io.StringIO()
         await asyncio.to_thread(load_demo, url, admin_key, out1)
+        kinds = await _queues_settled(engine)
+        assert kinds == ["address_invalid", "fraud_review", "payment_pending", "receipt_discrepancy"]
         first = await _counts(engine)
         await asyncio.to_thread(load_demo, url, admin_key, out2)
         assert await _counts(engine) == first
@@ -51,10 +71,11 @@ async def test_demo_loads_once(
             len(SUPPLIERS),
         )
         assert first["stock_move"] >= len(STOCK)
-        assert first["exception"] == 1  # the short transfer waits for a person
+        assert first["exception"] == 4  # the short transfer and three held orders wait for a person
+        assert first["sales_order"] == len(ORDERS)
         lines = out1.getvalue().splitlines()
         assert lines[0] == "demo: 4 locations, 3 channels, 7 SKUs, 3 suppliers (17 new)"
-        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 4
+        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 5
         assert out2.getvalue().splitlines()[0].endswith("(0 new)")
         await assert_inventory_clean(engine)
         async with engine.connect() as conn:
