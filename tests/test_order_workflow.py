@@ -56,6 +56,8 @@ async def test_an_order_is_reserved_picked_packed_shipped_captured_and_completed
     assert books["1000"] == 4000 + 500 + 300  # cash clearing: everything the customer paid
     assert books["4000"] == -4000 and books["4100"] == -500 and books["2200"] == -300
     assert books["5000"] == 2 * 1000  # COGS at the moving average cost
+    attrs = (await h.describe()).typed_search_attributes
+    assert (attrs.get(sa.OMNI_STATUS), attrs.get(sa.OMNI_CHANNEL)) == ("completed", "web")
     await record_history(temporal_client, h.id, "order-happy-path")
     await assert_inventory_clean(shop)
 
@@ -418,4 +420,23 @@ async def test_a_kit_ships_whole_from_one_location(
     await fulfil(h, snap.shipments[0].id)
     await until(h, lambda s: s.status == "completed")
     assert await balance(shop, "MUG", "DC-WEST") == (6, 0)
+    await assert_inventory_clean(shop)
+
+
+async def test_cancelling_the_rest_of_a_partly_shipped_order_completes_it_with_only_the_shipped_part_paid(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    h = await place_order(
+        shop, temporal_client, settings, "C-R", [("TEE", 1, 2000), ("MUG", 2, 1500)], tax=400
+    )
+    snap = await until(h, lambda s: len(s.shipments) == 2)
+    east = next(s for s in snap.shipments if s.location == "DC-EAST")
+    await fulfil(h, east.id)
+    out = await h.execute_update("cancel", CancelRequest("rest not wanted"), result_type=OrderSnapshot)
+    assert [(ln.shipped, ln.cancelled) for ln in out.lines] == [(1, 0), (0, 2)]
+    done = await until(h, lambda s: s.status == "completed")
+    assert done.payment_status == "captured"
+    books = await _ledger(shop, h.id)
+    assert books["4000"] == -2000 and books["4100"] == -500  # the tee and the shipping, nothing for the mugs
+    assert await balance(shop, "MUG", "DC-WEST") == (10, 0)
     await assert_inventory_clean(shop)
