@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -367,8 +368,15 @@ class OrderWorkflow(AwaitsDecisions):
 
     # -- the warehouse ----------------------------------------------------------------
 
-    async def _warehouse(self, shipment_id: str, activity: str, req: object, result_type: type) -> object:
+    async def _warehouse(
+        self, shipment_id: str, activity: str, req: object, result_type: type, check: Callable[[Any], None]
+    ) -> object:
         assert self.inp is not None
+        if not self._known(shipment_id):
+            # The read model showed the shipment before this workflow applied the step that
+            # made it (validators cannot wait): wait for that step, then validate for real.
+            await workflow.wait_condition(lambda: not self.lock.locked())
+            check(req)
         self.busy.add(shipment_id)
         try:
             async with self.lock:
@@ -381,7 +389,7 @@ class OrderWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def pick(self, req: PickRequest) -> OrderSnapshot:
-        picked = await self._warehouse(req.shipment_id, "pick_shipment", req, Picked)
+        picked = await self._warehouse(req.shipment_id, "pick_shipment", req, Picked, self._can_pick)
         assert isinstance(picked, Picked)
         self._apply(picked.snapshot)
         if picked.short:
@@ -393,6 +401,8 @@ class OrderWorkflow(AwaitsDecisions):
 
     @pick.validator
     def _can_pick(self, req: PickRequest) -> None:
+        if self._being_made(req.shipment_id):
+            return  # checked by the handler once the step that makes it is applied
         shipment = self._expect(req.shipment_id, "allocated")
         if shipment.kind != "stock":
             raise _refuse(f"shipment {shipment.id} is drop-shipped by its supplier: nothing to pick")
@@ -418,13 +428,15 @@ class OrderWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def pack(self, req: PackRequest) -> OrderSnapshot:
-        snap = await self._warehouse(req.shipment_id, "pack_shipment", req, OrderSnapshot)
+        snap = await self._warehouse(req.shipment_id, "pack_shipment", req, OrderSnapshot, self._can_pack)
         assert isinstance(snap, OrderSnapshot)
         self._apply(snap)
         return snap
 
     @pack.validator
     def _can_pack(self, req: PackRequest) -> None:
+        if self._being_made(req.shipment_id):
+            return  # checked by the handler once the step that makes it is applied
         shipment = self._expect(req.shipment_id, "picked")
         limits = waves.CARRIER_LIMITS.get(req.service)
         if limits is None:
@@ -444,13 +456,15 @@ class OrderWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def ship(self, req: ShipRequest) -> OrderSnapshot:
-        snap = await self._warehouse(req.shipment_id, "ship_shipment", req, OrderSnapshot)
+        snap = await self._warehouse(req.shipment_id, "ship_shipment", req, OrderSnapshot, self._can_ship)
         assert isinstance(snap, OrderSnapshot)
         self._apply(snap)
         return snap
 
     @ship.validator
     def _can_ship(self, req: ShipRequest) -> None:
+        if self._being_made(req.shipment_id):
+            return  # checked by the handler once the step that makes it is applied
         shipment = self._find(req.shipment_id)
         self._expect(req.shipment_id, "packed" if shipment.kind == "stock" else "requested")
         if not req.carrier.strip():
@@ -502,6 +516,13 @@ class OrderWorkflow(AwaitsDecisions):
 
     def _backordered(self) -> int:
         return sum(ln.backordered for ln in self._lines())
+
+    def _known(self, shipment_id: str) -> bool:
+        return any(s.id == shipment_id for s in (self.snap.shipments if self.snap else []))
+
+    def _being_made(self, shipment_id: str) -> bool:
+        """Unknown here, but a step is running that may be creating it (sourcing)."""
+        return not self._known(shipment_id) and self.lock.locked() and not self._finished()
 
     def _find(self, shipment_id: str) -> ShipmentSnap:
         for s in self.snap.shipments if self.snap else []:

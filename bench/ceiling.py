@@ -1,0 +1,119 @@
+"""The ceiling: a workflow that does nothing but make the same Temporal round trips as one
+order's lifecycle — the same number of activities (and local activities), updates, signals
+and timers, counted from a real order's history in the same run — on the same dev server
+with the same worker settings. Whatever our orders reach beyond it is impossible; the
+distance below it is our code (API, database, activities).
+
+    python -m bench.ceiling --address 127.0.0.1:7233 --task-queue bench-ceiling   # its worker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The Temporal work of one order, split as the order splits it: activities before the
+    first update, per update, and after the last; local activities likewise; timers."""
+
+    activities_before: int
+    activities_per_update: int
+    activities_after: int
+    updates: int
+    signals: int = 0
+    timers: int = 0
+    local_before: int = 0
+    local_per_update: int = 0
+    local_after: int = 0
+
+
+@activity.defn(name="bench_noop")
+async def noop() -> None:
+    return None
+
+
+def _step(local: bool) -> object:
+    if local:
+        return workflow.execute_local_activity("bench_noop", start_to_close_timeout=timedelta(seconds=30))
+    return workflow.execute_activity("bench_noop", start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn(name="BenchCeiling")
+class CeilingWorkflow:
+    def __init__(self) -> None:
+        self.ready = False
+        self.updates = 0
+        self.signals = 0
+
+    @workflow.run
+    async def run(self, shape: Shape) -> int:
+        self.shape = shape
+        for _ in range(shape.activities_before):
+            await _step(False)  # type: ignore[misc]
+        for _ in range(shape.local_before):
+            await _step(True)  # type: ignore[misc]
+        for _ in range(shape.timers):
+            await workflow.sleep(0.001)
+        self.ready = True
+        await workflow.wait_condition(lambda: self.updates >= shape.updates and self.signals >= shape.signals)
+        for _ in range(shape.activities_after):
+            await _step(False)  # type: ignore[misc]
+        for _ in range(shape.local_after):
+            await _step(True)  # type: ignore[misc]
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.updates
+
+    @workflow.update
+    async def step(self, name: str) -> str:
+        await workflow.wait_condition(lambda: self.ready)
+        for _ in range(self.shape.activities_per_update):
+            await _step(False)  # type: ignore[misc]
+        for _ in range(self.shape.local_per_update):
+            await _step(True)  # type: ignore[misc]
+        self.updates += 1
+        return name
+
+    @workflow.signal
+    def poke(self) -> None:
+        self.signals += 1
+
+
+async def _serve(address: str, task_queue: str) -> None:
+    settings = Settings()
+    client = await Client.connect(address)
+    worker = Worker(
+        client, task_queue=task_queue, workflows=[CeilingWorkflow], activities=[noop],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=2),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print("ceiling worker polling", flush=True)
+        await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--task-queue", default="bench-ceiling")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.address, args.task_queue))
+
+
+if __name__ == "__main__":
+    main()

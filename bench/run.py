@@ -1,0 +1,52 @@
+"""`make bench` / `make bench-quick`: the order lifecycle against the Temporal ceiling, a
+flash sale, a table on stdout, `bench/results/latest.json` and a plot
+(`bench/results/lifecycle.png`).
+
+    python -m bench.run --quick     # under 4 minutes
+    python -m bench.run --full      # more levels and orders; minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import time
+from pathlib import Path
+
+from bench import lifecycle
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROFILES = {
+    # concurrency levels, orders per level, flash sale (stock, orders, concurrency)
+    "quick": ([1, 4, 16], 24, (30, 120, 24)),
+    "full": ([1, 2, 4, 8, 16, 32], 80, (50, 400, 64)),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true")
+    mode.add_argument("--full", action="store_true")
+    args = parser.parse_args()
+    profile = "full" if args.full else "quick"
+    levels, per_level, flash = PROFILES[profile]
+    t0 = time.monotonic()
+    print(f"omniflow bench ({profile}): levels {levels}, {per_level} orders per level", flush=True)
+    result = asyncio.run(lifecycle.run(levels, per_level, flash))
+    result.update(profile=profile, seconds=round(time.monotonic() - t0, 1),
+                  machine={"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()})  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    lifecycle.plot(result, RESULTS / "lifecycle.png")
+    print(lifecycle.table(result))
+    print(f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
+          f"at {result['at_concurrency']} clients); wrote bench/results/latest.json and lifecycle.png "
+          f"in {result['seconds']} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
