@@ -24,7 +24,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +105,7 @@ class Shop:
 
     async def place(
         self, channel: str, external_id: str, sku: str, qty: int, **extra: Any
-    ) -> tuple[str, float]:
+    ) -> tuple[str, float, str]:
         price = 2500
         body = {"channel": channel, "external_id": external_id,
                 "customer": {"id": f"c-{external_id}", "email": "b@example.com"}, "ship_to": NYC,
@@ -119,7 +118,7 @@ class Shop:
         )
         took = (time.perf_counter() - t0) * 1000
         r.raise_for_status()
-        return str(r.json()["id"]), took
+        return str(r.json()["id"]), took, str(r.json()["created_at"])
 
     async def until(self, order_id: str, statuses: tuple[str, ...], timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -165,7 +164,7 @@ class Floor:
         self.completed_at: dict[str, float] = {}
         self.stages: dict[str, list[float]] = defaultdict(list)
         self.errors: list[str] = []
-        self.since = ""
+        self.in_flight: dict[str, str] = {}  # order id -> its created_at (server clock)
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -202,9 +201,15 @@ class Floor:
 
     async def _completion_loop(self) -> None:
         while not self._stop.is_set():
-            params: dict[str, Any] = {"status": "completed", "limit": 500}
-            if self.since:
-                params["created_from"] = self.since
+            if not self.in_flight:
+                await asyncio.sleep(0.05)
+                continue
+            # Only orders at least as new as the oldest one still in flight: one short page.
+            params: dict[str, Any] = {
+                "status": "completed",
+                "limit": 500,
+                "created_from": min(self.in_flight.values()),
+            }
             cursor = None
             while True:
                 if cursor:
@@ -215,6 +220,7 @@ class Floor:
                     event = self.completed[order["id"]]
                     if not event.is_set():
                         self.completed_at[order["id"]] = now
+                        self.in_flight.pop(order["id"], None)
                         event.set()
                 cursor = page.get("next_cursor")
                 if not cursor:
@@ -224,8 +230,9 @@ class Floor:
 
 async def _lifecycle(shop: Shop, floor: Floor, external_id: str, capture: list[float]) -> str:
     t0 = time.perf_counter()
-    order_id, took = await shop.place("web", external_id, "TEE", 1)
+    order_id, took, created_at = await shop.place("web", external_id, "TEE", 1)
     capture.append(took)
+    floor.in_flight[order_id] = created_at
     await asyncio.wait_for(floor.completed[order_id].wait(), 300)
     done = floor.completed_at[order_id]
     allocated, shipped = floor.allocated_at.get(order_id, done), floor.shipped_at.get(order_id, done)
@@ -256,7 +263,6 @@ async def _closed_loop(concurrency: int, total: int, one: Any) -> tuple[float, i
 
 async def measure_ours(shop: Shop, concurrency: int, total: int, tag: str) -> Point:
     floor = Floor(shop)
-    floor.since = datetime.now(UTC).isoformat()
     runner = asyncio.create_task(floor.run())
     capture: list[float] = []
     try:
@@ -343,7 +349,7 @@ async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> d
 
     async def one(n: int) -> None:
         channel = ("web", "market", "app")[n % 3]
-        order_id, _ = await shop.place(channel, f"flash-{n}", "FLASH", 1, allow_backorder=False)
+        order_id, _, _ = await shop.place(channel, f"flash-{n}", "FLASH", 1, allow_backorder=False)
         ids.append(order_id)
 
     seconds, failed = await _closed_loop(concurrency, orders, one)
