@@ -440,3 +440,22 @@ async def test_cancelling_the_rest_of_a_partly_shipped_order_completes_it_with_o
     assert books["4000"] == -2000 and books["4100"] == -500  # the tee and the shipping, nothing for the mugs
     assert await balance(shop, "MUG", "DC-WEST") == (10, 0)
     await assert_inventory_clean(shop)
+
+
+async def test_a_flash_sale_of_concurrent_orders_never_promises_a_unit_twice(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    import asyncio
+
+    await receive(shop, "MUG", "DC-EAST", 2)  # 12 mugs in all, 40 buyers on two channels
+    handles = await asyncio.gather(*(
+        place_order(shop, temporal_client, settings, f"FS-{i}", [("MUG", 1, 1500)], allow_backorder=False,
+                    channel=("web", "marketplace")[i % 2], customer=f"fs-{i}")
+        for i in range(40)
+    ))  # fmt: skip
+    settled = [await until(h, lambda s: s.status in ("allocated", "cancelled"), timeout=60) for h in handles]
+    assert sum(s.lines[0].reserved for s in settled) == 12
+    assert sum(s.status == "cancelled" for s in settled) == 28
+    assert await balance(shop, "MUG", "DC-WEST") == (10, 10)
+    assert await balance(shop, "MUG", "DC-EAST") == (2, 2)
+    await assert_inventory_clean(shop)

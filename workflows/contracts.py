@@ -230,6 +230,7 @@ class Recorded:
     holds: list[str]
     hold_details: dict[str, Any]  # kind -> what the person needs to see (problems, fraud reasons)
     release_at: str = ""
+    sourced: Sourced | None = None  # sourced at once when nothing holds the order (one round trip less)
 
 
 @dataclass(frozen=True)

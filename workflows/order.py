@@ -83,7 +83,13 @@ class OrderWorkflow(AwaitsDecisions):
     async def run(self, inp: OrderInput) -> OrderSnapshot:
         self.inp = inp
         workflow.upsert_search_attributes([sa.OMNI_CHANNEL.value_set(inp.channel)])
-        recorded: Recorded = await self._step("record_order", inp.order_id, result_type=Recorded)
+        async with self.lock:  # shipments it makes are visible in the read model before we see them
+            if workflow.patched("record-and-source"):  # an order nothing holds is sourced in the same step
+                recorded: Recorded = await self._step(
+                    "record_order", inp.order_id, self._next_step("source"), result_type=Recorded
+                )
+            else:
+                recorded = await self._step("record_order", inp.order_id, result_type=Recorded)
         self._apply(recorded.snapshot)
 
         for i, kind in enumerate(recorded.holds):
@@ -98,7 +104,10 @@ class OrderWorkflow(AwaitsDecisions):
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(self._closed, timeout=timedelta(seconds=wait))
         if not self._closed():
-            await self._source()
+            if recorded.sourced is not None:
+                await self._sourced(recorded.sourced)
+            else:
+                await self._source()
 
         while not self._finished():
             await self._next()
@@ -215,6 +224,9 @@ class OrderWorkflow(AwaitsDecisions):
                 "source_order", self.inp.order_id, self._next_step("source"), self.avoid, result_type=Sourced
             )
             self._apply(sourced.snapshot)
+        await self._sourced(sourced)
+
+    async def _sourced(self, sourced: Sourced) -> None:
         self.stock_news = False
         if sourced.unfillable:
             if any(s.status in ("picked", "packed", "shipped") for s in sourced.snapshot.shipments):
