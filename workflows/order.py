@@ -489,6 +489,16 @@ class OrderWorkflow(AwaitsDecisions):
     # -- helpers ------------------------------------------------------------------------
 
     async def _step(self, activity: str, *args: object, result_type: type | None) -> Any:
+        """Every order step is one short database transaction, idempotent by its key: a local
+        activity (run by this worker inside the workflow task, recorded as a marker) is safe
+        and saves the task-queue round trip and three history events per step. A crash
+        mid-step re-runs it, which its key makes harmless. Runs recorded before this change
+        keep regular activities (patch `local-steps`)."""
+        if workflow.patched("local-steps"):
+            return await workflow.execute_local_activity(
+                activity, args=list(args), start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
+                result_type=result_type,
+            )  # fmt: skip
         return await workflow.execute_activity(
             activity, args=list(args), start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
             result_type=result_type,
