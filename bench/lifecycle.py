@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from bench.ceiling import Shape
 from bench.common import percentile
@@ -298,9 +298,13 @@ async def measure_ceiling(client: Client, shape: Shape, concurrency: int, total:
 
 
 async def order_shape(client: Client, order_id: str) -> tuple[Shape, dict[str, int]]:
-    """The Temporal work of one finished order, from its history: each (local) activity is
-    placed before the first update, inside an update, or after the last one."""
-    history = await client.get_workflow_handle(order_id).fetch_history()
+    """The Temporal work of one finished order, from its history."""
+    return shape_of(await client.get_workflow_handle(order_id).fetch_history())
+
+
+def shape_of(history: WorkflowHistory) -> tuple[Shape, dict[str, int]]:
+    """Each (local) activity of a history placed before the first update, inside an update,
+    or after the last one; plus the counts of every kind of round trip."""
     counts: dict[str, int] = defaultdict(int)
     accepted = completed = 0
     placed: list[tuple[str, bool, int, bool]] = []  # (kind, local, updates accepted so far, inside one)
@@ -311,7 +315,11 @@ async def order_shape(client: Client, order_id: str) -> tuple[Shape, dict[str, i
             accepted += 1
         elif kind == "workflow_execution_update_completed_event_attributes":
             completed += 1
-        elif kind in ("activity_task_scheduled_event_attributes", "marker_recorded_event_attributes"):
+        elif kind == "activity_task_scheduled_event_attributes" or (
+            kind == "marker_recorded_event_attributes"
+            and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        ):
+            counts["local_activity"] += kind.startswith("marker")
             placed.append((kind, kind.startswith("marker"), accepted, accepted > completed))
     slots: dict[tuple[str, bool], int] = defaultdict(int)
     for _, local, seen, inside in placed:
@@ -329,7 +337,7 @@ async def order_shape(client: Client, order_id: str) -> tuple[Shape, dict[str, i
         "history_events": len(history.events),
         "workflow_tasks": counts["workflow_task_completed_event_attributes"],
         "activities": counts["activity_task_scheduled_event_attributes"],
-        "local_activities": counts["marker_recorded_event_attributes"],
+        "local_activities": counts["local_activity"],
         "updates": accepted,
         "signals": counts["workflow_execution_signaled_event_attributes"],
         "timers": counts["timer_started_event_attributes"],

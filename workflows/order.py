@@ -76,6 +76,7 @@ class OrderWorkflow(AwaitsDecisions):
         self.hold: str = ""
         self.backorder_since: datetime | None = None
         self.avoid: list[str] = []  # locations whose shelves just came up short
+        self.closed_by_last_step = False
 
     # -- the life of an order ---------------------------------------------------------
 
@@ -83,6 +84,9 @@ class OrderWorkflow(AwaitsDecisions):
     async def run(self, inp: OrderInput) -> OrderSnapshot:
         self.inp = inp
         workflow.upsert_search_attributes([sa.OMNI_CHANNEL.value_set(inp.channel)])
+        # Decided once, in the first workflow task (a patch asked for the first time in a later
+        # task that the worker replays is taken as absent).
+        self.closed_by_last_step = workflow.patched("close-in-last-step")
         async with self.lock:  # shipments it makes are visible in the read model before we see them
             if workflow.patched("record-and-source"):  # an order nothing holds is sourced in the same step
                 recorded: Recorded = await self._step(
@@ -136,12 +140,14 @@ class OrderWorkflow(AwaitsDecisions):
 
     async def _finish(self) -> OrderSnapshot:
         await workflow.wait_condition(lambda: not self.busy and not self.lock.locked())
-        assert self.inp is not None
-        async with self.lock:
-            snap: OrderSnapshot = await self._step(
-                "complete_order", self.inp.order_id, result_type=OrderSnapshot
-            )
-            self._apply(snap)
+        assert self.inp is not None and self.snap is not None
+        snap = self.snap
+        # The step that shipped or cancelled the last unit closed the order in its own
+        # transaction; runs from before that change close it with one more step.
+        if not (self.closed_by_last_step and snap.status in DONE):
+            async with self.lock:
+                snap = await self._step("complete_order", self.inp.order_id, result_type=OrderSnapshot)
+                self._apply(snap)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return snap
 
