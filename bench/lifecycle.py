@@ -384,7 +384,7 @@ def _start_ceiling_worker(stack: DevStack) -> subprocess.Popen[str]:
     return proc
 
 
-async def run(levels: list[int], per_level: int, flash: tuple[int, int, int]) -> dict[str, Any]:
+async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="omniflow-bench-") as tmp:
         stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
         ceiling = _start_ceiling_worker(stack)
@@ -406,7 +406,7 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int]) ->
                 points.append(point)
                 print(f"  C={c:<3} ours {point.orders_per_s:7.2f}/s  ceiling {point.ceiling_wf_per_s:7.2f}/s  "
                       f"ratio {point.ratio:.2f}  capture p50 {point.capture_ms['p50']} ms", flush=True)  # fmt: skip
-            sale = await flash_sale(shop, *flash)
+            sale = await flash_sale(shop, *flash) if flash else None
         finally:
             await shop.close()
             ceiling.terminate()
@@ -452,7 +452,8 @@ def table(result: dict[str, Any]) -> str:
                     f" / {s.get('ship_to_completed_seen')} / {s.get('total')} |")  # fmt: skip
     sale = result["flash_sale"]
     rows.append("")
-    rows.append(f"flash sale: {sale['orders']} orders for {sale['stock']} units → accepted {sale['accepted_units']}, "
+    if sale:
+        rows.append(f"flash sale: {sale['orders']} orders for {sale['stock']} units → accepted {sale['accepted_units']}, "
                 f"oversold {sale['oversold']} ({sale['by_channel']})")  # fmt: skip
     rows.append(f"round trips per order: {json.dumps(result['round_trips_per_order'])}")
     return "\n".join(rows)

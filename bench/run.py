@@ -30,21 +30,29 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true")
     mode.add_argument("--full", action="store_true")
+    parser.add_argument("--levels", help="comma-separated concurrency levels (overrides the profile)")
+    parser.add_argument("--orders", type=int, help="orders per level (overrides the profile)")
+    parser.add_argument("--skip-flash", action="store_true", help="no flash sale (comparing builds)")
+    parser.add_argument("--out", default="latest.json", help="result file name in bench/results/")
     args = parser.parse_args()
     profile = "full" if args.full else "quick"
     levels, per_level, flash = PROFILES[profile]
+    if args.levels:
+        levels = [int(x) for x in args.levels.split(",")]
+    per_level = args.orders or per_level
     t0 = time.monotonic()
     print(f"omniflow bench ({profile}): levels {levels}, {per_level} orders per level", flush=True)
-    result = asyncio.run(lifecycle.run(levels, per_level, flash))
+    result = asyncio.run(lifecycle.run(levels, per_level, None if args.skip_flash else flash))
     result.update(profile=profile, seconds=round(time.monotonic() - t0, 1),
                   machine={"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()})  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    lifecycle.plot(result, RESULTS / "lifecycle.png")
+    (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.out == "latest.json":
+        lifecycle.plot(result, RESULTS / "lifecycle.png")
     print(lifecycle.table(result))
     print(f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
-          f"at {result['at_concurrency']} clients); wrote bench/results/latest.json and lifecycle.png "
+          f"at {result['at_concurrency']} clients); wrote bench/results/{args.out} "
           f"in {result['seconds']} s")  # fmt: skip
 
 
