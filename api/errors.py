@@ -7,6 +7,8 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -58,7 +60,42 @@ async def _validation(_: Request, exc: Exception) -> Response:
     )
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Postgres did not answer (down, restarting, connection lost, pool exhausted) or ended
+    the transaction for a transient reason: the client should retry, it did nothing wrong.
+    psycopg raises OperationalError for all of these (including deadlocks, serialization
+    failures and admin shutdown); anything else from the driver is a fault of ours."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, OperationalError | InterfaceError | PoolTimeout):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+    return False
+
+
+def database_unavailable_response(path: str, exc: BaseException) -> Response:
+    log.warning(
+        "database unavailable",
+        path=path,
+        error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+    )
+    return problem_response(
+        503,
+        "the database is unavailable; retry shortly",
+        slug="database-unavailable",
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _database(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
+        return database_unavailable_response(request.url.path, exc)
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):  # raised outside the routes (a middleware's own query)
+        return database_unavailable_response(request.url.path, exc)
     request_id = request.scope.get("state", {}).get("request_id")
     log.error("unhandled error", exc_info=exc, path=request.url.path)
     return problem_response(
@@ -74,4 +111,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _database)
     app.add_exception_handler(Exception, _unhandled)

@@ -22,9 +22,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import database_unavailable, database_unavailable_response
 from api.metrics import IDEMPOTENT_REPLAYS
 from api.problems import problem_response
 
@@ -79,7 +81,14 @@ class IdempotencyMiddleware:
         fingerprint = request_fingerprint(scope["method"], scope["path"], body)
         engine: AsyncEngine = scope["app"].state.engine
 
-        claim = await self._claim(engine, caller, key, scope, fingerprint)
+        try:
+            claim = await self._claim(engine, caller, key, scope, fingerprint)
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+            # Nothing was claimed: answer 503 here (not as an unhandled error) so the client retries.
+            await database_unavailable_response(scope["path"], exc)(scope, receive, send)
+            return
         if claim is not None:
             await claim(scope, receive, send)
             return
@@ -113,14 +122,19 @@ class IdempotencyMiddleware:
             for k, v in captured["headers"]
             if k.decode("latin-1").lower() in _KEPT_HEADERS
         }
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
-                    "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
-                ),
-                {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), "c": caller, "k": key},
-            )
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
+                        "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
+                    ),
+                    {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), "c": caller, "k": key},
+                )
+        except DBAPIError as exc:  # the response is already sent; the key stays in flight until taken over
+            if not database_unavailable(exc):
+                raise
+            _key_left_in_flight(key, "store the response", exc)
 
     def _policy(self, scope: Scope) -> str | None:
         """The route's declaration: "required", "optional" or None (not idempotent). Read from
@@ -227,11 +241,28 @@ class IdempotencyMiddleware:
         return _Replay(row.response_status, row.response_headers or {}, row.response_body or b"")
 
     async def _release(self, engine: AsyncEngine, caller: str, key: str) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'"),
-                {"c": caller, "k": key},
-            )
+        """Free the key after a 5xx or a crash. Best effort: when the database is what failed,
+        the key stays in flight and is taken over after `in_flight_timeout`."""
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'"
+                    ),
+                    {"c": caller, "k": key},
+                )
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+            _key_left_in_flight(key, "release the key", exc)
+
+
+def _key_left_in_flight(key: str, what: str, exc: DBAPIError) -> None:
+    log.warning(
+        f"idempotency: could not {what}; a retry with this key is answered 409 until the key is taken over",
+        key=key,
+        error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+    )
 
 
 class _Replay:

@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -87,6 +92,11 @@ async def update(
     except WorkflowUpdateFailedError as exc:
         WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
         raise _refusal(exc.cause) from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        # Not answered within rpc_seconds (the worker is down or busy): the update may still
+        # run; the caller retries and the workflow's validator refuses a step already done.
+        WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
+        raise engine_unavailable() from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             # Callers look the business object up first, so the workflow exists: it has finished.

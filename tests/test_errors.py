@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from api.auth import guard
+from api.problems import Problem
 from api.schemas import RequestModel
+from api.temporal import update
+from runtime.db import make_async_engine
+from runtime.ports import free_port
 
 PROBLEM = "application/problem+json"
 
@@ -80,3 +86,45 @@ async def test_every_response_carries_a_request_id(admin: httpx.AsyncClient) -> 
     assert r.headers["x-request-id"] == "abc-123"
     r = await admin.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+
+
+async def test_database_down_is_503_problem_not_500(admin: httpx.AsyncClient) -> None:
+    """Postgres restarting or unreachable: 503 with Retry-After (the client retries), also for
+    a write whose Idempotency-Key cannot be claimed, and the key is not left in flight."""
+    app = admin.app  # type: ignore[attr-defined]
+    good = app.state.engine
+    app.state.engine = make_async_engine(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/nothing", pool_size=1
+    )
+    try:
+        body = _is_problem(await admin.get("/v1/orders"), 503)
+        assert body["type"] == "/problems/database-unavailable"
+        r = await admin.post(
+            "/v1/inventory/adjustments",
+            headers={"Idempotency-Key": "db-down-1"},
+            json={"sku": "X", "location": "Y", "delta": 1, "reason": "found"},
+        )
+        _is_problem(r, 503)
+        assert r.headers["retry-after"] == "2"
+    finally:
+        await app.state.engine.dispose()
+        app.state.engine = good
+    assert (await admin.get("/v1/orders")).status_code == 200
+
+
+async def test_update_not_answered_in_time_is_503() -> None:
+    """A workflow update the worker did not answer within the RPC timeout (worker down or
+    busy) is 503 engine-unavailable, not 500: the caller retries and the validator refuses
+    a step that did happen meanwhile."""
+
+    class Handle:
+        async def execute_update(self, *args: Any, **kwargs: Any) -> None:
+            raise WorkflowUpdateRPCTimeoutOrCancelledError()
+
+    class FakeClient:
+        def get_workflow_handle(self, workflow_id: str) -> Handle:
+            return Handle()
+
+    with pytest.raises(Problem) as exc:
+        await update(FakeClient(), "order-x", "pick", None, workflow="Order", rpc_seconds=0.1)  # type: ignore[arg-type]
+    assert exc.value.status_code == 503
