@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from temporalio.client import Client, WorkflowHistory
 
 from bench.ceiling import Shape
@@ -38,6 +39,46 @@ NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", 
        "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
 CEILING_QUEUE = "bench-ceiling"
 PACKAGE = {"weight_g": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100}
+
+
+def cpu_seconds(stack: DevStack) -> dict[str, float]:
+    """CPU time so far of each part of the stack (and of this load generator)."""
+    out: dict[str, float] = defaultdict(float)
+    data = str(stack.data_dir)
+    for proc in psutil.process_iter(["cmdline", "cpu_times", "pid"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            times = proc.info["cpu_times"]
+        except psutil.Error:
+            continue
+        if times is None:
+            continue
+        part = None
+        if proc.info["pid"] == os.getpid():
+            part = "load_generator"
+        elif "-m worker" in cmd and "python" in cmd:
+            part = "worker"
+        elif "-m api" in cmd and "python" in cmd:
+            part = "api"
+        elif "temporal server start-dev" in cmd and data in cmd:
+            part = "temporal"
+        elif cmd.startswith("postgres:") or (data in cmd and "postgres" in cmd):
+            part = "postgres"
+        if part:
+            out[part] += times.user + times.system
+    return dict(out)
+
+
+async def db_counters(shop: Shop) -> dict[str, int]:
+    """Commits and row writes of the database so far (pg_stat_database)."""
+    import psycopg
+
+    with psycopg.connect(shop.stack.database_url) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = 'omniflow'"
+        ).fetchone()
+    assert row is not None
+    return {"commits": int(row[0]), "rows_inserted": int(row[1]), "rows_updated": int(row[2])}
 
 
 @dataclass
@@ -52,6 +93,9 @@ class Point:
     capture_ms: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)  # median per stage
     failed: int = 0
+    cpu_ms_per_order: dict[str, float] = field(default_factory=dict)  # by process
+    db_per_order: dict[str, float] = field(default_factory=dict)  # commits and row writes
+    ceiling_cpu_ms_per_wf: dict[str, float] = field(default_factory=dict)
 
 
 class Shop:
@@ -373,6 +417,17 @@ async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> d
             "failed_requests": failed}  # fmt: skip
 
 
+_ceiling_cpu_mark = [0.0]
+
+
+def _ceiling_cpu(proc: subprocess.Popen[str]) -> float:
+    try:
+        t = psutil.Process(proc.pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(t.user + t.system)
+
+
 def _start_ceiling_worker(stack: DevStack) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFLOW_")}
     proc = subprocess.Popen(
@@ -396,10 +451,24 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
             await measure_ours(shop, 2, 6, "warm")
             shape, trips = await order_shape(client, "order-web-warm-0")
             await measure_ceiling(client, shape, 2, 6, "warm")
+            _ceiling_cpu_mark[0] = _ceiling_cpu(ceiling)
             points = []
             for c in levels:
+                cpu0, db0 = cpu_seconds(stack), await db_counters(shop)
                 point = await measure_ours(shop, c, per_level, f"c{c}")
+                cpu1, db1 = cpu_seconds(stack), await db_counters(shop)
                 point.ceiling_wf_per_s = await measure_ceiling(client, shape, c, per_level, f"c{c}")
+                cpu2 = cpu_seconds(stack)
+                point.cpu_ms_per_order = {
+                    k: round((cpu1[k] - cpu0.get(k, 0)) * 1000 / per_level, 1) for k in cpu1
+                }
+                point.db_per_order = {k: round((db1[k] - db0[k]) / per_level, 1) for k in db1}
+                ceiling_parts = {"temporal": cpu2.get("temporal", 0) - cpu1.get("temporal", 0),
+                                 "ceiling_worker": _ceiling_cpu(ceiling) - _ceiling_cpu_mark[0]}  # fmt: skip
+                _ceiling_cpu_mark[0] = _ceiling_cpu(ceiling)
+                point.ceiling_cpu_ms_per_wf = {
+                    k: round(v * 1000 / per_level, 1) for k, v in ceiling_parts.items()
+                }
                 point.ratio = (
                     round(point.orders_per_s / point.ceiling_wf_per_s, 3) if point.ceiling_wf_per_s else 0.0
                 )

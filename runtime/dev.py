@@ -34,6 +34,10 @@ from runtime.temporal_dev import TemporalDevServer
 STOP_GRACE_SECONDS = 6.0
 
 
+# A child that ran this long before dying restarts at once again (the back-off is for crash loops).
+HEALTHY_RUN_SECONDS = 60.0
+
+
 @dataclass
 class Child:
     name: str
@@ -42,9 +46,11 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
+    started_at: float = 0.0
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=child_preexec)  # noqa: S603
+        self.started_at = time.monotonic()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -182,6 +188,8 @@ class DevStack:
                     print(
                         f"omniflow dev: {child.name} exited ({code}); restarting", file=sys.stderr, flush=True
                     )
+                    if now - child.started_at > HEALTHY_RUN_SECONDS:
+                        child.restarts = 0  # it ran fine for a while: this crash is not a crash loop
                     child.next_start = now + min(5.0, 0.5 * (2 ** min(child.restarts, 4)))
                 elif now >= child.next_start:
                     child.restarts += 1
