@@ -66,7 +66,6 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
         exceptions.withdraw_exception,
         orders.record_order,
         orders.settle_hold,
-        orders.note_order_event,
         orders.source_order,
         orders.backorder_units,
         orders.pick_shipment,

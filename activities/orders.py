@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +62,6 @@ from workflows.contracts import (
 
 log = get_logger("omniflow.orders")
 
-OPEN_SHIPMENT = ("allocated", "picked", "packed", "requested")
 
 ORDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('order:' || :id, 0))")
 
@@ -180,7 +180,7 @@ async def _refresh_status(conn: AsyncConnection, order_id: str, *, on_hold: bool
     if on_hold is None:
         on_hold = bool((await conn.execute(
             text("SELECT 1 FROM exception WHERE subject_type = 'order' AND subject_id = :o AND status = 'open' "
-                 "AND kind IN ('address_invalid', 'payment_pending', 'fraud_review') LIMIT 1"), {"o": order_id})).first())  # fmt: skip
+                 "AND kind = ANY(:kinds) LIMIT 1"), {"o": order_id, "kinds": list(hold_rules.HOLD_ORDER)})).first())  # fmt: skip
     picking = bool((await conn.execute(
         text("SELECT 1 FROM shipment WHERE order_id = :o AND status IN ('picked', 'packed') LIMIT 1"),
         {"o": order_id})).first())  # fmt: skip
@@ -284,13 +284,9 @@ class OrderActivities:
                     order.payment_amount,
                     order.payment_method,
                 )
-            ship_to = hold_rules.Address(**_address_fields(order.ship_to))
+            ship_to = hold_rules.address_from(order.ship_to)
             problems = hold_rules.validate_address(ship_to)
-            billing = (
-                hold_rules.Address(**_address_fields(order.billing_address))
-                if order.billing_address
-                else None
-            )
+            billing = hold_rules.address_from(order.billing_address) if order.billing_address else None
             country_differs, postal_differs = hold_rules.billing_differences(ship_to, billing)
             history = (await conn.execute(
                 text("SELECT count(*) FILTER (WHERE created_at > now() - interval '24 hours') AS day, count(*) AS ever "
@@ -357,14 +353,14 @@ class OrderActivities:
             data = resolution.data or {}
             cleared, note = True, resolution.note
             if resolution.action == "fix_address":
-                ship_to = _address_fields(data.get("ship_to") or order.ship_to)
-                problems = hold_rules.validate_address(hold_rules.Address(**ship_to))
+                address = hold_rules.address_from(data.get("ship_to") or order.ship_to)
+                problems = hold_rules.validate_address(address)
                 if problems:
                     cleared, note = False, "; ".join(p.message for p in problems)
                 else:
                     await conn.execute(
                         text("UPDATE sales_order SET ship_to = CAST(:a AS jsonb) WHERE id = :id"),
-                        {"a": json.dumps(ship_to), "id": order_id},
+                        {"a": json.dumps(asdict(address)), "id": order_id},
                     )
             elif resolution.action == "confirm_payment":
                 status = str(data.get("status", "authorized"))
@@ -384,14 +380,6 @@ class OrderActivities:
             await _event(conn, order_id, key, "hold_cleared" if cleared else "hold_not_cleared", kind=kind,
                          action=resolution.action, by=resolution.resolved_by, cleared=cleared, note=note)  # fmt: skip
             return HoldSettled(await order_snapshot(conn, order_id), cleared, note)
-
-    @activity.defn(name="note_order_event")
-    async def note_order_event(self, order_id: str, key: str, event: str, detail: dict[str, Any]) -> None:
-        """A timeline entry that changes nothing else (escalations, waits)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(ORDER_LOCK, {"id": order_id})
-            if await _done(conn, key) is None:
-                await _event(conn, order_id, key, event, **detail)
 
     # -- sourcing ----------------------------------------------------------------------
 
@@ -805,23 +793,13 @@ class OrderActivities:
     async def complete_order(self, order_id: str) -> OrderSnapshot:
         """Every unit shipped or cancelled: the order is done (completed, or cancelled when
         nothing shipped). Any exception still open for it is withdrawn."""
-        key = f"{order_id}:complete"
         async with business_outcomes(), self.engine.begin() as conn:
             await _lock_order(conn, order_id)
-            if await _done(conn, key) is None:
-                lines = await _lines(conn, order_id)
-                if any(_qty(r).open for r in lines):
-                    raise OrderStepRefused(f"order {order_id} still has units to ship")
-                shipped = any(r.shipped for r in lines)
-                status = "completed" if shipped else "cancelled"
-                await conn.execute(
-                    text(
-                        "UPDATE sales_order SET status = :s, completed_at = now(), updated_at = now() WHERE id = :id"
-                    ),
-                    {"s": status, "id": order_id},
-                )
-                await _withdraw_exceptions(conn, order_id, f"order {status}")
-                await _event(conn, order_id, key, status)
+            if (
+                await _done(conn, f"{order_id}:complete") is None
+                and await _close_if_done(conn, order_id) is None
+            ):
+                raise OrderStepRefused(f"order {order_id} still has units to ship")
             return await order_snapshot(conn, order_id)
 
 
@@ -875,15 +853,3 @@ def _plan_within_budget(request: Request, budget: dict[str, int]) -> Any:
             atp[place] = max(0, atp.get(place, 0) - excess)
     return source(Request(request.lines, request.sites, {k: 0 for k in atp}, request.rule, request.ship_to,
                           request.allow_split, request.allow_backorder, request.dropship_skus))  # fmt: skip
-
-
-def _address_fields(data: dict[str, Any] | None) -> dict[str, Any]:
-    data = data or {}
-    out: dict[str, Any] = {}
-    for name in ("name", "line1", "line2", "city", "region", "postal_code", "country"):
-        value = data.get(name)
-        out[name] = "" if value is None else str(value)
-    for name in ("lat", "lon"):
-        value = data.get(name)
-        out[name] = None if value is None else float(value)
-    return out

@@ -19,7 +19,7 @@ Three checks, each a small table so a reviewer can read the policy without the c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 # -- address ---------------------------------------------------------------------------
@@ -38,6 +38,22 @@ class Address:
     country: str = ""  # ISO 3166-1 alpha-2, e.g. "US"
     lat: float | None = None
     lon: float | None = None
+
+
+TEXT_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+
+def address_from(data: Mapping[str, object] | None) -> Address:
+    """An Address from stored or submitted JSON: missing text is "", coordinates are numbers
+    or None. Raises ValueError or TypeError when a coordinate is not a number."""
+    data = data or {}
+    text = {name: "" if data.get(name) is None else str(data.get(name)) for name in TEXT_FIELDS}
+    lat, lon = data.get("lat"), data.get("lon")
+    return Address(
+        **text,
+        lat=None if lat is None else float(lat),  # type: ignore[arg-type]
+        lon=None if lon is None else float(lon),  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from domain.holds import (
     AddressProblem,
     FraudRules,
     FraudSignals,
+    address_from,
     billing_differences,
     fraud_score,
     holds_for,
@@ -630,3 +631,12 @@ def test_more_money_never_lowers_the_fraud_score(s: FraudSignals, more: int) -> 
     richer = FraudSignals(**{**s.__dict__, "order_value": s.order_value + more})
     assert fraud_score(richer).score >= fraud_score(s).score
     assert fraud_score(richer).hold >= fraud_score(s).hold
+
+
+def test_an_address_is_read_from_json_with_missing_text_empty_and_numeric_coordinates() -> None:
+    assert address_from(
+        {"name": "Ada", "city": None, "postal_code": 10001, "lat": "40.5", "lon": 2}
+    ) == Address(name="Ada", postal_code="10001", lat=40.5, lon=2.0)
+    assert address_from(None) == Address()
+    with pytest.raises(ValueError, match="north"):
+        address_from({"lat": "north", "lon": 1})

@@ -162,8 +162,6 @@ def count_workflow_id(count_id: str) -> str:
 
 # -- orders ------------------------------------------------------------------------------
 
-ORDER_HOLD_KINDS = ("address_invalid", "payment_pending", "fraud_review")
-
 
 def order_workflow_id(channel: str, external_id: str) -> str:
     """The order's id and workflow id: a business key, so a retried or raced create meets

@@ -192,15 +192,8 @@ class OrderWorkflow(AwaitsDecisions):
         ship_to = (resolution.data or {}).get("ship_to")
         if not isinstance(ship_to, dict):
             raise _refuse("fix_address needs data.ship_to (or use PATCH /v1/orders/{id}/ship-to)", "Invalid")
-        fields = {
-            k: ship_to.get(k) for k in ("name", "line1", "line2", "city", "region", "postal_code", "country")
-        }
         try:
-            address = hold_rules.Address(
-                **{k: "" if v is None else str(v) for k, v in fields.items()},
-                lat=None if ship_to.get("lat") is None else float(ship_to["lat"]),
-                lon=None if ship_to.get("lon") is None else float(ship_to["lon"]),
-            )
+            address = hold_rules.address_from(ship_to)
         except (TypeError, ValueError) as exc:
             raise _refuse(f"ship_to is not an address: {exc}", "Invalid") from exc
         problems = hold_rules.validate_address(address)
