@@ -53,7 +53,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,7 +65,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import machine, percentile, write_json
+from bench.common import NYC, machine, percentile, write_json
 from bench.stack import DevStack
 from domain.orders import PricedLine, shipment_charge
 from runtime.embedded_pg import EmbeddedPostgres
@@ -91,8 +91,6 @@ CATALOG: list[tuple[str, dict[str, Any]]] = [
 OPENING_STOCK = [("TEE", "DC-EAST", 5000), ("TEE", "DC-WEST", 5000), ("MUG", "DC-EAST", 5000),
                  ("MUG", "DC-WEST", 5000), (LIMITED, "DC-EAST", 6), (LIMITED, "DC-WEST", 4)]  # fmt: skip
 RESTOCK_UNITS = 2
-NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", "postal_code": "10001",
-       "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
 OPEN_STATUSES = ("received", "on_hold", "awaiting_stock", "allocated", "in_fulfillment", "partially_shipped",
                  "shipped")  # fmt: skip
 EXPECTED_WAITS = ("awaiting_stock", "on_hold")
@@ -229,15 +227,16 @@ def _children(stack: DevStack) -> list[psutil.Process]:
         return []
 
 
-def _find_child(stack: DevStack, *words: str, timeout: float = 30.0) -> psutil.Process | None:
-    """The running child of `omniflow dev` whose command line has all `words` (waiting while
-    the supervisor restarts one that died)."""
+def _find_child(
+    stack: DevStack, matches: Callable[[list[str]], bool], timeout: float = 30.0
+) -> psutil.Process | None:
+    """The running child of `omniflow dev` whose command line `matches` (waiting while the
+    supervisor restarts one that died)."""
     deadline = time.monotonic() + timeout
     while True:
         for p in _children(stack):
             try:
-                argv = p.cmdline()
-                if all(w in argv or any(w in a for a in argv) for w in words) and p.status() != "zombie":
+                if matches(p.cmdline()) and p.status() != "zombie":
                     return p
             except psutil.Error:
                 continue
@@ -247,22 +246,12 @@ def _find_child(stack: DevStack, *words: str, timeout: float = 30.0) -> psutil.P
 
 
 def worker_process(stack: DevStack, timeout: float = 30.0) -> psutil.Process | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        for p in _children(stack):
-            try:
-                argv = p.cmdline()
-                if argv[-2:] == ["-m", "worker"] and p.status() != "zombie":
-                    return p
-            except psutil.Error:
-                continue
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.1)
+    return _find_child(stack, lambda argv: argv[-2:] == ["-m", "worker"], timeout)
 
 
 def temporal_process(stack: DevStack, timeout: float = 30.0) -> psutil.Process | None:
-    return _find_child(stack, "temporal", "server", "start-dev", timeout=timeout)
+    words = ("temporal", "server", "start-dev")
+    return _find_child(stack, lambda argv: all(any(w in a for a in argv) for w in words), timeout)
 
 
 def _port_open(port: int) -> bool:

@@ -26,6 +26,10 @@ from runtime.ports import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
+# A good US ship-to (the order tests, the benchmarks and the chaos run all ship here).
+NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", "postal_code": "10001",
+       "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
+
 
 @contextlib.contextmanager
 def durable_postgres() -> Iterator[EmbeddedPostgres]:

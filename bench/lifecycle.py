@@ -32,11 +32,9 @@ import psutil
 from temporalio.client import Client, WorkflowHistory
 
 from bench.ceiling import Shape
-from bench.common import percentile
+from bench.common import NYC, percentile
 from bench.stack import DevStack
 
-NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", "postal_code": "10001",
-       "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
 CEILING_QUEUE = "bench-ceiling"
 PACKAGE = {"weight_g": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 

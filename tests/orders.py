@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 
+from bench.common import NYC
 from runtime.settings import Settings
 from workflows.contracts import (
     OrderInput,
@@ -25,8 +26,7 @@ from workflows.contracts import (
     order_workflow_id,
 )
 
-GOOD_ADDRESS = {"name": "Ada Lovelace", "line1": "1 Main St", "city": "New York", "region": "NY",
-                "postal_code": "10001", "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
+GOOD_ADDRESS = NYC
 
 
 async def place_order(

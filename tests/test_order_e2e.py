@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from bench.chaos import run_checks, worker_process
+from bench.common import NYC
 from tests.stack import DevStack
 
 CATALOG: list[tuple[str, dict[str, Any]]] = [
@@ -35,8 +34,6 @@ CATALOG: list[tuple[str, dict[str, Any]]] = [
                       "sourcing_rule": "cheapest"}),
     ("/v1/channels", {"code": "edi", "type": "b2b", "locations": ["DC-EAST"], "sourcing_rule": "priority"}),
 ]  # fmt: skip
-NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", "postal_code": "10001",
-       "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +136,8 @@ class Shop:
 
 
 def _checks_clean(stack: DevStack) -> None:
-    env = {"DATABASE_URL": stack.database_url, "PATH": str(Path(sys.executable).parent)}
-    for what in ("inventory", "ledger"):
-        out = subprocess.run([sys.executable, "-m", "runtime.cli", what, "check"], capture_output=True, text=True,
-                             env=env, timeout=60)  # fmt: skip
-        assert out.returncode == 0, out.stdout + out.stderr
+    checks = run_checks(stack)
+    assert all(c["exit"] == 0 for c in checks.values()), checks
 
 
 @pytest.fixture(scope="module")
@@ -201,17 +195,9 @@ def test_orders_from_three_channels_complete(shop: Shop, stack: DevStack) -> Non
 
 def _worker(stack: DevStack) -> psutil.Process:
     """The running worker process (waiting while the supervisor restarts a killed one)."""
-    assert stack.proc is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for p in psutil.Process(stack.proc.pid).children():
-            try:
-                if "worker" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
-                    return p
-            except psutil.Error:
-                continue
-        time.sleep(0.2)
-    raise AssertionError("no worker process")
+    process = worker_process(stack)
+    assert process is not None, "no worker process"
+    return process
 
 
 def test_orders_survive_a_killed_worker_and_complete_exactly_once(shop: Shop, stack: DevStack) -> None:
