@@ -411,18 +411,18 @@ class OrderActivities:
                 return Sourced(await order_snapshot(conn, order_id), done["new_shipments"], done["backordered"],
                                done["unfillable"])  # fmt: skip
             lines = await _lines(conn, order_id)
-            released = set((await conn.execute(
-                text("SELECT code FROM sku WHERE code = ANY(:s) AND (release_at IS NULL OR release_at <= now())"),
-                {"s": [r.sku for r in lines]})).scalars())  # fmt: skip
+            catalog = {r.code: r for r in await conn.execute(
+                text("SELECT code, kind, (release_at IS NULL OR release_at <= now()) AS released FROM sku "
+                     "WHERE code = ANY(:s)"), {"s": [r.sku for r in lines]})}  # fmt: skip
+            released = {code for code, r in catalog.items() if r.released}
             want = {r.line: _qty(r).unassigned + r.backordered for r in lines if r.sku in released}
             want = {line: n for line, n in want.items() if n > 0}
             if order.status in ("cancelled", "completed") or not want:
                 await _event(conn, order_id, key, "sourced", new_shipments=[], backordered=0, unfillable={})
                 return Sourced(await order_snapshot(conn, order_id), [], 0, {})
             by_line = {r.line: r for r in lines}
-            kinds: dict[str, str] = dict((await conn.execute(text("SELECT code, kind FROM sku WHERE code = ANY(:s)"),
-                                             {"s": [r.sku for r in lines]})).all())  # fmt: skip
-            sites, dropship = await self._sites(conn, order.channel)
+            kinds = {code: r.kind for code, r in catalog.items()}
+            sites, dropship, suppliers = await self._sites(conn, order.channel)
             sites = [site for site in sites if site.code not in avoid]
             skus = {by_line[line].sku for line in want}
             snap = await load_snapshot(conn, skus)
@@ -468,10 +468,8 @@ class OrderActivities:
             for shp in plan.dropship:
                 count += 1
                 shipment_id = f"{order_id}-S{count}"
-                supplier = (await conn.execute(text("SELECT supplier FROM location WHERE code = :l"),
-                                               {"l": shp.location})).scalar_one()  # fmt: skip
                 await self._new_shipment(conn, order, shipment_id, shp.location, "dropship", shp.lines, by_line,
-                                         supplier=supplier)  # fmt: skip
+                                         supplier=suppliers[shp.location])  # fmt: skip
                 for line, n in shp.lines:
                     qty[line] = qty[line].reserve(n)
                 new_ids.append(shipment_id)
@@ -487,7 +485,11 @@ class OrderActivities:
                          shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments])  # fmt: skip
             return Sourced(await order_snapshot(conn, order_id), new_ids, backordered, unfillable)
 
-    async def _sites(self, conn: AsyncConnection, channel: str) -> tuple[list[Site], dict[str, str]]:
+    async def _sites(
+        self, conn: AsyncConnection, channel: str
+    ) -> tuple[list[Site], dict[str, str], dict[str, str]]:
+        """The channel's shipping locations, the SKUs drop-shipped (sku -> drop-ship location)
+        and who ships from each drop-ship location (location -> supplier)."""
         rows = list(await conn.execute(
             text("SELECT l.code, l.type, l.lat, l.lon, l.ship_cost, l.priority, l.supplier FROM channel_location cl "
                  "JOIN location l ON l.code = cl.location WHERE cl.channel = :c AND l.can_ship ORDER BY l.code"),
@@ -496,13 +498,14 @@ class OrderActivities:
             Site(r.code, r.lat, r.lon, r.ship_cost, r.priority, dropship=r.type == "dropship") for r in rows
         ]
         dropship: dict[str, str] = {}
+        suppliers = {r.code: r.supplier for r in rows if r.type == "dropship" and r.supplier}
         for r in rows:
-            if r.type == "dropship" and r.supplier:
+            if r.code in suppliers:
                 for sku in (await conn.execute(
                     text("SELECT i.sku FROM supplier_item i JOIN supplier s ON s.code = i.supplier "
                          "WHERE i.supplier = :s AND s.dropship ORDER BY i.sku"), {"s": r.supplier})).scalars():  # fmt: skip
                     dropship.setdefault(sku, r.code)
-        return sites, dropship
+        return sites, dropship, suppliers
 
     async def _new_shipment(
         self, conn: AsyncConnection, order: Any, shipment_id: str, location: str, kind: str,

@@ -415,9 +415,6 @@ async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> d
             "failed_requests": failed}  # fmt: skip
 
 
-_ceiling_cpu_mark = [0.0]
-
-
 def _ceiling_cpu(proc: subprocess.Popen[str]) -> float:
     try:
         t = psutil.Process(proc.pid).cpu_times()
@@ -449,7 +446,7 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
             await measure_ours(shop, 2, 6, "warm")
             shape, trips = await order_shape(client, "order-web-warm-0")
             await measure_ceiling(client, shape, 2, 6, "warm")
-            _ceiling_cpu_mark[0] = _ceiling_cpu(ceiling)
+            ceiling_cpu = _ceiling_cpu(ceiling)
             points = []
             for c in levels:
                 cpu0, db0 = cpu_seconds(stack), await db_counters(shop)
@@ -462,8 +459,8 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
                 }
                 point.db_per_order = {k: round((db1[k] - db0[k]) / per_level, 1) for k in db1}
                 ceiling_parts = {"temporal": cpu2.get("temporal", 0) - cpu1.get("temporal", 0),
-                                 "ceiling_worker": _ceiling_cpu(ceiling) - _ceiling_cpu_mark[0]}  # fmt: skip
-                _ceiling_cpu_mark[0] = _ceiling_cpu(ceiling)
+                                 "ceiling_worker": _ceiling_cpu(ceiling) - ceiling_cpu}  # fmt: skip
+                ceiling_cpu = _ceiling_cpu(ceiling)
                 point.ceiling_cpu_ms_per_wf = {
                     k: round(v * 1000 / per_level, 1) for k, v in ceiling_parts.items()
                 }
