@@ -34,7 +34,7 @@ from models.payments import SandboxGateway
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
-from runtime.temporal import connect_or_fail
+from runtime.temporal import connect_or_fail, run_event_loop, worker_options
 from runtime.worker_logging import LogContextInterceptor
 from workflows.backorders import BackorderDispatcherWorkflow
 from workflows.contracts import BACKORDER_DISPATCHER_ID, HousekeepingInput, WakeInput
@@ -91,9 +91,8 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=build_activities(engine, settings, client),  # type: ignore[arg-type]
         interceptors=[LogContextInterceptor()],
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=5),
+        **worker_options(settings),
     )
 
 
@@ -127,7 +126,7 @@ async def run(settings: Settings) -> None:
     if not settings.database_url or not settings.temporal_address:
         raise SystemExit("error: the worker needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
     client = await connect_or_fail(settings.temporal_address, settings.temporal_namespace, "TEMPORAL_ADDRESS")
-    engine = make_async_engine(settings.database_url, settings.db_pool_size)
+    engine = make_async_engine(settings.database_url, settings.db_pool_size, "omniflow-worker")
     await ensure_schedules(client, settings)
     await ensure_backorder_dispatcher(client, settings)
     worker = build_worker(client, engine, settings)
@@ -145,7 +144,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(run(settings))
+    run_event_loop(run(settings))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import RequestContextMiddleware
@@ -54,7 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_async_engine(settings.database_url or "", settings.db_pool_size)
+        app.state.engine = make_async_engine(settings.database_url or "", settings.db_pool_size, "omniflow-api")
         # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
         app.state.temporal = (
             temporal_client
@@ -77,6 +78,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,

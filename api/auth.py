@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -60,6 +61,34 @@ class Principal:
         return self.role is not Role.channel or self.channel == channel
 
 
+class KeyCache:
+    """Principals by key hash, each kept `ttl` seconds: a key lookup was one database round
+    trip on every request. Bounded; revoking a key drops it here at once."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (time.monotonic() + self.ttl, principal)
+
+    def forget(self, key_id: str) -> None:
+        for key_hash, (_, principal) in list(self._entries.items()):
+            if principal.key_id == key_id:
+                del self._entries[key_hash]
+
+
 _bearer = HTTPBearer(auto_error=False, description="An omniflow API key: `Authorization: Bearer omf_…`")
 
 
@@ -74,18 +103,23 @@ async def authenticate(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id, role, channel, name FROM api_key WHERE key_hash = :h AND revoked_at IS NULL"
-                ),
-                {"h": hash_key(credentials.credentials)},
-            )
-        ).first()
-    if row is None:
-        raise _unauthorized("the API key is not valid")
-    principal = Principal(key_id=row.id, role=Role(row.role), channel=row.channel, name=row.name)
+    key_hash = hash_key(credentials.credentials)
+    cache: KeyCache = request.app.state.key_cache
+    principal = cache.get(key_hash)
+    if principal is None:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT id, role, channel, name FROM api_key WHERE key_hash = :h AND revoked_at IS NULL"
+                    ),
+                    {"h": key_hash},
+                )
+            ).first()
+        if row is None:
+            raise _unauthorized("the API key is not valid")
+        principal = Principal(key_id=row.id, role=Role(row.role), channel=row.channel, name=row.name)
+        cache.put(key_hash, principal)
     request.state.principal = principal
     return principal
 

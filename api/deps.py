@@ -1,4 +1,7 @@
-"""Dependencies shared by routes: settings, the database, the Temporal client."""
+"""Dependencies shared by routes: settings, the database, the Temporal client.
+
+All `async def`: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
+dependency per request."""
 
 from __future__ import annotations
 
@@ -13,11 +16,11 @@ from temporalio.client import Client
 from runtime.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
@@ -26,7 +29,7 @@ async def get_session(engine: Annotated[AsyncEngine, Depends(get_engine)]) -> As
         yield session
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     return request.app.state.temporal  # type: ignore[no-any-return]
 
 

@@ -19,8 +19,6 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from runtime.settings import Settings
-
 
 @dataclass(frozen=True)
 class Shape:
@@ -90,13 +88,15 @@ class CeilingWorkflow:
 
 
 async def _serve(address: str, task_queue: str) -> None:
-    settings = Settings()
+    # Imported here, not at the top: the sandbox re-executes this module for every workflow
+    # run, and our settings module is not what a no-op workflow should pay for.
+    from runtime.settings import Settings
+    from runtime.temporal import worker_options
+
     client = await Client.connect(address)
     worker = Worker(
         client, task_queue=task_queue, workflows=[CeilingWorkflow], activities=[noop],
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        graceful_shutdown_timeout=timedelta(seconds=2),
+        graceful_shutdown_timeout=timedelta(seconds=2), **worker_options(Settings()),
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,7 +112,9 @@ def main() -> None:
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", default="bench-ceiling")
     args = parser.parse_args()
-    asyncio.run(_serve(args.address, args.task_queue))
+    from runtime.temporal import run_event_loop
+
+    run_event_loop(_serve(args.address, args.task_queue))
 
 
 if __name__ == "__main__":

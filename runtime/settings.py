@@ -91,7 +91,12 @@ class Settings(BaseSettings):
         default="auto", description="auto = console on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Log level.")
-    db_pool_size: int = Field(default=10, description="Connections per process.")
+    db_pool_size: int = Field(default=20, description="Connections kept per process (and as many more under bursts).")
+    api_key_cache_seconds: float = Field(
+        default=10.0, ge=0,
+        description="Each API process reuses an API key's lookup this long; a key revoked on another "
+        "replica stops working there within this time (at once where it was revoked). 0 = every request.",
+    )  # fmt: skip
     worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -11,6 +14,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.errors import StartupError
 from workflows import search_attributes as sa
+
+if TYPE_CHECKING:
+    from runtime.settings import Settings
 
 _INDEXED = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -33,6 +39,33 @@ async def connect_or_fail(address: str, namespace: str, setting: str, within: fl
             last = exc
             await asyncio.sleep(0.5)
     raise StartupError(setting, f"cannot reach Temporal at {address}: {last}")
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Worker settings, shared by our worker and the benchmark's ceiling worker (which must run
+    with the same ones). Also lets this process write bytecode: the workflow sandbox executes
+    each workflow module afresh for every workflow run, and with PYTHONDONTWRITEBYTECODE set
+    (usual in containers and CI) it would compile the module's source every time (measured:
+    ~4 ms of worker CPU per order)."""
+    sys.dont_write_bytecode = False
+    return {
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+    }
+
+
+T = TypeVar("T")
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a worker process's main coroutine on uvloop where it exists (a cheaper event loop
+    than asyncio's own; the API gets it through uvicorn)."""
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:

@@ -110,3 +110,23 @@ async def test_api_keys_list_pages_with_a_cursor(admin: httpx.AsyncClient) -> No
             break
     assert len(seen) == len(set(seen)) == 6  # five plus the admin key itself
     assert (await admin.get("/v1/api-keys", params={"limit": 501})).status_code == 422
+
+
+async def test_a_key_revoked_elsewhere_stops_within_the_cache_time(
+    admin: httpx.AsyncClient, engine: Any
+) -> None:
+    """Another API replica revoked the key (only the database knows): this process keeps
+    its lookup for `api_key_cache_seconds`, then refuses the key."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    admin._transport.app.state.key_cache.ttl = 0.5  # type: ignore[attr-defined]
+    created = (await admin.post("/v1/api-keys", json={"role": "readonly", "name": "elsewhere"})).json()
+    readonly = {"Authorization": f"Bearer {created['key']}"}
+    assert (await admin.get("/v1/skus", headers=readonly)).status_code == 200
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE api_key SET revoked_at = now() WHERE id = :id"), {"id": created["id"]})
+    assert (await admin.get("/v1/skus", headers=readonly)).status_code == 200  # the lookup is still kept
+    await asyncio.sleep(0.6)
+    assert (await admin.get("/v1/skus", headers=readonly)).status_code == 401

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import Field, model_validator
 from sqlalchemy import text
 
@@ -95,8 +95,9 @@ async def list_api_keys(
 
 
 @router.delete("/v1/api-keys/{key_id}", status_code=204, **guard(Role.admin))
-async def revoke_api_key(key_id: str, engine: EngineDep) -> None:
-    """Revoke a key; it stops working at once."""
+async def revoke_api_key(key_id: str, engine: EngineDep, request: Request) -> None:
+    """Revoke a key; it stops working at once on this API process and within
+    `OMNIFLOW_API_KEY_CACHE_SECONDS` on the others."""
     async with engine.begin() as conn:
         result = await conn.execute(
             text("UPDATE api_key SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id"),
@@ -104,3 +105,4 @@ async def revoke_api_key(key_id: str, engine: EngineDep) -> None:
         )
         if result.first() is None:
             raise not_found(f"API key {key_id}")
+    request.app.state.key_cache.forget(key_id)
