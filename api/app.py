@@ -55,7 +55,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_async_engine(settings.database_url or "", settings.db_pool_size, "omniflow-api")
+        app.state.engine = make_async_engine(
+            settings.database_url or "", settings.db_pool_size, "omniflow-api"
+        )
         # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
         app.state.temporal = (
             temporal_client

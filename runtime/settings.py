@@ -91,7 +91,9 @@ class Settings(BaseSettings):
         default="auto", description="auto = console on a terminal, JSON otherwise."
     )
     log_level: str = Field(default="INFO", description="Log level.")
-    db_pool_size: int = Field(default=20, description="Connections kept per process (and as many more under bursts).")
+    db_pool_size: int = Field(
+        default=20, description="Connections kept per process (and as many more under bursts)."
+    )
     api_key_cache_seconds: float = Field(
         default=10.0, ge=0,
         description="Each API process reuses an API key's lookup this long; a key revoked on another "

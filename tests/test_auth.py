@@ -126,7 +126,9 @@ async def test_a_key_revoked_elsewhere_stops_within_the_cache_time(
     readonly = {"Authorization": f"Bearer {created['key']}"}
     assert (await admin.get("/v1/skus", headers=readonly)).status_code == 200
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE api_key SET revoked_at = now() WHERE id = :id"), {"id": created["id"]})
+        await conn.execute(
+            text("UPDATE api_key SET revoked_at = now() WHERE id = :id"), {"id": created["id"]}
+        )
     assert (await admin.get("/v1/skus", headers=readonly)).status_code == 200  # the lookup is still kept
     await asyncio.sleep(0.6)
     assert (await admin.get("/v1/skus", headers=readonly)).status_code == 401
