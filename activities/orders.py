@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from domain.posting import lines_for
 from domain.sourcing import OrderLine as SourceLine
 from domain.sourcing import Request, Site, source
 from models import stock
-from models.availability import load_snapshot, lock_skus
+from models.availability import load_snapshot, lock_skus_with_components
 from models.finance import Posting, post
 from models.payments import (
     PaymentDeclined,
@@ -63,7 +63,28 @@ from workflows.contracts import (
 log = get_logger("omniflow.orders")
 
 
-ORDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('order:' || :id, 0))")
+ORDER_LOCK = text("SELECT * FROM sales_order WHERE id = :id FOR NO KEY UPDATE")
+EVENT = text(
+    "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
+)
+EVENT_ONCE = text(
+    "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
+    " ON CONFLICT (key) DO NOTHING"
+)
+# The order as the workflow sees it, in one statement (a step used to read it in eight).
+ORDER_VIEW = text(
+    "SELECT o.status, o.payment_status,"
+    " EXISTS (SELECT 1 FROM exception e WHERE e.subject_type = 'order' AND e.subject_id = o.id"
+    "   AND e.status = 'open' AND e.kind = ANY(:holds)) AS holding,"
+    " coalesce((SELECT json_agg(json_build_array(l.line, l.sku, l.qty, l.reserved, l.backordered, l.shipped,"
+    "   l.cancelled, l.returned) ORDER BY length(l.line), l.line) FROM order_line l WHERE l.order_id = o.id),"
+    "   '[]') AS lines,"
+    " coalesce((SELECT json_agg(json_build_array(s.id, s.location, s.kind, s.status,"
+    "   coalesce((SELECT json_agg(json_build_array(sl.line, sl.sku, sl.qty, sl.picked)"
+    "     ORDER BY length(sl.line), sl.line) FROM shipment_line sl WHERE sl.shipment_id = s.id), '[]'))"
+    "   ORDER BY s.created_at, s.id) FROM shipment s WHERE s.order_id = o.id), '[]') AS shipments"
+    " FROM sales_order o WHERE o.id = :id"
+)
 
 
 class OrderStepRefused(DomainError):
@@ -87,8 +108,9 @@ class OrderStepRefused(DomainError):
 
 
 async def _lock_order(conn: AsyncConnection, order_id: str) -> Any:
-    await conn.execute(ORDER_LOCK, {"id": order_id})
-    row = (await conn.execute(text("SELECT * FROM sales_order WHERE id = :id"), {"id": order_id})).first()
+    """Serialize the steps of one order: the order row, locked until commit. NO KEY UPDATE so
+    rows that reference the order (events, shipments) can still be inserted by others."""
+    row = (await conn.execute(ORDER_LOCK, {"id": order_id})).first()
     if row is None:
         raise ApplicationError(f"order {order_id} is not recorded", type="unknown_order", non_retryable=True)
     return row
@@ -99,11 +121,13 @@ async def _done(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
     return dict(found.detail) if found is not None else None
 
 
-async def _event(conn: AsyncConnection, order_id: str, key: str | None, event: str, **detail: Any) -> None:
+async def _event(
+    conn: AsyncConnection, order_id: str, key: str | None, event: str, *, once: bool = False, **detail: Any
+) -> None:
+    """Add to the order's timeline; the key makes the step's effects once-only. `once`: a key
+    already there is fine (nothing is added)."""
     await conn.execute(
-        text(
-            "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
-        ),
+        EVENT_ONCE if once else EVENT,
         {"o": order_id, "k": key, "e": event, "d": json.dumps(detail, default=str)},
     )
 
@@ -128,28 +152,40 @@ async def _shipments(conn: AsyncConnection, order_id: str) -> list[tuple[Any, li
     return [(h, lines[h.id]) for h in heads]
 
 
+@dataclass
+class _View:
+    """One read of the order (ORDER_VIEW): what a step's status and snapshot are made of."""
+
+    order_id: str
+    status: str
+    payment_status: str
+    holding: bool  # a hold exception of the order is open
+    lines: list[list[Any]]  # [line, sku, qty, reserved, backordered, shipped, cancelled, returned]
+    shipments: list[list[Any]]  # [id, location, kind, status, [[line, sku, qty, picked], ...]]
+
+    def quantities(self) -> list[rules.LineQty]:
+        return [rules.LineQty(*ln[2:8]) for ln in self.lines]
+
+    def snapshot(self) -> OrderSnapshot:
+        return OrderSnapshot(
+            order_id=self.order_id,
+            status=self.status,
+            payment_status=self.payment_status,
+            lines=[LineSnap(*ln[:7]) for ln in self.lines],
+            shipments=[
+                ShipmentSnap(sid, location, kind, status, [ShipmentLineSnap(*sl) for sl in lines])
+                for sid, location, kind, status, lines in self.shipments
+            ],
+        )
+
+
+async def _view(conn: AsyncConnection, order_id: str) -> _View:
+    row = (await conn.execute(ORDER_VIEW, {"id": order_id, "holds": list(hold_rules.HOLD_ORDER)})).one()
+    return _View(order_id, row.status, row.payment_status, bool(row.holding), row.lines, row.shipments)
+
+
 async def order_snapshot(conn: AsyncConnection, order_id: str) -> OrderSnapshot:
-    head = (await conn.execute(text("SELECT status, payment_status FROM sales_order WHERE id = :id"),
-                               {"id": order_id})).one()  # fmt: skip
-    return OrderSnapshot(
-        order_id=order_id,
-        status=head.status,
-        payment_status=head.payment_status,
-        lines=[
-            LineSnap(r.line, r.sku, r.qty, r.reserved, r.backordered, r.shipped, r.cancelled)
-            for r in await _lines(conn, order_id)
-        ],
-        shipments=[
-            ShipmentSnap(
-                h.id,
-                h.location,
-                h.kind,
-                h.status,
-                [ShipmentLineSnap(ln.line, ln.sku, ln.qty, ln.picked) for ln in lines],
-            )
-            for h, lines in await _shipments(conn, order_id)
-        ],
-    )
+    return (await _view(conn, order_id)).snapshot()
 
 
 def _qty(r: Any) -> rules.LineQty:
@@ -173,26 +209,21 @@ async def _write_line(conn: AsyncConnection, order_id: str, line: str, q: rules.
     )
 
 
-async def _refresh_status(conn: AsyncConnection, order_id: str, *, on_hold: bool | None = None) -> str:
-    """The order's status from its lines (domain.orders.order_status_from_lines). `on_hold`
-    None: held while any hold exception of the order is open."""
-    head = (await conn.execute(text("SELECT status FROM sales_order WHERE id = :id"), {"id": order_id})).one()
-    if on_hold is None:
-        on_hold = bool((await conn.execute(
-            text("SELECT 1 FROM exception WHERE subject_type = 'order' AND subject_id = :o AND status = 'open' "
-                 "AND kind = ANY(:kinds) LIMIT 1"), {"o": order_id, "kinds": list(hold_rules.HOLD_ORDER)})).first())  # fmt: skip
-    picking = bool((await conn.execute(
-        text("SELECT 1 FROM shipment WHERE order_id = :o AND status IN ('picked', 'packed') LIMIT 1"),
-        {"o": order_id})).first())  # fmt: skip
-    lines = [_qty(r) for r in await _lines(conn, order_id)]
-    status = rules.order_status_from_lines(
-        lines, on_hold, picking=picking, settled=head.status == "completed"
-    )
+async def _refresh_status(conn: AsyncConnection, order_id: str, *, on_hold: bool | None = None) -> _View:
+    """The order's status from its lines (domain.orders.order_status_from_lines), written to
+    the read model; answers the order as it now stands. `on_hold` None: held while any hold
+    exception of the order is open."""
+    view = await _view(conn, order_id)
+    picking = any(shp[3] in ("picked", "packed") for shp in view.shipments)
+    view.status = rules.order_status_from_lines(
+        view.quantities(), view.holding if on_hold is None else on_hold, picking=picking,
+        settled=view.status == "completed",
+    )  # fmt: skip
     await conn.execute(
         text("UPDATE sales_order SET status = :s, updated_at = now() WHERE id = :id"),
-        {"s": status, "id": order_id},
+        {"s": view.status, "id": order_id},
     )
-    return status
+    return view
 
 
 # -- payments --------------------------------------------------------------------------
@@ -236,13 +267,6 @@ async def _take_payment(
 
 
 # -- stock -----------------------------------------------------------------------------
-
-
-async def _components(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
-    rows = await conn.execute(
-        text("SELECT component_sku FROM sku_component WHERE kit_sku = ANY(:k)"), {"k": list(skus)}
-    )
-    return set(skus) | set(rows.scalars())
 
 
 class OrderActivities:
@@ -312,10 +336,10 @@ class OrderActivities:
                 {"s": fraud.score, "r": json.dumps(fraud.reasons), "id": order_id},
             )
             release_at = await self._mark_pre_orders(conn, order_id)
-            status = await _refresh_status(conn, order_id, on_hold=bool(holds))
+            view = await _refresh_status(conn, order_id, on_hold=bool(holds))
             await _event(conn, order_id, key, "received", holds=holds, details=details, release_at=release_at,
-                         payment_status=payment_status, fraud_score=fraud.score, status=status)  # fmt: skip
-            return Recorded(await order_snapshot(conn, order_id), holds, details, release_at)
+                         payment_status=payment_status, fraud_score=fraud.score, status=view.status)  # fmt: skip
+            return Recorded(view.snapshot(), holds, details, release_at)
 
     async def _mark_pre_orders(self, conn: AsyncConnection, order_id: str) -> str:
         rows = list(await conn.execute(
@@ -376,10 +400,10 @@ class OrderActivities:
                 if result == "declined":
                     cleared, note = False, "the payment was declined"
             await close_exception_row(conn, resolution)
-            await _refresh_status(conn, order_id, on_hold=holds_left > 0 or not cleared)
+            view = await _refresh_status(conn, order_id, on_hold=holds_left > 0 or not cleared)
             await _event(conn, order_id, key, "hold_cleared" if cleared else "hold_not_cleared", kind=kind,
                          action=resolution.action, by=resolution.resolved_by, cleared=cleared, note=note)  # fmt: skip
-            return HoldSettled(await order_snapshot(conn, order_id), cleared, note)
+            return HoldSettled(view.snapshot(), cleared, note)
 
     # -- sourcing ----------------------------------------------------------------------
 
@@ -448,7 +472,7 @@ class OrderActivities:
             )  # fmt: skip
             plan = _plan_within_budget(request, budget)
             # Every SKU lock of the step at once, sorted, before the first write (models.stock).
-            await lock_skus(conn, await _components(conn, skus))
+            await lock_skus_with_components(conn, skus)
             new_ids: list[str] = []
             count = int((await conn.execute(text("SELECT count(*) FROM shipment WHERE order_id = :o"),
                                             {"o": order_id})).scalar_one())  # fmt: skip
@@ -478,12 +502,12 @@ class OrderActivities:
             backordered = sum(q.backordered for q in qty.values())
             for line, q in qty.items():
                 await _write_line(conn, order_id, line, q)
-            status = await _refresh_status(conn, order_id, on_hold=False)
+            view = await _refresh_status(conn, order_id, on_hold=False)
             unfillable = {line: n for line, n in plan.unfillable}
             await _event(conn, order_id, key, "allocated" if new_ids else ("backordered" if backordered else "sourced"),
-                         new_shipments=new_ids, backordered=backordered, unfillable=unfillable, status=status,
+                         new_shipments=new_ids, backordered=backordered, unfillable=unfillable, status=view.status,
                          shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments])  # fmt: skip
-            return Sourced(await order_snapshot(conn, order_id), new_ids, backordered, unfillable)
+            return Sourced(view.snapshot(), new_ids, backordered, unfillable)
 
     async def _sites(
         self, conn: AsyncConnection, channel: str
@@ -537,8 +561,9 @@ class OrderActivities:
                     q = _qty(r)
                     if q.unassigned > 0:
                         await _write_line(conn, order_id, r.line, q.backorder(q.unassigned))
-                status = await _refresh_status(conn, order_id)
-                await _event(conn, order_id, key, "backordered", by=by, status=status)
+                view = await _refresh_status(conn, order_id)
+                await _event(conn, order_id, key, "backordered", by=by, status=view.status)
+                return view.snapshot()
             return await order_snapshot(conn, order_id)
 
     # -- fulfilment ----------------------------------------------------------------------
@@ -580,7 +605,7 @@ class OrderActivities:
             short = {
                 ln.line: ln.qty - picked.get(ln.sku, 0) for ln in lines if ln.qty - picked.get(ln.sku, 0) > 0
             }
-            await lock_skus(conn, await _components(conn, [ln.sku for ln in lines]))
+            await lock_skus_with_components(conn, [ln.sku for ln in lines])
             if short:
                 freed = await stock.release(conn, f"{key}:release", head.reservation_key, short, ref=order_id)
                 damaged = req.short_reason == "damaged"
@@ -605,10 +630,10 @@ class OrderActivities:
             status = "picked" if sum(picked.values()) > 0 else "cancelled"
             await conn.execute(text("UPDATE shipment SET status = :st, updated_at = now() WHERE id = :id"),
                                {"st": status, "id": head.id})  # fmt: skip
-            order_status = await _refresh_status(conn, order_id)
+            view = await _refresh_status(conn, order_id)
             await _event(conn, order_id, key, "short_picked" if short else "picked", shipment=head.id,
-                         picked=dict(picked), short=short, by=req.picked_by, status=order_status)  # fmt: skip
-            return Picked(await order_snapshot(conn, order_id), short)
+                         picked=dict(picked), short=short, by=req.picked_by, status=view.status)  # fmt: skip
+            return Picked(view.snapshot(), short)
 
     @activity.defn(name="pack_shipment")
     async def pack_shipment(self, order_id: str, req: PackRequest) -> OrderSnapshot:
@@ -657,7 +682,7 @@ class OrderActivities:
                     f"shipment {head.id} is {head.status}, not {ready}", shipment_status=head.status
                 )
             units = {ln.line: ln.qty for ln in lines if ln.qty > 0}
-            await lock_skus(conn, await _components(conn, [ln.sku for ln in lines]))
+            await lock_skus_with_components(conn, [ln.sku for ln in lines])
             if head.kind == "stock":
                 await stock.consume(conn, f"{key}:consume", head.reservation_key, None, ref=order_id)
             else:
@@ -693,11 +718,11 @@ class OrderActivities:
                      " tracking = :t, shipped_at = now(), updated_at = now() WHERE id = :id"),
                 {"c": req.carrier, "sv": req.service, "t": req.tracking, "id": head.id},
             )  # fmt: skip
-            status = await _refresh_status(conn, order_id)
+            view = await _refresh_status(conn, order_id)
             await _event(conn, order_id, key, "shipped", shipment=head.id, carrier=req.carrier, tracking=req.tracking,
-                         units=units, status=status)  # fmt: skip
-            await _close_if_done(conn, order_id)
-            return await order_snapshot(conn, order_id)
+                         units=units, status=view.status)  # fmt: skip
+            await _close_if_done(conn, view)
+            return view.snapshot()
 
     # -- cancel and complete ---------------------------------------------------------
 
@@ -729,7 +754,7 @@ class OrderActivities:
             if not cancel:
                 raise OrderStepRefused(f"order {order_id} has nothing left to cancel: it has shipped or is cancelled",
                                        status=order.status)  # fmt: skip
-            await lock_skus(conn, await _components(conn, [r.sku for r in lines]))
+            await lock_skus_with_components(conn, [r.sku for r in lines])
             new = {line: _qty(by_line[line]).cancel(n) for line, n in cancel.items()}
             to_release = {line: by_line[line].reserved - q.reserved for line, q in new.items()}
             rank = {"requested": 0, "allocated": 0, "picked": 1, "packed": 2}
@@ -786,11 +811,11 @@ class OrderActivities:
                 await close_exception_row(
                     conn, Resolution(exception_id, "cancel", req.reason, req.requested_by)
                 )
-            status = await _refresh_status(conn, order_id)
+            view = await _refresh_status(conn, order_id)
             await _event(conn, order_id, key, "cancelled", lines=cancel, reason=req.reason, by=req.requested_by,
-                         refund=money.total if settled == "refunded" else 0, payment=settled, status=status)  # fmt: skip
-            await _close_if_done(conn, order_id)
-            return await order_snapshot(conn, order_id)
+                         refund=money.total if settled == "refunded" else 0, payment=settled, status=view.status)  # fmt: skip
+            await _close_if_done(conn, view)
+            return view.snapshot()
 
     @activity.defn(name="complete_order")
     async def complete_order(self, order_id: str) -> OrderSnapshot:
@@ -798,30 +823,30 @@ class OrderActivities:
         nothing shipped). Any exception still open for it is withdrawn."""
         async with business_outcomes(), self.engine.begin() as conn:
             await _lock_order(conn, order_id)
-            if (
-                await _done(conn, f"{order_id}:complete") is None
-                and await _close_if_done(conn, order_id) is None
-            ):
+            view = await _view(conn, order_id)
+            if await _done(conn, f"{order_id}:complete") is None and await _close_if_done(conn, view) is None:
                 raise OrderStepRefused(f"order {order_id} still has units to ship")
-            return await order_snapshot(conn, order_id)
+            return view.snapshot()
 
 
-async def _close_if_done(conn: AsyncConnection, order_id: str) -> str | None:
-    """Every unit shipped or cancelled: the order is done in this same transaction —
-    `completed` when something shipped (payment captured and posted by then), else
-    `cancelled`; exceptions still open for it are withdrawn. The key is the one
-    `complete_order` uses, so either closes it once."""
-    lines = await _lines(conn, order_id)
-    if any(_qty(r).open for r in lines):
+async def _close_if_done(conn: AsyncConnection, view: _View) -> str | None:
+    """Every unit shipped or cancelled (`view`: the order as this transaction left it): the
+    order is done in this same transaction — `completed` when something shipped (payment
+    captured and posted by then), else `cancelled`; exceptions still open for it are
+    withdrawn. The key is the one `complete_order` uses, so either closes it once. Sets the
+    view's status."""
+    lines = view.quantities()
+    if any(q.open for q in lines):
         return None
-    status = "completed" if any(r.shipped for r in lines) else "cancelled"
+    status = "completed" if any(q.shipped for q in lines) else "cancelled"
+    order_id = view.order_id
     await conn.execute(
         text("UPDATE sales_order SET status = :s, completed_at = coalesce(completed_at, now()), updated_at = now()"
              " WHERE id = :id"), {"s": status, "id": order_id},
     )  # fmt: skip
     await _withdraw_exceptions(conn, order_id, f"order {status}")
-    if await _done(conn, f"{order_id}:complete") is None:
-        await _event(conn, order_id, f"{order_id}:complete", status)
+    await _event(conn, order_id, f"{order_id}:complete", status, once=True)
+    view.status = status
     return status
 
 

@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 
-from api.deps import EngineDep
+from api.deps import EngineDep, single_read
 from api.problems import Problem
 
 
@@ -107,7 +107,7 @@ async def authenticate(
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key_hash)
     if principal is None:
-        async with engine.connect() as conn:
+        async with single_read(engine) as conn:
             row = (
                 await conn.execute(
                     text(

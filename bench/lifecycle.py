@@ -60,8 +60,11 @@ def cpu_seconds(stack: DevStack) -> dict[str, float]:
             part = "api"
         elif "temporal server start-dev" in cmd and data in cmd:
             part = "temporal"
-        elif cmd.startswith("postgres:") or (data in cmd and "postgres" in cmd):
+        elif cmd.startswith("postgres:"):  # a backend or helper, while it lives
             part = "postgres"
+        elif data in cmd and "postgres" in cmd:  # the postmaster: with the backends that have exited
+            part = "postgres"
+            out[part] += times.children_user + times.children_system
         if part:
             out[part] += times.user + times.system
     return dict(out)

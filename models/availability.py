@@ -131,6 +131,26 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     return locked
 
 
+async def lock_skus_with_components(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
+    """`lock_skus` of these SKUs and of the components of the kits among them, in one
+    statement (what a shipment of kits touches). Returns the locked set."""
+    row = (
+        await conn.execute(
+            text(
+                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"
+                " parts AS (SELECT c FROM given UNION"
+                "   SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT c FROM given)),"
+                " codes AS (SELECT c FROM parts UNION"
+                "   SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM parts))"
+                " SELECT array_agg(c) AS locked, count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0)))"
+                " FROM (SELECT c FROM codes ORDER BY c) AS sorted_codes"
+            ),
+            {"s": sorted(set(skus))},
+        )
+    ).one()
+    return set(row.locked or [])
+
+
 async def lock_sku_set(conn: AsyncConnection, codes: Iterable[str]) -> None:
     """Take the advisory locks of exactly these SKUs, in sorted order, in one statement."""
     await conn.execute(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, single_read
 from api.problems import Problem, not_found
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
@@ -65,20 +65,15 @@ async def _shipment(
     engine: AsyncEngine, shipment_id: str, principal: Principal | None = None
 ) -> tuple[ShipmentRead, str]:
     """The shipment and its order's workflow id; 404 if unknown or of another channel."""
-    async with engine.connect() as conn:
+    async with single_read(engine) as conn:
         head = (await conn.execute(
-            text("SELECT s.*, o.channel, o.workflow_id FROM shipment s JOIN sales_order o ON o.id = s.order_id "
-                 "WHERE s.id = :id"), {"id": shipment_id})).first()  # fmt: skip
-        if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
-            raise not_found(f"shipment {shipment_id}")
-        lines = await conn.execute(
-            text("SELECT line, sku, qty, picked FROM shipment_line WHERE shipment_id = :id "
-                 "ORDER BY length(line), line"), {"id": shipment_id},
-        )  # fmt: skip
-        read = ShipmentRead.model_validate(
-            {**head._mapping, "lines": [ShipmentLineRead.model_validate(r._mapping) for r in lines]}
-        )
-        return read, str(head.workflow_id)
+            text("SELECT s.*, o.channel, o.workflow_id, coalesce((SELECT json_agg(json_build_object("
+                 "'line', l.line, 'sku', l.sku, 'qty', l.qty, 'picked', l.picked) ORDER BY length(l.line), l.line) "
+                 "FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines "
+                 "FROM shipment s JOIN sales_order o ON o.id = s.order_id WHERE s.id = :id"), {"id": shipment_id})).first()  # fmt: skip
+    if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
+        raise not_found(f"shipment {shipment_id}")
+    return ShipmentRead.model_validate(head._mapping), str(head.workflow_id)
 
 
 @router.get("/v1/shipments/{shipment_id}", response_model=ShipmentRead, **guard(ANY))
@@ -127,7 +122,7 @@ async def pick_tasks(
 ) -> Page[WaveRead]:
     """Open pick work (stock shipments waiting to be picked) in waves: express before standard,
     then oldest first; one summed pick list per wave (domain/waves.py). All waves, one page."""
-    async with engine.connect() as conn:
+    async with single_read(engine) as conn:
         rows = (await conn.execute(
             text("SELECT s.id, s.order_id, s.location, s.promise, s.created_at, l.line, l.sku, l.qty - l.picked AS qty "
                  "FROM shipment s JOIN shipment_line l ON l.shipment_id = s.id "
