@@ -8,12 +8,15 @@
 Keys are scoped to the caller (the hash of its API key), so clients never collide. The
 request fingerprint is the method, the path and the body as canonical JSON (key order and
 whitespace do not matter). Responses below 500 are kept (except 401/403, which ran nothing);
-a 5xx or a crash frees the key so the client can retry. A key whose first request died
-mid-flight is taken over after `idempotency_in_flight_seconds`; the business keys underneath
-(workflow ids, posting keys) make that retry safe as well."""
+a 5xx or a crash frees the key so the client can retry. When the database is what failed
+(restarting), freeing the key or storing the response is retried in the background until it
+is back, so a retry is not kept waiting as "in flight". A key whose first request died
+mid-flight with its process is taken over after `idempotency_in_flight_seconds`; the business
+keys underneath (workflow ids, posting keys) make that retry safe as well."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -35,6 +38,11 @@ log = structlog.stdlib.get_logger("omniflow.idempotency")
 _METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _NOT_STORED = {401, 403}
 _KEPT_HEADERS = {"content-type", "location", "retry-after"}
+_RELEASE = text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'")
+_STORE = text(
+    "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
+    "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
+)
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -52,6 +60,7 @@ class IdempotencyMiddleware:
         self.app = app
         self.ttl = ttl
         self.in_flight_timeout = in_flight_timeout
+        self._catching_up: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _METHODS:
@@ -108,33 +117,56 @@ class IdempotencyMiddleware:
                 captured["body"] += message.get("body", b"")
             await send(message)
 
+        release = {"c": caller, "k": key}
         try:
             await self.app(scope, replay_receive, capture_send)
         except BaseException:
-            await self._release(engine, caller, key)
+            await self._write(scope, _RELEASE, release, key, "release the key")
             raise
         status = captured["status"]
         if status >= 500 or status in _NOT_STORED:
-            await self._release(engine, caller, key)
+            await self._write(scope, _RELEASE, release, key, "release the key")
             return
         kept = {
             k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in captured["headers"]
             if k.decode("latin-1").lower() in _KEPT_HEADERS
         }
+        stored = {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), **release}
+        await self._write(scope, _STORE, stored, key, "store the response")
+
+    async def _write(self, scope: Scope, statement: Any, params: dict[str, Any], key: str, what: str) -> None:
+        """Settle the key (free it, or store the response). The response is decided already;
+        when the database is unavailable, keep trying in the background until it is back (or
+        until the key would be taken over anyway) instead of leaving the key in flight."""
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
-                        "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
-                    ),
-                    {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), "c": caller, "k": key},
-                )
-        except DBAPIError as exc:  # the response is already sent; the key stays in flight until taken over
+            await _execute(scope, statement, params)
+        except DBAPIError as exc:
             if not database_unavailable(exc):
                 raise
-            _key_left_in_flight(key, "store the response", exc)
+            _key_left_in_flight(key, what, exc)
+            task = asyncio.create_task(self._catch_up(scope, statement, params, key, what))
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(
+        self, scope: Scope, statement: Any, params: dict[str, Any], key: str, what: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.in_flight_timeout.total_seconds()
+        delay = 0.2
+        while loop.time() < deadline:
+            await asyncio.sleep(delay)
+            try:
+                await _execute(scope, statement, params)
+            except DBAPIError as exc:
+                if not database_unavailable(exc):
+                    break
+                delay = min(delay * 2, 2.0)
+                continue
+            log.info(f"idempotency: could {what} once the database was back", key=key)
+            return
+        log.warning(f"idempotency: gave up trying to {what}; the key is taken over when it expires", key=key)
 
     def _policy(self, scope: Scope) -> str | None:
         """The route's declaration: "required", "optional" or None (not idempotent). Read from
@@ -240,26 +272,17 @@ class IdempotencyMiddleware:
         IDEMPOTENT_REPLAYS.inc()
         return _Replay(row.response_status, row.response_headers or {}, row.response_body or b"")
 
-    async def _release(self, engine: AsyncEngine, caller: str, key: str) -> None:
-        """Free the key after a 5xx or a crash. Best effort: when the database is what failed,
-        the key stays in flight and is taken over after `in_flight_timeout`."""
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'"
-                    ),
-                    {"c": caller, "k": key},
-                )
-        except DBAPIError as exc:
-            if not database_unavailable(exc):
-                raise
-            _key_left_in_flight(key, "release the key", exc)
+
+async def _execute(scope: Scope, statement: Any, params: dict[str, Any]) -> None:
+    # The app's engine as it is now (not when the request began): what a retry must use.
+    engine: AsyncEngine = scope["app"].state.engine
+    async with engine.begin() as conn:
+        await conn.execute(statement, params)
 
 
 def _key_left_in_flight(key: str, what: str, exc: DBAPIError) -> None:
     log.warning(
-        f"idempotency: could not {what}; a retry with this key is answered 409 until the key is taken over",
+        f"idempotency: could not {what} (database unavailable); retrying in the background",
         key=key,
         error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300],
     )

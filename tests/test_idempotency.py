@@ -25,13 +25,15 @@ class Thing(RequestModel):
 @pytest.fixture
 def counter(admin: httpx.AsyncClient) -> dict[str, Any]:
     app: FastAPI = admin.app  # type: ignore[attr-defined]
-    state: dict[str, Any] = {"calls": 0, "gate": None, "fail": 0}
+    state: dict[str, Any] = {"calls": 0, "gate": None, "fail": 0, "database_goes_down": None}
 
     @app.post("/v1/_test/things", status_code=201, **guard("any", idempotency="required"))
     async def create_thing(body: Thing) -> dict[str, Any]:
         state["calls"] += 1
         if state["gate"] is not None:
             await state["gate"].wait()
+        if state.get("database_goes_down") is not None:
+            await state.pop("database_goes_down")()
         if state["fail"]:
             state["fail"] -= 1
             raise Problem(503, "try again", slug="engine-unavailable")
@@ -155,3 +157,48 @@ async def test_invalid_key_is_400(admin: httpx.AsyncClient, counter: dict[str, A
         "/v1/_test/things", json={"name": "a", "qty": 1}, headers={"Idempotency-Key": "x" * 256}
     )
     assert r.status_code == 400
+
+
+async def test_a_key_is_freed_as_soon_as_the_database_is_back(
+    admin: httpx.AsyncClient, counter: dict[str, Any], engine: Any
+) -> None:
+    """The request failed with a 5xx while Postgres was unavailable to the API (its sessions
+    cut, new ones refused), so freeing its key failed too: the key is freed once the database
+    answers again, and the client's retry runs instead of waiting out
+    `idempotency_in_flight_seconds` as "in flight" (409)."""
+    from sqlalchemy import text
+
+    from runtime.db import make_async_engine
+
+    db = engine.url.database
+    admin_db = make_async_engine(engine.url.set(database="postgres").render_as_string(False), pool_size=1)
+
+    async def allow(yes: bool) -> None:  # (a database cannot lock itself out)
+        async with admin_db.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(yes).lower()}'))
+            if not yes:
+                await conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = :db AND application_name = 'omniflow-api'"), {"db": db},
+                )  # fmt: skip
+
+    async def database_goes_down() -> None:
+        await allow(False)
+
+    counter["database_goes_down"], counter["fail"] = database_goes_down, 1
+    h = {"Idempotency-Key": "k-db-restart"}
+    try:
+        first = await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)
+        assert first.status_code == 503
+        await asyncio.sleep(0.5)  # the database stays away a while: freeing the key keeps failing
+    finally:
+        await allow(True)
+        await admin_db.dispose()
+    for _ in range(50):
+        retry = await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)
+        if retry.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+    assert retry.status_code == 201, retry.text
+    assert counter["calls"] == 2
