@@ -97,6 +97,13 @@ class Point:
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)  # by process
     db_per_order: dict[str, float] = field(default_factory=dict)  # commits and row writes
     ceiling_cpu_ms_per_wf: dict[str, float] = field(default_factory=dict)
+    # Where every process shares the same cores, throughput follows CPU per unit of work:
+    # `cpu_ratio` = the ceiling's CPU per workflow ÷ ours per order is what `ratio` tends to
+    # when both are CPU-bound. `server_ratio` = the Temporal server's CPU per ceiling
+    # workflow ÷ per order: the ratio where the Temporal server is the bottleneck (its own
+    # machines, as in production), which is the premise of "the ceiling".
+    cpu_ratio: float = 0.0
+    server_ratio: float = 0.0
 
 
 class Shop:
@@ -470,6 +477,12 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
                 point.ratio = (
                     round(point.orders_per_s / point.ceiling_wf_per_s, 3) if point.ceiling_wf_per_s else 0.0
                 )
+                ours_cpu, ceiling_total = sum(point.cpu_ms_per_order.values()), sum(ceiling_parts.values())
+                point.cpu_ratio = round(ceiling_total * 1000 / per_level / ours_cpu, 3) if ours_cpu else 0.0
+                ours_server = point.cpu_ms_per_order.get("temporal", 0)
+                point.server_ratio = (
+                    round(point.ceiling_cpu_ms_per_wf["temporal"] / ours_server, 3) if ours_server else 0.0
+                )
                 points.append(point)
                 print(f"  C={c:<3} ours {point.orders_per_s:7.2f}/s  ceiling {point.ceiling_wf_per_s:7.2f}/s  "
                       f"ratio {point.ratio:.2f}  capture p50 {point.capture_ms['p50']} ms", flush=True)  # fmt: skip
@@ -482,7 +495,7 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
     best = max(points, key=lambda p: p.orders_per_s)
     return {
         "orders_per_s": best.orders_per_s, "ceiling_wf_per_s": best.ceiling_wf_per_s, "ratio": best.ratio,
-        "at_concurrency": best.concurrency, "points": [asdict(p) for p in points], "round_trips_per_order": trips,
+        "cpu_ratio": best.cpu_ratio, "server_ratio": best.server_ratio, "at_concurrency": best.concurrency, "points": [asdict(p) for p in points], "round_trips_per_order": trips,
         "ceiling_shape": asdict(shape), "flash_sale": sale,
     }  # fmt: skip
 
@@ -510,11 +523,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def table(result: dict[str, Any]) -> str:
-    rows = ["| clients | orders/s | ceiling wf/s | ratio | capture p50/p95/p99 ms | to pick task / pick-pack-ship / "
-            "to completed / total ms (p50) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| clients | orders/s | ceiling wf/s | ratio | CPU ms per order / per ceiling wf (cpu_ratio) | "
+            "Temporal server CPU ms (server_ratio) | capture p50/p95/p99 ms | to pick task / pick-pack-ship / "
+            "to completed / total ms (p50) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in result["points"]:
         c, s = p["capture_ms"], p["stages_ms"]
+        ours, ceil = sum(p["cpu_ms_per_order"].values()), sum(p["ceiling_cpu_ms_per_wf"].values())
+        server = f"{p['cpu_ms_per_order'].get('temporal', 0):.0f} / {p['ceiling_cpu_ms_per_wf'].get('temporal', 0):.0f}"
         rows.append(f"| {p['concurrency']} | {p['orders_per_s']} | {p['ceiling_wf_per_s']} | {p['ratio']} | "
+                    f"{ours:.0f} / {ceil:.0f} ({p.get('cpu_ratio')}) | {server} ({p.get('server_ratio')}) | "
                     f"{c['p50']}/{c['p95']}/{c['p99']} | {s.get('capture_to_pick_task')} / {s.get('pick_pack_ship')}"
                     f" / {s.get('ship_to_completed_seen')} / {s.get('total')} |")  # fmt: skip
     sale = result["flash_sale"]

@@ -52,8 +52,8 @@ def main() -> None:
         lifecycle.plot(result, RESULTS / "lifecycle.png")
     print(lifecycle.table(result))
     print(f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
-          f"at {result['at_concurrency']} clients); wrote bench/results/{args.out} "
-          f"in {result['seconds']} s")  # fmt: skip
+          f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']}, server_ratio "
+          f"{result['server_ratio']}); wrote bench/results/{args.out} in {result['seconds']} s")  # fmt: skip
 
 
 if __name__ == "__main__":
