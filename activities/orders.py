@@ -64,13 +64,11 @@ log = get_logger("omniflow.orders")
 
 
 ORDER_LOCK = text("SELECT * FROM sales_order WHERE id = :id FOR NO KEY UPDATE")
-EVENT = text(
+_INSERT_EVENT = (
     "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
 )
-EVENT_ONCE = text(
-    "INSERT INTO order_event (order_id, key, event, detail, at) VALUES (:o, :k, :e, CAST(:d AS jsonb), now())"
-    " ON CONFLICT (key) DO NOTHING"
-)
+EVENT = text(_INSERT_EVENT)
+EVENT_ONCE = text(_INSERT_EVENT + " ON CONFLICT (key) DO NOTHING")
 # The order as the workflow sees it, in one statement (a step used to read it in eight).
 ORDER_VIEW = text(
     "SELECT o.status, o.payment_status,"

@@ -131,19 +131,23 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     return locked
 
 
+# Every SKU lock is taken through this one expression (same key format, same sorted order),
+# whichever function computes the set of codes (a CTE named `codes`).
+_LOCK_SORTED_CODES = "count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0))) FROM (SELECT c FROM codes ORDER BY c) AS sorted_codes"
+
+
 async def lock_skus_with_components(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     """`lock_skus` of these SKUs and of the components of the kits among them, in one
     statement (what a shipment of kits touches). Returns the locked set."""
     row = (
         await conn.execute(
             text(
-                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"
+                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"  # noqa: S608 (a constant fragment)
                 " parts AS (SELECT c FROM given UNION"
                 "   SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT c FROM given)),"
                 " codes AS (SELECT c FROM parts UNION"
                 "   SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM parts))"
-                " SELECT array_agg(c) AS locked, count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0)))"
-                " FROM (SELECT c FROM codes ORDER BY c) AS sorted_codes"
+                " SELECT array_agg(c) AS locked, " + _LOCK_SORTED_CODES
             ),
             {"s": sorted(set(skus))},
         )
@@ -154,10 +158,7 @@ async def lock_skus_with_components(conn: AsyncConnection, skus: Iterable[str]) 
 async def lock_sku_set(conn: AsyncConnection, codes: Iterable[str]) -> None:
     """Take the advisory locks of exactly these SKUs, in sorted order, in one statement."""
     await conn.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0))) FROM "
-            "(SELECT c FROM unnest(CAST(:c AS text[])) AS c ORDER BY c) AS sorted_codes"
-        ),
+        text("WITH codes AS (SELECT unnest(CAST(:c AS text[])) AS c) SELECT " + _LOCK_SORTED_CODES),
         {"c": sorted(set(codes))},
     )
 
