@@ -1,0 +1,1 @@
+"""The command line (`omniflow`) and the dev supervisor: the top of the import graph."""

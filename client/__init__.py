@@ -1,0 +1,1 @@
+"""The HTTP client for the omniflow API (sync and async, typed results)."""
