@@ -243,21 +243,49 @@ class FraudRule:
 # Points only add up, and every predicate is monotone in the order value, so more money
 # never lowers the score. Rows stack: a 250 000 order scores high_value and very_high_value.
 FRAUD_RULES: tuple[FraudRule, ...] = (
-    FraudRule("high_value", lambda s, r: s.order_value > r.high_value, 30,
-              lambda s, r: f"order value {s.order_value} over {r.high_value}"),
-    FraudRule("very_high_value", lambda s, r: s.order_value > r.very_high_value, 30,
-              lambda s, r: f"order value {s.order_value} over {r.very_high_value}"),
-    FraudRule("billing_country", lambda s, r: s.billing_country_differs, 25,
-              lambda s, r: "ships to another country than the billing address"),
-    FraudRule("billing_postal_code", lambda s, r: s.billing_postal_differs and not s.billing_country_differs, 10,
-              lambda s, r: "ships to another postal code than the billing address"),
-    FraudRule("busy_customer", lambda s, r: s.orders_last_24h >= r.busy_customer, 20,
-              lambda s, r: f"{s.orders_last_24h} orders in 24 h (>= {r.busy_customer})"),
-    FraudRule("very_busy_customer", lambda s, r: s.orders_last_24h >= r.very_busy_customer, 20,
-              lambda s, r: f"{s.orders_last_24h} orders in 24 h (>= {r.very_busy_customer})"),
-    FraudRule("new_customer_express", lambda s, r: s.first_time_customer and s.express, 15,
-              lambda s, r: "first-time customer asks for express shipping"),
-)  # fmt: skip
+    FraudRule(
+        "high_value",
+        lambda s, r: s.order_value > r.high_value,
+        30,
+        lambda s, r: f"order value {s.order_value} over {r.high_value}",
+    ),
+    FraudRule(
+        "very_high_value",
+        lambda s, r: s.order_value > r.very_high_value,
+        30,
+        lambda s, r: f"order value {s.order_value} over {r.very_high_value}",
+    ),
+    FraudRule(
+        "billing_country",
+        lambda s, r: s.billing_country_differs,
+        25,
+        lambda s, r: "ships to another country than the billing address",
+    ),
+    FraudRule(
+        "billing_postal_code",
+        lambda s, r: s.billing_postal_differs and not s.billing_country_differs,
+        10,
+        lambda s, r: "ships to another postal code than the billing address",
+    ),
+    FraudRule(
+        "busy_customer",
+        lambda s, r: s.orders_last_24h >= r.busy_customer,
+        20,
+        lambda s, r: f"{s.orders_last_24h} orders in 24 h (>= {r.busy_customer})",
+    ),
+    FraudRule(
+        "very_busy_customer",
+        lambda s, r: s.orders_last_24h >= r.very_busy_customer,
+        20,
+        lambda s, r: f"{s.orders_last_24h} orders in 24 h (>= {r.very_busy_customer})",
+    ),
+    FraudRule(
+        "new_customer_express",
+        lambda s, r: s.first_time_customer and s.express,
+        15,
+        lambda s, r: "first-time customer asks for express shipping",
+    ),
+)
 
 
 @dataclass(frozen=True)

@@ -92,13 +92,16 @@ RULES: dict[str, tuple[Leg, ...]] = {
     "transfer_ship":      (Dr(TO, "value"), Cr(FROM, "value")),
     "transfer_receive":   (Dr(TO, "value"), Cr(FROM, "value")),
     "reclassify":         (Dr(TO, "value"), Cr(FROM, "value")),
-}  # fmt: skip
+}  # fmt: skip # kept aligned: one row an event, its debit and credit columns read down
 
 # Which inventory account holds a bucket (inbound is on order: not ours yet, not valued).
 ACCOUNT_OF_STATUS: dict[str, str] = {
-    "sellable": INVENTORY, "quarantine": INVENTORY, "damaged": INVENTORY,
-    "in_transit": INVENTORY_IN_TRANSIT, "returns": RETURNS_INVENTORY,
-}  # fmt: skip
+    "sellable": INVENTORY,
+    "quarantine": INVENTORY,
+    "damaged": INVENTORY,
+    "in_transit": INVENTORY_IN_TRANSIT,
+    "returns": RETURNS_INVENTORY,
+}
 
 
 def move_event(

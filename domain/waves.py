@@ -190,8 +190,12 @@ def _package_problems(pkg: Package, limits: CarrierLimits) -> list[str]:
     if not pkg.lines or not any(qty > 0 for qty in pkg.lines.values()):
         out.append("is empty")
     out.extend(f"{sku} has qty {qty}" for sku, qty in sorted(pkg.lines.items()) if qty < 0)
-    sizes = {"weight_g": pkg.weight_g, "length_mm": pkg.length_mm, "width_mm": pkg.width_mm,
-             "height_mm": pkg.height_mm}  # fmt: skip
+    sizes = {
+        "weight_g": pkg.weight_g,
+        "length_mm": pkg.length_mm,
+        "width_mm": pkg.width_mm,
+        "height_mm": pkg.height_mm,
+    }
     bad = [name for name, value in sizes.items() if value <= 0]
     out.extend(f"{name} must be positive" for name in bad)
     if bad:

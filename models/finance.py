@@ -99,10 +99,16 @@ async def post(
             "SELECT :e, a, d, c, ch, loc, s FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[]),"
             " CAST(:ch AS text[]), CAST(:loc AS text[]), CAST(:s AS text[])) AS t(a, d, c, ch, loc, s)"
         ),
-        {"e": entry_id, "a": [p.account for p in lines], "d": [p.debit for p in lines],
-         "c": [p.credit for p in lines], "ch": [p.channel for p in lines], "loc": [p.location for p in lines],
-         "s": [p.sku for p in lines]},
-    )  # fmt: skip
+        {
+            "e": entry_id,
+            "a": [p.account for p in lines],
+            "d": [p.debit for p in lines],
+            "c": [p.credit for p in lines],
+            "ch": [p.channel for p in lines],
+            "loc": [p.location for p in lines],
+            "s": [p.sku for p in lines],
+        },
+    )
     return entry_id
 
 
@@ -120,22 +126,37 @@ async def reverse(conn: AsyncConnection, key: str, entry_id: int, memo: str = ""
     """Correct an entry by posting its mirror image (entries are never edited). An entry is
     reversed at most once: a second request returns the first reversal. Entries that moved
     inventory value are refused: stock is corrected by a stock move, which revalues it."""
-    head = (await conn.execute(text("SELECT event, ref, currency FROM journal_entry WHERE id = :i FOR UPDATE"),
-                               {"i": entry_id})).one()  # fmt: skip
+    head = (
+        await conn.execute(
+            text("SELECT event, ref, currency FROM journal_entry WHERE id = :i FOR UPDATE"), {"i": entry_id}
+        )
+    ).one()
     earlier = (
         await conn.execute(text("SELECT id FROM journal_entry WHERE reverses = :i"), {"i": entry_id})
     ).scalar()
     if earlier is not None:
         return int(earlier)
-    lines = (await conn.execute(
-        text("SELECT account, debit, credit, channel, location, sku FROM journal_line WHERE entry_id = :i"),
-        {"i": entry_id},
-    )).all()  # fmt: skip
+    lines = (
+        await conn.execute(
+            text(
+                "SELECT account, debit, credit, channel, location, sku FROM journal_line WHERE entry_id = :i"
+            ),
+            {"i": entry_id},
+        )
+    ).all()
     if any(r.account in INVENTORY_ACCOUNTS for r in lines):
         raise ReversalRefused(entry_id, "it moved inventory value; correct the stock with a move instead")
     mirror = [Posting(r.account, int(r.credit), int(r.debit), r.channel, r.location, r.sku) for r in lines]
-    return await post(conn, key, "reversal", mirror, ref=head.ref, currency=head.currency,
-                      memo=memo or f"reverses entry {entry_id} ({head.event})", reverses=entry_id)  # fmt: skip
+    return await post(
+        conn,
+        key,
+        "reversal",
+        mirror,
+        ref=head.ref,
+        currency=head.currency,
+        memo=memo or f"reverses entry {entry_id} ({head.event})",
+        reverses=entry_id,
+    )
 
 
 # -- valuation ------------------------------------------------------------------------
@@ -185,10 +206,12 @@ async def value_out(conn: AsyncConnection, sku: str, location: str, account: str
     value = take_value(held_qty, held_value, taken_qty)
     if taken_qty:
         await conn.execute(
-            text("UPDATE inventory_value SET qty = qty - :q, value = value - :v WHERE sku = :s AND location = :l "
-                 "AND account = :a"),
+            text(
+                "UPDATE inventory_value SET qty = qty - :q, value = value - :v WHERE sku = :s AND location = :l "
+                "AND account = :a"
+            ),
             {"q": taken_qty, "v": value, "s": sku, "l": location, "a": account},
-        )  # fmt: skip
+        )
     return value
 
 
@@ -201,10 +224,12 @@ async def check(conn: AsyncConnection) -> list[str]:
     stock buckets, refunded <= captured."""
     findings: list[str] = []
     for r in await conn.execute(
-        text("SELECT e.key, sum(l.debit) AS d, sum(l.credit) AS c FROM journal_entry e LEFT JOIN journal_line l "
-             "ON l.entry_id = e.id GROUP BY e.id HAVING coalesce(sum(l.debit), 0) <> coalesce(sum(l.credit), 0) "
-             "OR count(l.id) = 0")
-    ):  # fmt: skip
+        text(
+            "SELECT e.key, sum(l.debit) AS d, sum(l.credit) AS c FROM journal_entry e LEFT JOIN journal_line l "
+            "ON l.entry_id = e.id GROUP BY e.id HAVING coalesce(sum(l.debit), 0) <> coalesce(sum(l.credit), 0) "
+            "OR count(l.id) = 0"
+        )
+    ):
         findings.append(f"entry {r.key} does not balance: debits {r.d} credits {r.c}")
     totals = (
         await conn.execute(text("SELECT coalesce(sum(debit), 0), coalesce(sum(credit), 0) FROM journal_line"))

@@ -94,12 +94,14 @@ class Reservation(SQLModel, table=True):
     __tablename__ = "reservation"
     __table_args__ = (
         UniqueConstraint("key", "line", "sku", "location", "lot", name="uq_reservation_line"),
-        CheckConstraint("qty > 0 AND consumed >= 0 AND released >= 0 AND consumed + released <= qty",
-                        name="ck_reservation_qty"),
+        CheckConstraint(
+            "qty > 0 AND consumed >= 0 AND released >= 0 AND consumed + released <= qty",
+            name="ck_reservation_qty",
+        ),
         Index("ix_reservation_ref", "ref"),
         Index("ix_reservation_active", "sku", "location", postgresql_where="consumed + released < qty"),
         CheckConstraint("per_unit > 0", name="ck_reservation_per_unit"),
-    )  # fmt: skip
+    )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     key: str = Field(max_length=200)  # the reserving operation's business key
     line: str = Field(max_length=64)  # the order line (or kit line) it serves

@@ -11,22 +11,41 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from models import stock
 
 
-async def add_location(conn: AsyncConnection, code: str, *, lat: float = 40.7, lon: float = -74.0,
-                       ship_cost: int = 500, priority: int = 100, type: str = "dc") -> None:  # fmt: skip
+async def add_location(
+    conn: AsyncConnection,
+    code: str,
+    *,
+    lat: float = 40.7,
+    lon: float = -74.0,
+    ship_cost: int = 500,
+    priority: int = 100,
+    type: str = "dc",
+) -> None:
     await conn.execute(
-        text("INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship) "
-             "VALUES (:c, :c, :t, :lat, :lon, :sc, :p, true)"),
+        text(
+            "INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship) "
+            "VALUES (:c, :c, :t, :lat, :lon, :sc, :p, true)"
+        ),
         {"c": code, "t": type, "lat": lat, "lon": lon, "sc": ship_cost, "p": priority},
-    )  # fmt: skip
+    )
 
 
-async def add_sku(conn: AsyncConnection, code: str, *, tracking: str = "none", unit_cost: int = 1000,
-                  price: int = 2000, components: dict[str, int] | None = None) -> None:  # fmt: skip
+async def add_sku(
+    conn: AsyncConnection,
+    code: str,
+    *,
+    tracking: str = "none",
+    unit_cost: int = 1000,
+    price: int = 2000,
+    components: dict[str, int] | None = None,
+) -> None:
     await conn.execute(
-        text("INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days) "
-             "VALUES (:c, :c, :k, :uc, :p, 'USD', :t, 30)"),
+        text(
+            "INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days) "
+            "VALUES (:c, :c, :k, :uc, :p, 'USD', :t, 30)"
+        ),
         {"c": code, "k": "kit" if components else "simple", "uc": unit_cost, "p": price, "t": tracking},
-    )  # fmt: skip
+    )
     for comp, qty in (components or {}).items():
         await conn.execute(
             text("INSERT INTO sku_component (kit_sku, component_sku, qty) VALUES (:k, :c, :q)"),
@@ -34,8 +53,9 @@ async def add_sku(conn: AsyncConnection, code: str, *, tracking: str = "none", u
         )
 
 
-async def add_channel(conn: AsyncConnection, code: str, locations: Iterable[str], rule: str = "nearest",
-                      type: str = "web") -> None:  # fmt: skip
+async def add_channel(
+    conn: AsyncConnection, code: str, locations: Iterable[str], rule: str = "nearest", type: str = "web"
+) -> None:
     await conn.execute(
         text("INSERT INTO channel (code, name, type, sourcing_rule) VALUES (:c, :c, :t, :r)"),
         {"c": code, "t": type, "r": rule},
@@ -46,13 +66,16 @@ async def add_channel(conn: AsyncConnection, code: str, locations: Iterable[str]
         )
 
 
-async def set_policy(conn: AsyncConnection, channel: str, sku: str, safety: int = 0,
-                     ringfence: dict[str, int] | None = None) -> None:  # fmt: skip
+async def set_policy(
+    conn: AsyncConnection, channel: str, sku: str, safety: int = 0, ringfence: dict[str, int] | None = None
+) -> None:
     await conn.execute(
-        text("INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :ss) "
-             "ON CONFLICT (channel, sku) DO UPDATE SET safety_stock = EXCLUDED.safety_stock"),
+        text(
+            "INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :ss) "
+            "ON CONFLICT (channel, sku) DO UPDATE SET safety_stock = EXCLUDED.safety_stock"
+        ),
         {"c": channel, "s": sku, "ss": safety},
-    )  # fmt: skip
+    )
     for loc, qty in (ringfence or {}).items():
         await conn.execute(
             text("INSERT INTO channel_ringfence (channel, sku, location, qty) VALUES (:c, :s, :l, :q)"),
@@ -63,13 +86,24 @@ async def set_policy(conn: AsyncConnection, channel: str, sku: str, safety: int 
     await refresh_availability(conn, [sku])
 
 
-async def receive(engine: AsyncEngine, sku: str, location: str, qty: int, *, lot: str = "",
-                  expires_at: datetime | None = None, key: str | None = None) -> None:  # fmt: skip
+async def receive(
+    engine: AsyncEngine,
+    sku: str,
+    location: str,
+    qty: int,
+    *,
+    lot: str = "",
+    expires_at: datetime | None = None,
+    key: str | None = None,
+) -> None:
     async with engine.begin() as conn:
         await stock.apply_moves(
-            conn, key or f"test-stock-{sku}-{location}-{lot}-{qty}", "adjustment",
-            [stock.adjustment_move(sku, location, "sellable", qty, lot, expires_at)], reason="initial",
-        )  # fmt: skip
+            conn,
+            key or f"test-stock-{sku}-{location}-{lot}-{qty}",
+            "adjustment",
+            [stock.adjustment_move(sku, location, "sellable", qty, lot, expires_at)],
+            reason="initial",
+        )
 
 
 async def standard_catalog(engine: AsyncEngine) -> None:

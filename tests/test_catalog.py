@@ -26,11 +26,18 @@ WEST = {"code": "DC-WEST", "name": "West", "type": "dc", "lat": 34.0, "lon": -11
 
 
 async def _seed(admin: httpx.AsyncClient) -> None:
-    for path, body in (("/v1/skus", TEE), ("/v1/skus", MUG), ("/v1/skus", KIT), ("/v1/locations", EAST),
-                       ("/v1/locations", WEST)):  # fmt: skip
+    for path, body in (
+        ("/v1/skus", TEE),
+        ("/v1/skus", MUG),
+        ("/v1/skus", KIT),
+        ("/v1/locations", EAST),
+        ("/v1/locations", WEST),
+    ):
         assert (await admin.post(path, json=body)).status_code == 201, path
-    channels = [{"code": "web", "type": "web", "locations": ["DC-EAST", "DC-WEST"]},
-                {"code": "marketplace", "type": "marketplace", "locations": ["DC-EAST"], "sourcing_rule": "cheapest"}]  # fmt: skip
+    channels = [
+        {"code": "web", "type": "web", "locations": ["DC-EAST", "DC-WEST"]},
+        {"code": "marketplace", "type": "marketplace", "locations": ["DC-EAST"], "sourcing_rule": "cheapest"},
+    ]
     for ch in channels:
         assert (await admin.post("/v1/channels", json=ch)).status_code == 201
 
@@ -39,10 +46,29 @@ async def test_creates_answer_201_with_the_record(admin: httpx.AsyncClient) -> N
     r = await admin.post("/v1/skus", json=TEE)
     assert r.status_code == 201
     tee = r.json()
-    assert {k: tee[k] for k in ("code", "name", "kind", "components", "unit_cost", "price", "currency", "tracking",
-                                "returnable_days", "release_at")} == {
-        **TEE, "kind": "simple", "components": [], "currency": "USD", "tracking": "none", "returnable_days": 30,
-        "release_at": None}  # fmt: skip
+    assert {
+        k: tee[k]
+        for k in (
+            "code",
+            "name",
+            "kind",
+            "components",
+            "unit_cost",
+            "price",
+            "currency",
+            "tracking",
+            "returnable_days",
+            "release_at",
+        )
+    } == {
+        **TEE,
+        "kind": "simple",
+        "components": [],
+        "currency": "USD",
+        "tracking": "none",
+        "returnable_days": 30,
+        "release_at": None,
+    }
     assert tee["created_at"]
     assert (await admin.get("/v1/skus/TEE-1")).json() == tee
     r = await admin.post("/v1/locations", json=EAST)
@@ -52,7 +78,12 @@ async def test_creates_answer_201_with_the_record(admin: httpx.AsyncClient) -> N
     r = await admin.post("/v1/channels", json={"code": "b2b", "type": "b2b", "locations": ["DC-EAST"]})
     assert r.status_code == 201
     assert {k: r.json()[k] for k in ("code", "name", "type", "locations", "sourcing_rule")} == {
-        "code": "b2b", "name": "b2b", "type": "b2b", "locations": ["DC-EAST"], "sourcing_rule": "nearest"}  # fmt: skip
+        "code": "b2b",
+        "name": "b2b",
+        "type": "b2b",
+        "locations": ["DC-EAST"],
+        "sourcing_rule": "nearest",
+    }
     r = await admin.post(
         "/v1/suppliers", json={"code": "NW", "name": "Northwind", "items": [{"sku": "TEE-1", "cost": 5}]}
     )
@@ -131,17 +162,41 @@ async def test_an_idempotency_key_replays_the_create(admin: httpx.AsyncClient) -
     [
         ("/v1/skus", {"code": "X", "name": "x", "colour": "red"}, ["body", "colour"]),
         ("/v1/skus", {"code": "K", "name": "k", "kind": "kit"}, ["body", "components"]),
-        ("/v1/skus", {"code": "S", "name": "s", "components": [{"sku": "TEE-1", "qty": 1}]}, ["body", "components"]),
-        ("/v1/skus", {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "NOPE", "qty": 1}]},
-         ["body", "components", 0, "sku"]),
-        ("/v1/skus", {"code": "K2", "name": "k", "kind": "kit", "components": [{"sku": "GIFT-1", "qty": 1}]},
-         ["body", "components", 0, "sku"]),
-        ("/v1/skus", {"code": "K", "name": "k", "kind": "kit",
-                      "components": [{"sku": "TEE-1", "qty": 1}, {"sku": "TEE-1", "qty": 2}]}, ["body", "components"]),
-        ("/v1/skus", {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "K", "qty": 1}]},
-         ["body", "components"]),
-        ("/v1/skus", {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "TEE-1", "qty": 0}]},
-         ["body", "components", 0, "qty"]),
+        (
+            "/v1/skus",
+            {"code": "S", "name": "s", "components": [{"sku": "TEE-1", "qty": 1}]},
+            ["body", "components"],
+        ),
+        (
+            "/v1/skus",
+            {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "NOPE", "qty": 1}]},
+            ["body", "components", 0, "sku"],
+        ),
+        (
+            "/v1/skus",
+            {"code": "K2", "name": "k", "kind": "kit", "components": [{"sku": "GIFT-1", "qty": 1}]},
+            ["body", "components", 0, "sku"],
+        ),
+        (
+            "/v1/skus",
+            {
+                "code": "K",
+                "name": "k",
+                "kind": "kit",
+                "components": [{"sku": "TEE-1", "qty": 1}, {"sku": "TEE-1", "qty": 2}],
+            },
+            ["body", "components"],
+        ),
+        (
+            "/v1/skus",
+            {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "K", "qty": 1}]},
+            ["body", "components"],
+        ),
+        (
+            "/v1/skus",
+            {"code": "K", "name": "k", "kind": "kit", "components": [{"sku": "TEE-1", "qty": 0}]},
+            ["body", "components", 0, "qty"],
+        ),
         ("/v1/skus", {"code": "bad code!", "name": "x"}, ["body", "code"]),
         ("/v1/skus", {"code": "X" * 65, "name": "x"}, ["body", "code"]),
         ("/v1/skus", {"code": "X", "name": "x", "price": -1}, ["body", "price"]),
@@ -155,16 +210,34 @@ async def test_an_idempotency_key_replays_the_create(admin: httpx.AsyncClient) -
         ("/v1/locations", {"code": "Scrap", "name": "c", "type": "store"}, ["body", "code"]),
         ("/v1/locations", {"code": "L", "name": "l", "type": "virtual"}, ["body", "type"]),
         ("/v1/channels", {"code": "c", "type": "web", "locations": ["NOWHERE"]}, ["body", "locations", 0]),
-        ("/v1/channels", {"code": "c", "type": "web", "locations": ["DC-EAST", "supplier"]}, ["body", "locations", 1]),
-        ("/v1/channels", {"code": "c", "type": "web", "locations": ["DC-EAST", "DC-EAST"]}, ["body", "locations"]),
+        (
+            "/v1/channels",
+            {"code": "c", "type": "web", "locations": ["DC-EAST", "supplier"]},
+            ["body", "locations", 1],
+        ),
+        (
+            "/v1/channels",
+            {"code": "c", "type": "web", "locations": ["DC-EAST", "DC-EAST"]},
+            ["body", "locations"],
+        ),
         ("/v1/channels", {"code": "c", "type": "web", "sourcing_rule": "random"}, ["body", "sourcing_rule"]),
-        ("/v1/suppliers", {"code": "S", "name": "s", "items": [{"sku": "NOPE", "cost": 1}]}, ["body", "items", 0, "sku"]),
-        ("/v1/suppliers", {"code": "S", "name": "s", "items": [{"sku": "TEE-1", "cost": 1, "moq": 0}]},
-         ["body", "items", 0, "moq"]),
-        ("/v1/suppliers", {"code": "S", "name": "s", "items": [{"sku": "TEE-1", "cost": 1}, {"sku": "TEE-1", "cost": 2}]},
-         ["body", "items"]),
+        (
+            "/v1/suppliers",
+            {"code": "S", "name": "s", "items": [{"sku": "NOPE", "cost": 1}]},
+            ["body", "items", 0, "sku"],
+        ),
+        (
+            "/v1/suppliers",
+            {"code": "S", "name": "s", "items": [{"sku": "TEE-1", "cost": 1, "moq": 0}]},
+            ["body", "items", 0, "moq"],
+        ),
+        (
+            "/v1/suppliers",
+            {"code": "S", "name": "s", "items": [{"sku": "TEE-1", "cost": 1}, {"sku": "TEE-1", "cost": 2}]},
+            ["body", "items"],
+        ),
     ],
-)  # fmt: skip
+)
 async def test_bad_master_data_names_the_field(
     admin: httpx.AsyncClient, path: str, body: dict[str, object], loc: list[object]
 ) -> None:
@@ -194,11 +267,17 @@ async def test_a_policy_moves_every_channels_atp_and_the_feed(
 ) -> None:
     await _seed(admin)
     await receive(engine, "TEE-1", "DC-EAST", 20)
-    r = await admin.put("/v1/channels/marketplace/policies/TEE-1",
-                        json={"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]})  # fmt: skip
+    r = await admin.put(
+        "/v1/channels/marketplace/policies/TEE-1",
+        json={"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]},
+    )
     assert r.status_code == 200
-    assert r.json() == {"channel": "marketplace", "sku": "TEE-1", "safety_stock": 2,
-                        "ringfence": [{"location": "DC-EAST", "qty": 5}]}  # fmt: skip
+    assert r.json() == {
+        "channel": "marketplace",
+        "sku": "TEE-1",
+        "safety_stock": 2,
+        "ringfence": [{"location": "DC-EAST", "qty": 5}],
+    }
     atp = {
         i["channel"]: i["available"]
         for i in (await admin.get("/v1/availability", params={"sku": "TEE-1"})).json()["items"]
@@ -214,7 +293,11 @@ async def test_a_policy_moves_every_channels_atp_and_the_feed(
     assert (await admin.put("/v1/channels/nope/policies/TEE-1", json={})).status_code == 404
     assert (await admin.put("/v1/channels/web/policies/NOPE", json={})).status_code == 404
     assert (await admin.get("/v1/channels/web/policies/TEE-1")).json() == {
-        "channel": "web", "sku": "TEE-1", "safety_stock": 0, "ringfence": []}  # fmt: skip
+        "channel": "web",
+        "sku": "TEE-1",
+        "safety_stock": 0,
+        "ringfence": [],
+    }
     assert (await admin.get("/v1/channels/marketplace/policies/TEE-1")).json() == r.json()
     assert (await admin.get("/v1/channels/nope/policies/TEE-1")).status_code == 404
     assert (await admin.get("/v1/channels/web/policies/NOPE")).status_code == 404
@@ -228,19 +311,27 @@ async def test_a_policy_put_replaces_the_previous_one(admin: httpx.AsyncClient, 
     assert r.json()["ringfence"] == sorted(fences, key=lambda f: str(f["location"]))
     r = await admin.put(url, json={"ringfence": [{"location": "DC-WEST", "qty": 2}]})
     assert r.status_code == 200
-    assert r.json() == {"channel": "web", "sku": "MUG-1", "safety_stock": 0,
-                        "ringfence": [{"location": "DC-WEST", "qty": 2}]}  # fmt: skip
+    assert r.json() == {
+        "channel": "web",
+        "sku": "MUG-1",
+        "safety_stock": 0,
+        "ringfence": [{"location": "DC-WEST", "qty": 2}],
+    }
     async with engine.connect() as conn:
         rows = (
             await conn.execute(text("SELECT location, qty FROM channel_ringfence WHERE channel = 'web'"))
         ).all()
     assert [tuple(row) for row in rows] == [("DC-WEST", 2)]
-    for body, loc in (({"safety_stock": -1}, ["body", "safety_stock"]),
-                      ({"ringfence": [{"location": "DC-WEST", "qty": -1}]}, ["body", "ringfence", 0, "qty"]),
-                      ({"ringfence": [{"location": "DC-WEST", "qty": 1}] * 2}, ["body", "ringfence"]),
-                      ({"ringfence": [{"location": "DC-EAST", "qty": 1}, {"location": "NOPE", "qty": 1}]},
-                       ["body", "ringfence", 1, "location"]),
-                      ({"safety": 1}, ["body", "safety"])):  # fmt: skip
+    for body, loc in (
+        ({"safety_stock": -1}, ["body", "safety_stock"]),
+        ({"ringfence": [{"location": "DC-WEST", "qty": -1}]}, ["body", "ringfence", 0, "qty"]),
+        ({"ringfence": [{"location": "DC-WEST", "qty": 1}] * 2}, ["body", "ringfence"]),
+        (
+            {"ringfence": [{"location": "DC-EAST", "qty": 1}, {"location": "NOPE", "qty": 1}]},
+            ["body", "ringfence", 1, "location"],
+        ),
+        ({"safety": 1}, ["body", "safety"]),
+    ):
         bad = await admin.put(url, json=body)
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == loc, bad.text
     assert (await admin.get(url)).json()["ringfence"] == [{"location": "DC-WEST", "qty": 2}]  # unchanged
@@ -342,11 +433,13 @@ async def test_racing_creates_of_kits_channels_and_suppliers(
     async with engine.connect() as conn:
         counts = [
             (await conn.execute(text(q))).scalar()
-            for q in ("SELECT count(*) FROM sku_component WHERE kit_sku = 'GIFT-2'",
-                      "SELECT count(*) FROM channel_location WHERE channel = 'edi'",
-                      "SELECT count(*) FROM supplier_item WHERE supplier = 'NW'",
-                      "SELECT count(*) FROM sku WHERE code = 'RACE-1'")
-        ]  # fmt: skip
+            for q in (
+                "SELECT count(*) FROM sku_component WHERE kit_sku = 'GIFT-2'",
+                "SELECT count(*) FROM channel_location WHERE channel = 'edi'",
+                "SELECT count(*) FROM supplier_item WHERE supplier = 'NW'",
+                "SELECT count(*) FROM sku WHERE code = 'RACE-1'",
+            )
+        ]
     assert counts == [2, 2, 2, 1]
 
 
@@ -355,12 +448,16 @@ async def test_a_dropship_location_names_a_drop_ship_supplier(admin: httpx.Async
     await admin.post(
         "/v1/suppliers", json={"code": "NODROP", "name": "Plain", "items": [{"sku": "SOFA", "cost": 90}]}
     )
-    await admin.post("/v1/suppliers", json={"code": "ACME", "name": "Acme", "dropship": True,
-                                            "items": [{"sku": "SOFA", "cost": 100}]})  # fmt: skip
+    await admin.post(
+        "/v1/suppliers",
+        json={"code": "ACME", "name": "Acme", "dropship": True, "items": [{"sku": "SOFA", "cost": 100}]},
+    )
     base = {"code": "DS-1", "name": "Drop", "type": "dropship"}
-    for body, msg in (({**base, "supplier": "NOPE"}, "unknown supplier"),
-                      ({**base, "supplier": "NODROP"}, "does not drop-ship"),
-                      ({**base, "type": "dc", "supplier": "ACME"}, "only a dropship location")):  # fmt: skip
+    for body, msg in (
+        ({**base, "supplier": "NOPE"}, "unknown supplier"),
+        ({**base, "supplier": "NODROP"}, "does not drop-ship"),
+        ({**base, "type": "dc", "supplier": "ACME"}, "only a dropship location"),
+    ):
         r = await admin.post("/v1/locations", json=body)
         assert r.status_code == 422 and msg in r.text, r.text
         assert r.json()["errors"][0]["loc"] == ["body", "supplier"]

@@ -43,13 +43,17 @@ async def test_a_count_within_tolerance_posts_at_once(
     warehouse: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
     await _count(warehouse, "C1", ["TEE", "MUG"])
-    r = await warehouse.post("/v1/cycle-counts/C1/submit", json={"lines": [{"sku": "TEE", "counted": 19},
-                                                                           {"sku": "MUG", "counted": 10}]})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/cycle-counts/C1/submit",
+        json={"lines": [{"sku": "TEE", "counted": 19}, {"sku": "MUG", "counted": 10}]},
+    )
     assert r.status_code == 200, r.text
     count = r.json()
     assert count["status"] == "posted"
-    assert [(ln["sku"], ln["expected"], ln["counted"], ln["variance"], ln["within_tolerance"]) for ln in count["lines"]] == [
-        ("MUG", 10, 10, 0, True), ("TEE", 20, 19, -1, True)]  # fmt: skip
+    assert [
+        (ln["sku"], ln["expected"], ln["counted"], ln["variance"], ln["within_tolerance"])
+        for ln in count["lines"]
+    ] == [("MUG", 10, 10, 0, True), ("TEE", 20, 19, -1, True)]
     assert await balance(engine, "TEE", "DC-EAST") == (19, 0)
     async with engine.connect() as conn:
         moves = (await conn.execute(text("SELECT reason, qty FROM stock_move WHERE ref = 'count-C1'"))).all()
@@ -68,8 +72,10 @@ async def test_over_tolerance_waits_for_an_approver(
     warehouse: httpx.AsyncClient, engine: AsyncEngine, temporal_client: Client, make_key: Callable[..., str]
 ) -> None:
     await _count(warehouse, "C2", ["TEE", "MUG"])
-    r = await warehouse.post("/v1/cycle-counts/C2/submit", json={"lines": [{"sku": "TEE", "counted": 12},
-                                                                           {"sku": "MUG", "counted": 11}]})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/cycle-counts/C2/submit",
+        json={"lines": [{"sku": "TEE", "counted": 12}, {"sku": "MUG", "counted": 11}]},
+    )
     assert r.json()["status"] == "awaiting_approval"
     assert await balance(engine, "MUG", "DC-EAST") == (11, 0)  # within tolerance: posted already
     assert await balance(engine, "TEE", "DC-EAST") == (20, 0)  # over: waits
@@ -116,8 +122,10 @@ async def test_rejected_or_unanswered_variances_post_nothing(
 
 async def test_accuracy_and_validation(warehouse: httpx.AsyncClient, make_key: Callable[..., str]) -> None:
     await _count(warehouse, "C4", ["TEE", "MUG"])
-    await warehouse.post("/v1/cycle-counts/C4/submit", json={"lines": [{"sku": "TEE", "counted": 20},
-                                                                       {"sku": "MUG", "counted": 2}]})  # fmt: skip
+    await warehouse.post(
+        "/v1/cycle-counts/C4/submit",
+        json={"lines": [{"sku": "TEE", "counted": 20}, {"sku": "MUG", "counted": 2}]},
+    )
     acc = (await warehouse.get("/v1/cycle-counts/accuracy")).json()
     assert acc == {"lines_counted": 2, "lines_within_tolerance": 1, "accuracy": 0.5}
     r = await warehouse.post("/v1/cycle-counts", json={"location": "DC-EAST", "skus": ["TEE", "NOPE"]})

@@ -25,8 +25,11 @@ async def short_transfer(
     await standard_catalog(engine)
     await receive(engine, "TEE", "DC-EAST", 10)
     wh = {"Authorization": f"Bearer {make_key('warehouse')}"}
-    await admin.post("/v1/transfers", json={"number": "X1", "from": "DC-EAST", "to": "DC-WEST",
-                                            "lines": [{"sku": "TEE", "qty": 5}]}, headers=wh)  # fmt: skip
+    await admin.post(
+        "/v1/transfers",
+        json={"number": "X1", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 5}]},
+        headers=wh,
+    )
     await admin.post("/v1/transfers/X1/ship", json={}, headers=wh)
     await admin.post(
         "/v1/transfers/X1/receive", json={"lines": [{"sku": "TEE", "qty_received": 3}]}, headers=wh
@@ -35,15 +38,19 @@ async def short_transfer(
 
 
 async def test_open_exceptions_are_listed_and_decided_once(
-    admin: httpx.AsyncClient, short_transfer: str, make_key: Callable[..., str], engine: AsyncEngine,
+    admin: httpx.AsyncClient,
+    short_transfer: str,
+    make_key: Callable[..., str],
+    engine: AsyncEngine,
     temporal_client: Client,
-) -> None:  # fmt: skip
+) -> None:
     wh = {"Authorization": f"Bearer {make_key('warehouse')}"}
     listed = (await admin.get("/v1/exceptions", params={"kind": "receipt_discrepancy"}, headers=wh)).json()[
         "items"
     ]
     assert [(e["id"], e["subject"], e["status"], e["escalation_level"]) for e in listed] == [
-        (short_transfer, {"type": "transfer", "id": "X1"}, "open", 0)]  # fmt: skip
+        (short_transfer, {"type": "transfer", "id": "X1"}, "open", 0)
+    ]
     assert listed[0]["actions"] == ["write_off", "found"]
     assert listed[0]["workflow_id"] == "transfer-X1"
 
@@ -55,8 +62,9 @@ async def test_open_exceptions_are_listed_and_decided_once(
     r = await admin.post(f"/v1/exceptions/{short_transfer}/resolve", json={"action": "shrug"}, headers=wh)
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"] == ["body", "action"]
-    r = await admin.post(f"/v1/exceptions/{short_transfer}/resolve", json={"action": "write_off", "note": "lost"},
-                         headers=wh)  # fmt: skip
+    r = await admin.post(
+        f"/v1/exceptions/{short_transfer}/resolve", json={"action": "write_off", "note": "lost"}, headers=wh
+    )
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] is True
     result = await temporal_client.get_workflow_handle("transfer-X1", result_type=TransferState).result()
@@ -76,12 +84,13 @@ async def test_sorting_by_priority_pages_with_a_cursor(admin: httpx.AsyncClient,
     async with engine.begin() as conn:
         for i, value in enumerate([5_000, 90_000, 20_000]):
             await conn.execute(
-                text("INSERT INTO exception (id, key, kind, subject_type, subject_id, workflow_id, due_at, priority,"
-                     " value_at_risk, actions, details) VALUES (:id, :id, 'fraud_review', 'order', :id, :id,"
-                     " now() + interval '1 hour', :p, :v, '[\"approve\"]', '{}')"),
-                {"id": f"e{i}", "p": priority(value, 0, timedelta(hours=1),
-                                               timedelta(hours=1)), "v": value},
-            )  # fmt: skip
+                text(
+                    "INSERT INTO exception (id, key, kind, subject_type, subject_id, workflow_id, due_at, priority,"
+                    " value_at_risk, actions, details) VALUES (:id, :id, 'fraud_review', 'order', :id, :id,"
+                    " now() + interval '1 hour', :p, :v, '[\"approve\"]', '{}')"
+                ),
+                {"id": f"e{i}", "p": priority(value, 0, timedelta(hours=1), timedelta(hours=1)), "v": value},
+            )
     first = (await admin.get("/v1/exceptions", params={"limit": 2})).json()
     assert [e["id"] for e in first["items"]] == ["e1", "e2"]
     rest = (await admin.get("/v1/exceptions", params={"limit": 2, "cursor": first["next_cursor"]})).json()

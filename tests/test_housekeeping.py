@@ -82,7 +82,13 @@ async def test_housekeeping_publishes_availability_lost_to_expired_lots(
     assert result.skus_refreshed_for_expiry == 1
     assert await published() == 3
     async with engine.connect() as conn:
-        last = (await conn.execute(text("SELECT available FROM availability_event WHERE channel = 'web' AND "
-                                        "sku = 'COFFEE' ORDER BY seq DESC LIMIT 1"))).scalar()  # fmt: skip
+        last = (
+            await conn.execute(
+                text(
+                    "SELECT available FROM availability_event WHERE channel = 'web' AND "
+                    "sku = 'COFFEE' ORDER BY seq DESC LIMIT 1"
+                )
+            )
+        ).scalar()
     assert last == 3
     await record_history(temporal_client, run_id, "housekeeping-with-expiry")

@@ -179,9 +179,12 @@ async def test_a_key_is_freed_as_soon_as_the_database_is_back(
             await conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(yes).lower()}'))
             if not yes:
                 await conn.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = :db AND application_name = 'omniflow-api'"), {"db": db},
-                )  # fmt: skip
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND application_name = 'omniflow-api'"
+                    ),
+                    {"db": db},
+                )
 
     async def database_goes_down() -> None:
         await allow(False)

@@ -48,9 +48,22 @@ async def test_adjustment_adds_stock_and_replays_by_key(
     assert again.headers["idempotent-replayed"] == "true"
     view = (await warehouse.get("/v1/inventory/TEE")).json()
     assert view["locations"] == [
-        {"location": "DC-EAST", "on_hand": 20, "reserved": 0, "available": 20, "lots": [],
-         "buckets": {"sellable": 20, "in_transit": 0, "inbound": 0, "returns": 0, "quarantine": 0, "damaged": 0}}
-    ]  # fmt: skip
+        {
+            "location": "DC-EAST",
+            "on_hand": 20,
+            "reserved": 0,
+            "available": 20,
+            "lots": [],
+            "buckets": {
+                "sellable": 20,
+                "in_transit": 0,
+                "inbound": 0,
+                "returns": 0,
+                "quarantine": 0,
+                "damaged": 0,
+            },
+        }
+    ]
     assert view["available_to_promise"] == {"b2b": 20, "marketplace": 20, "web": 20}
     await assert_inventory_clean(engine)
 
@@ -62,8 +75,9 @@ async def test_adjustments_need_an_idempotency_key(warehouse: httpx.AsyncClient)
 
 async def test_going_negative_is_409_with_the_current_quantity(warehouse: httpx.AsyncClient) -> None:
     await warehouse.post("/v1/inventory/adjustments", json=adj("TEE", 3), headers={"Idempotency-Key": "b1"})
-    r = await warehouse.post("/v1/inventory/adjustments", json=adj("TEE", -5, reason="damage"),
-                             headers={"Idempotency-Key": "b2"})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/inventory/adjustments", json=adj("TEE", -5, reason="damage"), headers={"Idempotency-Key": "b2"}
+    )
     assert r.status_code == 409
     body = r.json()
     assert body["on_hand"] == 3
@@ -117,15 +131,25 @@ async def test_kits_and_lots_are_validated(warehouse: httpx.AsyncClient) -> None
 
 async def test_status_moves_and_the_movement_ledger(warehouse: httpx.AsyncClient) -> None:
     await warehouse.post("/v1/inventory/adjustments", json=adj("TEE", 10), headers={"Idempotency-Key": "c1"})
-    r = await warehouse.post("/v1/inventory/moves", json={"sku": "TEE", "location": "DC-EAST", "from_status": "sellable",
-                                                          "to_status": "quarantine", "qty": 4})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/inventory/moves",
+        json={
+            "sku": "TEE",
+            "location": "DC-EAST",
+            "from_status": "sellable",
+            "to_status": "quarantine",
+            "qty": 4,
+        },
+    )
     assert r.status_code == 201, r.text
     view = (await warehouse.get("/v1/inventory/TEE")).json()["locations"][0]
     assert view["buckets"]["sellable"] == 6
     assert view["buckets"]["quarantine"] == 4
     moves = (await warehouse.get("/v1/inventory/movements", params={"sku": "TEE"})).json()["items"]
     assert [(m["from_location"], m["to_status"], m["qty"]) for m in moves] == [
-        ("adjustment", "sellable", 10), ("DC-EAST", "quarantine", 4)]  # fmt: skip
+        ("adjustment", "sellable", 10),
+        ("DC-EAST", "quarantine", 4),
+    ]
     page = (await warehouse.get("/v1/inventory/movements", params={"limit": 1})).json()
     assert len(page["items"]) == 1
     nxt = (
@@ -147,8 +171,10 @@ async def test_channel_keys_see_only_their_channel(
         await set_policy(conn, "marketplace", "TEE", safety=2, ringfence={"DC-EAST": 5})
     web = {"Authorization": f"Bearer {make_key('channel', channel='web')}"}
     r = await warehouse.get("/v1/availability", params={"sku": ["TEE", "GIFT"]}, headers=web)
-    assert r.json()["items"] == [{"channel": "web", "sku": "GIFT", "available": 0},
-                                 {"channel": "web", "sku": "TEE", "available": 15}]  # fmt: skip
+    assert r.json()["items"] == [
+        {"channel": "web", "sku": "GIFT", "available": 0},
+        {"channel": "web", "sku": "TEE", "available": 15},
+    ]
     assert (
         await warehouse.get("/v1/availability", params={"channel": "marketplace"}, headers=web)
     ).status_code == 404

@@ -76,17 +76,46 @@ async def _a_day_of_business(shop: AsyncEngine) -> None:
     await receive(shop, "TEE", "DC-EAST", 10)  # opening_stock 10000
     await receive(shop, "MUG", "DC-WEST", 5)  # opening_stock 5000
     async with shop.begin() as conn:
-        await stock.apply_moves(conn, "count-1", "adjustment", [stock.adjustment_move("TEE", "DC-EAST", "sellable", -2)],
-                                reason="count", ref="count-1")  # fmt: skip
-    await _moves(shop, "tr-1:ship", "transfer", [Move("TEE", 3, "DC-EAST", "sellable", "DC-WEST", "in_transit")],
-                 "transfer", "tr-1")  # fmt: skip
-    await _moves(shop, "tr-1:back", "transfer", [Move("TEE", 1, "DC-WEST", "in_transit", "DC-EAST", "sellable")],
-                 "transfer", "tr-1")  # fmt: skip
-    await _moves(shop, "tr-1:receive", "transfer",
-                 [Move("TEE", 2, "DC-WEST", "in_transit", "DC-WEST", "sellable")], "transfer", "tr-1")  # fmt: skip
-    await _moves(shop, "po-1:receipt:1", "receipt",
-                 [Move("TEE", 3, "supplier", "virtual", "DC-EAST", "sellable", unit_cost=1300)], "receipt",
-                 "po-1")  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            "count-1",
+            "adjustment",
+            [stock.adjustment_move("TEE", "DC-EAST", "sellable", -2)],
+            reason="count",
+            ref="count-1",
+        )
+    await _moves(
+        shop,
+        "tr-1:ship",
+        "transfer",
+        [Move("TEE", 3, "DC-EAST", "sellable", "DC-WEST", "in_transit")],
+        "transfer",
+        "tr-1",
+    )
+    await _moves(
+        shop,
+        "tr-1:back",
+        "transfer",
+        [Move("TEE", 1, "DC-WEST", "in_transit", "DC-EAST", "sellable")],
+        "transfer",
+        "tr-1",
+    )
+    await _moves(
+        shop,
+        "tr-1:receive",
+        "transfer",
+        [Move("TEE", 2, "DC-WEST", "in_transit", "DC-WEST", "sellable")],
+        "transfer",
+        "tr-1",
+    )
+    await _moves(
+        shop,
+        "po-1:receipt:1",
+        "receipt",
+        [Move("TEE", 3, "supplier", "virtual", "DC-EAST", "sellable", unit_cost=1300)],
+        "receipt",
+        "po-1",
+    )
     async with shop.begin() as conn:
         await stock.reserve(conn, "o1:reserve", "web", [ReserveLine("1", "TEE", "DC-EAST", 4)], ref="o1")
     async with shop.begin() as conn:
@@ -433,8 +462,13 @@ async def test_when_the_first_poster_rolls_back_one_of_the_others_posts(database
 async def test_reversing_an_inventory_entry_keeps_the_books_equal_to_the_valuation(shop: AsyncEngine) -> None:
     await receive(shop, "TEE", "DC-EAST", 10)
     async with shop.begin() as conn:
-        await stock.apply_moves(conn, "count-9", "adjustment", [stock.adjustment_move("TEE", "DC-EAST", "sellable", -2)],
-                                reason="count")  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            "count-9",
+            "adjustment",
+            [stock.adjustment_move("TEE", "DC-EAST", "sellable", -2)],
+            reason="count",
+        )
     async with shop.connect() as conn:
         entry = (await conn.execute(text("SELECT id FROM journal_entry WHERE key = 'count-9'"))).scalar_one()
     with contextlib.suppress(Exception):  # refusing is a correct answer

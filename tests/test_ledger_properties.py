@@ -93,12 +93,16 @@ def test_every_rule_balances_for_any_amounts(event_name: str, data: st.DataObjec
 def test_a_price_variance_posts_on_either_side() -> None:
     over = lines_for("vendor_bill", vendor_bill_amounts(received_value=1000, billed=1100))
     assert [(ln.account, ln.debit, ln.credit) for ln in over] == [
-        ("2100", 1000, 0), ("5200", 100, 0), ("2000", 0, 1100)
-    ]  # fmt: skip
+        ("2100", 1000, 0),
+        ("5200", 100, 0),
+        ("2000", 0, 1100),
+    ]
     under = lines_for("vendor_bill", vendor_bill_amounts(received_value=1000, billed=900))
     assert [(ln.account, ln.debit, ln.credit) for ln in under] == [
-        ("2100", 1000, 0), ("5200", 0, 100), ("2000", 0, 900)
-    ]  # fmt: skip
+        ("2100", 1000, 0),
+        ("5200", 0, 100),
+        ("2000", 0, 900),
+    ]
     exact = lines_for("vendor_bill", vendor_bill_amounts(received_value=1000, billed=1000))
     assert [ln.account for ln in exact] == ["2100", "2000"]
 
@@ -192,8 +196,18 @@ def test_value_leaves_at_the_average_and_drains_to_zero_with_the_quantity(
 SKUS = ("TEE", "MUG")
 LOCATIONS = ("DC-EAST", "DC-WEST", "STORE-SF")
 VALUED = ("sellable", "quarantine", "damaged", "in_transit", "returns")
-STEPS = ("receipt", "shipment", "count_gain", "count_loss", "transfer_ship", "transfer_receive", "return",
-         "restock", "scrap", "quarantine")  # fmt: skip
+STEPS = (
+    "receipt",
+    "shipment",
+    "count_gain",
+    "count_loss",
+    "transfer_ship",
+    "transfer_receive",
+    "return",
+    "restock",
+    "scrap",
+    "quarantine",
+)
 _db_counter = itertools.count()
 SEEN: Counter[str] = Counter()  # over all examples: which steps really ran
 
@@ -239,9 +253,15 @@ class Books:
             return min(n, self.qty[(sku, at, st_)])
 
         # Steps that take stock look from the drawn location on to the next ones that have some.
-        takes = {"shipment": "sellable", "count_loss": status, "transfer_ship": "sellable",
-                 "transfer_receive": "in_transit", "quarantine": "sellable", "restock": "returns",
-                 "scrap": "returns"}  # fmt: skip
+        takes = {
+            "shipment": "sellable",
+            "count_loss": status,
+            "transfer_ship": "sellable",
+            "transfer_receive": "in_transit",
+            "quarantine": "sellable",
+            "restock": "returns",
+            "scrap": "returns",
+        }
         if kind in takes:
             loc = next((at for at in LOCATIONS[a:] + LOCATIONS[:a] if have(at, takes[kind])), loc)
 
@@ -270,8 +290,9 @@ class Books:
             await self.moves("return", [Move(sku, n, "customer", "virtual", loc, "returns")], "return")
         else:
             kind = "receipt"
-            await self.moves("receipt", [Move(sku, n, "supplier", "virtual", loc, "sellable", unit_cost=cost)],
-                             "receipt")  # fmt: skip
+            await self.moves(
+                "receipt", [Move(sku, n, "supplier", "virtual", loc, "sellable", unit_cost=cost)], "receipt"
+            )
         return kind
 
     async def check(self) -> None:

@@ -63,8 +63,14 @@ def test_kits_ship_whole_from_one_location() -> None:
 
 def test_dropship_lines_go_to_the_supplier() -> None:
     sites = [*SITES, Site("DROP-ACME", dropship=True)]
-    plan = source(Request([OrderLine("1", "TEE", 1), OrderLine("2", "SOFA", 1)], sites, {("DC-EAST", "TEE"): 1},
-                          dropship_skus={"SOFA": "DROP-ACME"}))  # fmt: skip
+    plan = source(
+        Request(
+            [OrderLine("1", "TEE", 1), OrderLine("2", "SOFA", 1)],
+            sites,
+            {("DC-EAST", "TEE"): 1},
+            dropship_skus={"SOFA": "DROP-ACME"},
+        )
+    )
     assert [(s.location, s.lines) for s in plan.dropship] == [("DROP-ACME", (("2", 1),))]
     assert [s.location for s in plan.shipments] == ["DC-EAST"]
 
@@ -94,9 +100,15 @@ def requests(draw: st.DrawFn) -> Request:
         for c in draw(st.lists(codes, min_size=1, max_size=4, unique=True))
     ]
     atp = {(s.code, sku): draw(st.integers(0, 6)) for s in sites for sku in skus}
-    return Request(lines, sites, atp, rule=draw(st.sampled_from(["nearest", "cheapest", "priority"])),
-                   ship_to=(draw(st.floats(-60, 60)), draw(st.floats(-170, 170))),
-                   allow_split=draw(st.booleans()), allow_backorder=draw(st.booleans()))  # fmt: skip
+    return Request(
+        lines,
+        sites,
+        atp,
+        rule=draw(st.sampled_from(["nearest", "cheapest", "priority"])),
+        ship_to=(draw(st.floats(-60, 60)), draw(st.floats(-170, 170))),
+        allow_split=draw(st.booleans()),
+        allow_backorder=draw(st.booleans()),
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -124,5 +136,9 @@ def test_plans_never_promise_more_than_atp_and_account_for_every_unit(req: Reque
     # Deterministic whatever order the sites come in.
     shuffled = list(req.sites)
     random.Random(0).shuffle(shuffled)
-    assert source(Request(req.lines, shuffled, req.atp, req.rule, req.ship_to, req.allow_split,
-                          req.allow_backorder)) == plan  # fmt: skip
+    assert (
+        source(
+            Request(req.lines, shuffled, req.atp, req.rule, req.ship_to, req.allow_split, req.allow_backorder)
+        )
+        == plan
+    )

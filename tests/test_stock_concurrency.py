@@ -126,8 +126,9 @@ async def test_64_connections_on_one_hot_sku_reserve_exactly_what_the_rules_allo
         async with eng.begin() as conn:
             await set_policy(conn, "web", "TEE", safety=SAFETY["web"])
             await set_policy(conn, "b2b", "TEE", safety=SAFETY["b2b"])
-            await set_policy(conn, "marketplace", "TEE", safety=SAFETY["marketplace"],
-                             ringfence={"DC-EAST": FENCE})  # fmt: skip
+            await set_policy(
+                conn, "marketplace", "TEE", safety=SAFETY["marketplace"], ringfence={"DC-EAST": FENCE}
+            )
         initial = await _all_atp(eng)
         assert initial[("web", "TEE")] == HOT_STOCK - FENCE - 3
         assert initial[("b2b", "TEE")] == HOT_STOCK - FENCE - 1
@@ -189,8 +190,9 @@ async def test_64_connections_on_one_hot_sku_reserve_exactly_what_the_rules_allo
             here = LocationStock(
                 HOT_STOCK, sum(reserved_by.values()), {"marketplace": FENCE}, dict(reserved_by)
             )
-            allowed = min(location_atp(here, r.channel), channel_atp([location_atp(here, r.channel)],
-                                                                     SAFETY[r.channel]))  # fmt: skip
+            allowed = min(
+                location_atp(here, r.channel), channel_atp([location_atp(here, r.channel)], SAFETY[r.channel])
+            )
             assert r.qty <= allowed, (r, dict(reserved_by))
             reserved_by[r.channel] += r.qty
 
@@ -213,10 +215,12 @@ async def test_64_connections_on_one_hot_sku_reserve_exactly_what_the_rules_allo
         async with eng.connect() as conn:
             bal = (
                 await conn.execute(
-                    text("SELECT qty, reserved FROM stock_balance WHERE sku='TEE' AND location='DC-EAST' "
-                         "AND status='sellable'")
+                    text(
+                        "SELECT qty, reserved FROM stock_balance WHERE sku='TEE' AND location='DC-EAST' "
+                        "AND status='sellable'"
+                    )
                 )
-            ).one()  # fmt: skip
+            ).one()
             per_channel = {
                 r.channel: r.qty
                 for r in await conn.execute(text("SELECT channel, qty FROM channel_reserved WHERE sku='TEE'"))
@@ -404,8 +408,13 @@ async def test_the_feed_never_skips_late_commits_and_ends_at_the_true_atp(databa
         await standard_catalog(eng)
         async with eng.begin() as conn:
             await add_sku(conn, "CAP")  # in no kit: its lock is independent of TEE/MUG/GIFT
-        for sku, loc, qty in (("TEE", "DC-EAST", 40), ("TEE", "DC-WEST", 15), ("MUG", "DC-EAST", 50),
-                              ("CAP", "STORE-SF", 20), ("CAP", "DC-WEST", 10)):  # fmt: skip
+        for sku, loc, qty in (
+            ("TEE", "DC-EAST", 40),
+            ("TEE", "DC-WEST", 15),
+            ("MUG", "DC-EAST", 50),
+            ("CAP", "STORE-SF", 20),
+            ("CAP", "DC-WEST", 10),
+        ):
             await receive(eng, sku, loc, qty)
         await receive(eng, "COFFEE", "DC-EAST", 12, lot="L-SOON", expires_at=soon)
         await receive(eng, "COFFEE", "DC-EAST", 12, lot="L-LATE", expires_at=later)
@@ -417,12 +426,26 @@ async def test_the_feed_never_skips_late_commits_and_ends_at_the_true_atp(databa
         committed_reservations: list[str] = []
         logs: list[WriterLog] = []
         commits = itertools.count()
-        allowed = {"web": ("DC-EAST", "DC-WEST", "STORE-SF"), "marketplace": ("DC-EAST", "DC-WEST"),
-                   "b2b": ("DC-EAST",)}  # fmt: skip
+        allowed = {
+            "web": ("DC-EAST", "DC-WEST", "STORE-SF"),
+            "marketplace": ("DC-EAST", "DC-WEST"),
+            "b2b": ("DC-EAST",),
+        }
 
         def operation(rng: random.Random, i: int) -> Callable[[AsyncConnection], Awaitable[Any]]:
-            kind = rng.choice(["receive", "receive", "shrink", "reserve", "reserve", "reserve", "release",
-                               "restock+reserve", "restock+reserve"])  # fmt: skip
+            kind = rng.choice(
+                [
+                    "receive",
+                    "receive",
+                    "shrink",
+                    "reserve",
+                    "reserve",
+                    "reserve",
+                    "release",
+                    "restock+reserve",
+                    "restock+reserve",
+                ]
+            )
             if kind == "restock+reserve":  # two operations on one SKU in one transaction, slow in between
                 sku = rng.choice(["TEE", "MUG", "CAP", "COFFEE"])
                 lot, exp = ("L-SOON", soon) if sku == "COFFEE" else ("", None)
@@ -437,8 +460,11 @@ async def test_the_feed_never_skips_late_commits_and_ends_at_the_true_atp(databa
                     )
 
                 return both
-            sku = rng.choice(["TEE", "MUG", "CAP", "COFFEE", "GIFT"] if kind == "reserve" else
-                             ["TEE", "MUG", "CAP", "COFFEE"])  # fmt: skip
+            sku = rng.choice(
+                ["TEE", "MUG", "CAP", "COFFEE", "GIFT"]
+                if kind == "reserve"
+                else ["TEE", "MUG", "CAP", "COFFEE"]
+            )
             if kind == "release" and committed_reservations:
                 target = rng.choice(committed_reservations)
                 return lambda conn: stock.release(conn, f"w{i}:release", target)

@@ -24,8 +24,13 @@ async def shop(engine: AsyncEngine) -> AsyncEngine:
 async def test_adjustments_move_stock_from_and_to_the_adjustment_location(shop: AsyncEngine) -> None:
     await receive(shop, "TEE", "DC-EAST", 10)
     async with shop.begin() as conn:
-        await stock.apply_moves(conn, "count-1", "adjustment", [stock.adjustment_move("TEE", "DC-EAST", "sellable", -3)],
-                                reason="damage")  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            "count-1",
+            "adjustment",
+            [stock.adjustment_move("TEE", "DC-EAST", "sellable", -3)],
+            reason="damage",
+        )
     assert await balance(shop, "TEE", "DC-EAST") == (7, 0)
     async with shop.connect() as conn:
         moves = (
@@ -39,8 +44,13 @@ async def test_a_delta_below_zero_is_refused_with_the_current_quantity(shop: Asy
     await receive(shop, "TEE", "DC-EAST", 2)
     with pytest.raises(InsufficientStock) as err:
         async with shop.begin() as conn:
-            await stock.apply_moves(conn, "adj-x", "adjustment", [stock.adjustment_move("TEE", "DC-EAST", "sellable", -5)],
-                                    reason="count")  # fmt: skip
+            await stock.apply_moves(
+                conn,
+                "adj-x",
+                "adjustment",
+                [stock.adjustment_move("TEE", "DC-EAST", "sellable", -5)],
+                reason="count",
+            )
     assert err.value.on_hand == 2
     assert err.value.requested == 5
     assert await balance(shop, "TEE", "DC-EAST") == (2, 0)
@@ -72,11 +82,21 @@ async def test_status_moves_cannot_take_reserved_units(shop: AsyncEngine) -> Non
         await stock.reserve(conn, "o1:reserve", "web", [ReserveLine("1", "TEE", "DC-EAST", 4)])
     with pytest.raises(InsufficientStock):
         async with shop.begin() as conn:
-            await stock.apply_moves(conn, "qc-1", "status_move",
-                                    [Move("TEE", 2, "DC-EAST", "sellable", "DC-EAST", "quarantine")], reason="qc")  # fmt: skip
+            await stock.apply_moves(
+                conn,
+                "qc-1",
+                "status_move",
+                [Move("TEE", 2, "DC-EAST", "sellable", "DC-EAST", "quarantine")],
+                reason="qc",
+            )
     async with shop.begin() as conn:
-        await stock.apply_moves(conn, "qc-2", "status_move",
-                                [Move("TEE", 1, "DC-EAST", "sellable", "DC-EAST", "quarantine")], reason="qc")  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            "qc-2",
+            "status_move",
+            [Move("TEE", 1, "DC-EAST", "sellable", "DC-EAST", "quarantine")],
+            reason="qc",
+        )
     assert await balance(shop, "TEE", "DC-EAST") == (4, 4)
     assert await balance(shop, "TEE", "DC-EAST", "quarantine") == (1, 0)
     await assert_inventory_clean(shop)
@@ -87,8 +107,12 @@ async def test_reservation_is_all_or_nothing(shop: AsyncEngine) -> None:
     await receive(shop, "MUG", "DC-EAST", 1)
     with pytest.raises(ReservationShortage) as err:
         async with shop.begin() as conn:
-            await stock.reserve(conn, "o2:reserve", "web",
-                                [ReserveLine("1", "TEE", "DC-EAST", 3), ReserveLine("2", "MUG", "DC-EAST", 2)])  # fmt: skip
+            await stock.reserve(
+                conn,
+                "o2:reserve",
+                "web",
+                [ReserveLine("1", "TEE", "DC-EAST", 3), ReserveLine("2", "MUG", "DC-EAST", 2)],
+            )
     assert [(s.sku, s.requested, s.atp) for s in err.value.shortages] == [("MUG", 2, 1)]
     assert await balance(shop, "TEE", "DC-EAST") == (5, 0)
     await assert_inventory_clean(shop)
@@ -169,10 +193,20 @@ async def test_release_and_consume(shop: AsyncEngine) -> None:
 async def test_sellable_increases_are_announced_once(shop: AsyncEngine) -> None:
     await receive(shop, "TEE", "DC-EAST", 4, key="a")
     async with shop.begin() as conn:
-        await stock.apply_moves(conn, "q", "status_move", [Move("TEE", 1, "DC-EAST", "sellable", "DC-EAST", "damaged")],
-                                reason="damage")  # fmt: skip
-        await stock.apply_moves(conn, "r", "status_move", [Move("TEE", 1, "DC-EAST", "damaged", "DC-EAST", "sellable")],
-                                reason="repair")  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            "q",
+            "status_move",
+            [Move("TEE", 1, "DC-EAST", "sellable", "DC-EAST", "damaged")],
+            reason="damage",
+        )
+        await stock.apply_moves(
+            conn,
+            "r",
+            "status_move",
+            [Move("TEE", 1, "DC-EAST", "damaged", "DC-EAST", "sellable")],
+            reason="repair",
+        )
     await receive(shop, "TEE", "DC-EAST", 4, key="a")
     async with shop.connect() as conn:
         rows = (

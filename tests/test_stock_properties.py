@@ -400,8 +400,12 @@ class StockMachine(RuleBasedStateMachine):
                 return b, self.free(b) + 1
             return b, data.draw(st.integers(1, max(1, self.free(b))), label="qty")
         sku = data.draw(st.sampled_from(SKUS), label="sku")
-        b = (sku, data.draw(st.sampled_from(LOCATIONS)), data.draw(st.sampled_from(STATUSES)),
-             data.draw(st.sampled_from(_lots(sku))))  # fmt: skip
+        b = (
+            sku,
+            data.draw(st.sampled_from(LOCATIONS)),
+            data.draw(st.sampled_from(STATUSES)),
+            data.draw(st.sampled_from(_lots(sku))),
+        )
         return b, data.draw(st.integers(1, 8), label="qty")
 
     @rule(data=st.data())

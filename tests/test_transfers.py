@@ -45,12 +45,16 @@ async def _open_exception(engine: AsyncEngine, subject: str) -> Any:
 
 
 async def test_a_transfer_ships_and_arrives(warehouse: httpx.AsyncClient, engine: AsyncEngine) -> None:
-    r = await warehouse.post("/v1/transfers", json={"number": "T1", "from": "DC-EAST", "to": "DC-WEST",
-                                                    "lines": [{"sku": "TEE", "qty": 4}]})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/transfers",
+        json={"number": "T1", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 4}]},
+    )
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "requested"
-    again = await warehouse.post("/v1/transfers", json={"number": "T1", "from": "DC-EAST", "to": "DC-WEST",
-                                                        "lines": [{"sku": "TEE", "qty": 4}]})  # fmt: skip
+    again = await warehouse.post(
+        "/v1/transfers",
+        json={"number": "T1", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 4}]},
+    )
     assert again.status_code == 200
     r = await warehouse.post("/v1/transfers/T1/receive", json={"lines": [{"sku": "TEE", "qty_received": 4}]})
     assert r.status_code == 409  # not shipped yet
@@ -76,8 +80,10 @@ async def test_a_transfer_ships_and_arrives(warehouse: httpx.AsyncClient, engine
 async def test_shipping_more_than_is_available_is_refused(
     warehouse: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
-    await warehouse.post("/v1/transfers", json={"number": "T2", "from": "DC-EAST", "to": "DC-WEST",
-                                                "lines": [{"sku": "TEE", "qty": 11}]})  # fmt: skip
+    await warehouse.post(
+        "/v1/transfers",
+        json={"number": "T2", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 11}]},
+    )
     r = await warehouse.post("/v1/transfers/T2/ship", json={})
     assert r.status_code == 409
     assert r.json()["available"] == 10
@@ -105,11 +111,14 @@ async def test_bad_requests_name_the_field(warehouse: httpx.AsyncClient) -> None
 async def test_a_short_receipt_waits_for_a_person(
     warehouse: httpx.AsyncClient, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    await warehouse.post("/v1/transfers", json={"number": "T3", "from": "DC-EAST", "to": "DC-WEST",
-                                                "lines": [{"sku": "TEE", "qty": 5}]})  # fmt: skip
+    await warehouse.post(
+        "/v1/transfers",
+        json={"number": "T3", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 5}]},
+    )
     await warehouse.post("/v1/transfers/T3/ship", json={})
-    r = await warehouse.post("/v1/transfers/T3/receive",
-                             json={"lines": [{"sku": "TEE", "qty_received": 2, "qty_damaged": 1}]})  # fmt: skip
+    r = await warehouse.post(
+        "/v1/transfers/T3/receive", json={"lines": [{"sku": "TEE", "qty_received": 2, "qty_damaged": 1}]}
+    )
     assert r.json()["status"] == "discrepancy"
     exc = await _open_exception(engine, "T3")
     assert exc.kind == "receipt_discrepancy"
@@ -135,8 +144,11 @@ async def test_a_short_receipt_waits_for_a_person(
     assert await balance(engine, "TEE", "DC-WEST") == (4, 0)
     assert await balance(engine, "TEE", "DC-WEST", "damaged") == (1, 0)
     async with engine.connect() as conn:
-        closed = (await conn.execute(text("SELECT status, resolved_by, resolution FROM exception WHERE id = :i"),
-                                     {"i": exc.id})).one()  # fmt: skip
+        closed = (
+            await conn.execute(
+                text("SELECT status, resolved_by, resolution FROM exception WHERE id = :i"), {"i": exc.id}
+            )
+        ).one()
     assert closed.status == "resolved"
     assert closed.resolved_by == "ann"
     assert closed.resolution["action"] == "found"
@@ -151,8 +163,10 @@ async def test_an_unanswered_discrepancy_escalates_then_is_written_off(
     temporal_client: Client,
     temporal_env: WorkflowEnvironment,
 ) -> None:
-    await warehouse.post("/v1/transfers", json={"number": "T4", "from": "DC-EAST", "to": "DC-WEST",
-                                                "lines": [{"sku": "TEE", "qty": 3}]})  # fmt: skip
+    await warehouse.post(
+        "/v1/transfers",
+        json={"number": "T4", "from": "DC-EAST", "to": "DC-WEST", "lines": [{"sku": "TEE", "qty": 3}]},
+    )
     await warehouse.post("/v1/transfers/T4/ship", json={})
     await warehouse.post("/v1/transfers/T4/receive", json={"lines": [{"sku": "TEE", "qty_received": 1}]})
     handle = temporal_client.get_workflow_handle("transfer-T4", result_type=TransferState)
@@ -172,8 +186,11 @@ async def test_an_unanswered_discrepancy_escalates_then_is_written_off(
     assert final.status == "completed"
     async with engine.connect() as conn:
         exc = (await conn.execute(text("SELECT * FROM exception WHERE subject_id = 'T4'"))).one()
-        lost = (await conn.execute(text("SELECT qty FROM stock_move WHERE ref = 'transfer-T4' AND "
-                                        "to_location = 'adjustment'"))).scalar()  # fmt: skip
+        lost = (
+            await conn.execute(
+                text("SELECT qty FROM stock_move WHERE ref = 'transfer-T4' AND to_location = 'adjustment'")
+            )
+        ).scalar()
     assert exc.escalation_level == 3
     assert exc.status == "resolved"
     assert exc.resolved_by == "system:policy"
