@@ -5,6 +5,8 @@
 - `temporal_env`: a time-skipping Temporal test server per test, with our search attributes.
 - `worker`: the real worker (worker.build_worker) on a per-test task queue.
 - `api`: the FastAPI app over ASGI (httpx), wired to the test database and Temporal.
+- `keys`: the standard catalog loaded, and Authorization headers a role (and a channel key
+  for web and marketplace), for the orders API tests.
 - `stack` (tests/e2e): the whole stack through `omniflow dev` on free ports."""
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from cli.temporal_dev import ensure_search_attributes
 from runtime.admin_key import install_key
 from runtime.db import make_async_engine, make_sync_engine
 from runtime.embedded_pg import EmbeddedPostgres
 from runtime.migrate import upgrade
 from runtime.ports import free_port
 from runtime.settings import Settings
-from runtime.temporal import ensure_search_attributes
+from tests.factories import standard_catalog
 
 TEMPLATE_DB = "omniflow_template"
 
@@ -171,3 +174,20 @@ async def admin(api: httpx.AsyncClient, admin_key: str) -> AsyncIterator[httpx.A
     ) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture
+async def keys(
+    api: httpx.AsyncClient, engine: AsyncEngine, make_key: Callable[..., str]
+) -> dict[str, dict[str, str]]:
+    """The standard catalog, and an Authorization header a role (channel keys for web and marketplace)."""
+    await standard_catalog(engine)
+    made = {
+        "web": make_key("channel", channel="web"),
+        "marketplace": make_key("channel", channel="marketplace"),
+        "admin": make_key("admin"),
+        "warehouse": make_key("warehouse"),
+        "finance": make_key("finance"),
+        "readonly": make_key("readonly"),
+    }
+    return {name: {"Authorization": f"Bearer {key}"} for name, key in made.items()}
