@@ -26,6 +26,7 @@ COPY api ./api
 COPY models ./models
 COPY domain ./domain
 COPY runtime ./runtime
+COPY cli ./cli
 COPY migrations ./migrations
 COPY worker.py ./
 # No dev extras. Migrations (alembic.ini, versions/) are package data of the wheel.

@@ -20,6 +20,7 @@ from typing import IO
 import httpx
 import psycopg
 
+from cli.temporal_dev import TemporalDevServer, ensure_search_attributes
 from runtime.admin_key import install_key, resolve_admin_key
 from runtime.db import make_sync_engine
 from runtime.embedded_pg import EmbeddedPostgres
@@ -28,8 +29,7 @@ from runtime.migrate import upgrade
 from runtime.ports import require_free_port
 from runtime.process import child_preexec
 from runtime.settings import Settings
-from runtime.temporal import connect_or_fail, ensure_search_attributes
-from runtime.temporal_dev import TemporalDevServer
+from runtime.temporal import connect_or_fail
 
 STOP_GRACE_SECONDS = 6.0
 
@@ -126,7 +126,7 @@ class DevStack:
         api_url = f"http://{s.api_host}:{s.api_port}"
         self._wait_ready(api_url, temporal_address)
         if self.demo:
-            from runtime.demo import load_demo
+            from cli.demo import load_demo
 
             load_demo(api_url, admin_key, self.out)
         return {

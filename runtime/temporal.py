@@ -1,4 +1,5 @@
-"""The Temporal client, built the same way in the API, the worker, the CLI and tests."""
+"""The Temporal client, built the same way in the API, the worker, the CLI and tests. (Registering
+our search attributes on a dev or test server is `cli.temporal_dev.ensure_search_attributes`.)"""
 
 from __future__ import annotations
 
@@ -7,21 +8,12 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from runtime.errors import StartupError
-from workflows import search_attributes as sa
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
-
-_INDEXED = {
-    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
-}
 
 
 async def connect(address: str, namespace: str = "default", *, lazy: bool = False) -> Client:
@@ -66,28 +58,3 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
-
-
-async def ensure_search_attributes(client: Client, namespace: str) -> None:
-    """Register our search attributes on a server that lacks them (idempotent).
-
-    The time-skipping test server implements AddSearchAttributes but not the listing."""
-    wanted = {name: _INDEXED[kind] for name, kind in sa.CLI_TYPES.items()}
-    try:
-        existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
-        missing = {name: t for name, t in wanted.items() if name not in existing.custom_attributes}
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        missing = wanted
-    if not missing:
-        return
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
-        )
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.ALREADY_EXISTS:
-            raise

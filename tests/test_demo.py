@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
-from runtime.demo import CHANNELS, LOCATIONS, ORDERS, SKUS, STOCK, SUPPLIERS, load_demo
+from cli.demo import CHANNELS, LOCATIONS, ORDERS, SKUS, STOCK, SUPPLIERS, load_demo
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean

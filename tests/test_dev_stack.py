@@ -62,7 +62,7 @@ def test_search_attributes_are_registered(stack: DevStack) -> None:
 
 def test_keys_cli_creates_a_working_key(stack: DevStack) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "keys", "create", "--role", "channel", "--channel", "web"],
+        [sys.executable, "-m", "cli", "keys", "create", "--role", "channel", "--channel", "web"],
         env={"DATABASE_URL": stack.database_url, "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, check=True,
     )  # fmt: skip
