@@ -124,55 +124,68 @@ def validate_address(ship_to: Address) -> list[AddressProblem]:
 
     Codes are compared trimmed and upper-cased ("sw1a 1aa" is a good GB postcode): a
     carrier reads them that way, and holding an order for letter case wastes a person."""
-    problems: list[AddressProblem] = []
-    for name in REQUIRED_FIELDS:
-        if not _clean(getattr(ship_to, name)):
-            problems.append(AddressProblem(name, "missing", f"{name} is required"))
-
+    problems = [
+        AddressProblem(name, "missing", f"{name} is required")
+        for name in REQUIRED_FIELDS
+        if not _clean(getattr(ship_to, name))
+    ]
     country = _clean(ship_to.country).upper()
     rule = COUNTRY_RULES.get(country, DEFAULT_COUNTRY_RULE)
+    problems.extend(_region_problems(ship_to, country, rule))
+    problems.extend(_postal_problems(ship_to, country, rule))
+    problems.extend(_country_problems(ship_to, country))
+    problems.extend(_coordinate_problems(ship_to))
+    return problems
 
+
+def _region_problems(ship_to: Address, country: str, rule: CountryRule) -> list[AddressProblem]:
+    """The region, where the country has a list of them (US states, CA provinces)."""
     region = _clean(ship_to.region).upper()
-    if rule.regions:
-        if not region:
-            problems.append(
-                AddressProblem(
-                    "region", "missing", f"region is required in {country} (the {rule.region_name})"
-                )
+    if not rule.regions:
+        return []
+    if not region:
+        return [
+            AddressProblem("region", "missing", f"region is required in {country} (the {rule.region_name})")
+        ]
+    if region not in rule.regions:
+        return [
+            AddressProblem(
+                "region",
+                "malformed",
+                f"region {ship_to.region!r} is not a {country} {rule.region_name} code",
             )
-        elif region not in rule.regions:
-            problems.append(
-                AddressProblem(
-                    "region",
-                    "malformed",
-                    f"region {ship_to.region!r} is not a {country} {rule.region_name} code",
-                )
-            )
+        ]
+    return []
 
+
+def _postal_problems(ship_to: Address, country: str, rule: CountryRule) -> list[AddressProblem]:
+    """The postal code, where the country has a format we know."""
     postal = _clean(ship_to.postal_code).upper()
-    if rule.postal is not None:
-        if not postal:
-            problems.append(AddressProblem("postal_code", "missing", f"postal_code is required in {country}"))
-        elif not rule.postal.fullmatch(postal):
-            problems.append(
-                AddressProblem(
-                    "postal_code",
-                    "malformed",
-                    f"postal_code {ship_to.postal_code!r} is not a {country} postal code (like {rule.postal_example})",
-                )
+    if rule.postal is None:
+        return []
+    if not postal:
+        return [AddressProblem("postal_code", "missing", f"postal_code is required in {country}")]
+    if not rule.postal.fullmatch(postal):
+        return [
+            AddressProblem(
+                "postal_code",
+                "malformed",
+                f"postal_code {ship_to.postal_code!r} is not a {country} postal code (like {rule.postal_example})",
             )
+        ]
+    return []
 
+
+def _country_problems(ship_to: Address, country: str) -> list[AddressProblem]:
     if not country:
-        problems.append(AddressProblem("country", "missing", "country is required"))
-    elif country not in ISO_COUNTRIES:
-        problems.append(
+        return [AddressProblem("country", "missing", "country is required")]
+    if country not in ISO_COUNTRIES:
+        return [
             AddressProblem(
                 "country", "malformed", f"country {ship_to.country!r} is not an ISO 3166 alpha-2 code"
             )
-        )
-
-    problems.extend(_coordinate_problems(ship_to))
-    return problems
+        ]
+    return []
 
 
 def _coordinate_problems(ship_to: Address) -> list[AddressProblem]:

@@ -98,61 +98,13 @@ RULES: dict[str, Cost] = {"nearest": _nearest, "cheapest": _cheapest, "priority"
 
 
 def source(req: Request) -> Plan:
-    cost = RULES[req.rule]
     sites = sorted((s for s in req.sites if not s.dropship), key=lambda s: s.code)
     remaining = {ln.line: ln.qty for ln in req.lines}
-    atp = dict(req.atp)
-    by_line = {ln.line: ln for ln in req.lines}
-
-    # Drop-ship SKUs never come from our shelves.
-    drop: dict[str, list[tuple[str, int]]] = {}
-    for ln in req.lines:
-        if ln.sku in req.dropship_skus:
-            drop.setdefault(req.dropship_skus[ln.sku], []).append((ln.line, ln.qty))
-            remaining[ln.line] = 0
-
-    def fill_at(site: Site) -> dict[str, int]:
-        """What this site could ship of the remaining lines (kits whole or not at all)."""
-        left = dict(atp)
-        out: dict[str, int] = {}
-        for ln in req.lines:
-            want = remaining[ln.line]
-            if want <= 0:
-                continue
-            have = left.get((site.code, ln.sku), 0)
-            take = want if ln.kit and have >= want else (0 if ln.kit else min(want, have))
-            if not req.allow_split and take < want:
-                take = 0
-            if take > 0:
-                out[ln.line] = take
-                left[(site.code, ln.sku)] = have - take
-        return out
-
-    shipments: list[Shipment] = []
-    if not req.allow_split:
-        # Everything from one place, or nothing from our shelves.
-        full = [s for s in sites if sum(fill_at(s).values()) == sum(remaining.values())]
-        if full and sum(remaining.values()) > 0:
-            units = sum(remaining.values())
-            best = min(full, key=lambda s: (cost(s, units, req), s.code))
-            taken = fill_at(best)
-            shipments.append(Shipment(best.code, tuple(sorted(taken.items()))))
-            for line in taken:
-                remaining[line] = 0
+    drop = _take_dropship(req, remaining)
+    if req.allow_split:
+        shipments = _source_split(req, sites, remaining)
     else:
-        while any(q > 0 for q in remaining.values()):
-            options = [(s, fill_at(s)) for s in sites]
-            options = [(s, f) for s, f in options if f]
-            if not options:
-                break
-            site, taken = min(
-                options, key=lambda o: (-sum(o[1].values()), cost(o[0], sum(o[1].values()), req), o[0].code)
-            )
-            shipments.append(Shipment(site.code, tuple(sorted(taken.items()))))
-            for line, qty in taken.items():
-                remaining[line] -= qty
-                atp[(site.code, by_line[line].sku)] = atp.get((site.code, by_line[line].sku), 0) - qty
-
+        shipments = _source_from_one_site(req, sites, remaining)
     leftover = tuple(sorted((line, q) for line, q in remaining.items() if q > 0))
     return Plan(
         shipments=tuple(sorted(shipments, key=lambda s: s.location)),
@@ -160,3 +112,70 @@ def source(req: Request) -> Plan:
         dropship=tuple(Shipment(loc, tuple(sorted(lines))) for loc, lines in sorted(drop.items())),
         unfillable=() if req.allow_backorder else leftover,
     )
+
+
+def _take_dropship(req: Request, remaining: dict[str, int]) -> dict[str, list[tuple[str, int]]]:
+    """Drop-ship SKUs never come from our shelves: their lines, by dropship location (taken out of
+    `remaining`)."""
+    drop: dict[str, list[tuple[str, int]]] = {}
+    for ln in req.lines:
+        if ln.sku in req.dropship_skus:
+            drop.setdefault(req.dropship_skus[ln.sku], []).append((ln.line, ln.qty))
+            remaining[ln.line] = 0
+    return drop
+
+
+def _fill_at(
+    site: Site, req: Request, remaining: Mapping[str, int], atp: Mapping[tuple[str, str], int]
+) -> dict[str, int]:
+    """What this site could ship of the remaining lines (kits whole or not at all)."""
+    left = dict(atp)
+    out: dict[str, int] = {}
+    for ln in req.lines:
+        want = remaining[ln.line]
+        if want <= 0:
+            continue
+        have = left.get((site.code, ln.sku), 0)
+        take = want if ln.kit and have >= want else (0 if ln.kit else min(want, have))
+        if not req.allow_split and take < want:
+            take = 0
+        if take > 0:
+            out[ln.line] = take
+            left[(site.code, ln.sku)] = have - take
+    return out
+
+
+def _source_from_one_site(req: Request, sites: Sequence[Site], remaining: dict[str, int]) -> list[Shipment]:
+    """Everything from one place, or nothing from our shelves."""
+    units = sum(remaining.values())
+    full = [s for s in sites if sum(_fill_at(s, req, remaining, req.atp).values()) == units]
+    if not full or units <= 0:
+        return []
+    cost = RULES[req.rule]
+    best = min(full, key=lambda s: (cost(s, units, req), s.code))
+    taken = _fill_at(best, req, remaining, req.atp)
+    for line in taken:
+        remaining[line] = 0
+    return [Shipment(best.code, tuple(sorted(taken.items())))]
+
+
+def _source_split(req: Request, sites: Sequence[Site], remaining: dict[str, int]) -> list[Shipment]:
+    """Greedy: the site that ships the most units next (then the cheapest by the rule), until
+    nothing is left or no site has any of it."""
+    cost = RULES[req.rule]
+    atp = dict(req.atp)
+    by_line = {ln.line: ln for ln in req.lines}
+    shipments: list[Shipment] = []
+    while any(q > 0 for q in remaining.values()):
+        options = [(s, _fill_at(s, req, remaining, atp)) for s in sites]
+        options = [(s, f) for s, f in options if f]
+        if not options:
+            break
+        site, taken = min(
+            options, key=lambda o: (-sum(o[1].values()), cost(o[0], sum(o[1].values()), req), o[0].code)
+        )
+        shipments.append(Shipment(site.code, tuple(sorted(taken.items()))))
+        for line, qty in taken.items():
+            remaining[line] -= qty
+            atp[(site.code, by_line[line].sku)] = atp.get((site.code, by_line[line].sku), 0) - qty
+    return shipments
