@@ -1,1 +1,103 @@
-"""The HTTP client for the omniflow API (sync and async, typed results)."""
+"""The HTTP client for the omniflow API (sync and async, typed results).
+
+    from client import NewOrder, OmniflowClient, RetryPolicy
+
+    with OmniflowClient("http://127.0.0.1:8000", api_key, retry=RetryPolicy()) as api:
+        order = api.create_order(NewOrder(...), idempotency_key="web-1001")
+
+It talks HTTP only (nothing of the server is imported); docs/client.md has the guide."""
+
+from client import operations
+from client.clients import AsyncOmniflowClient, OmniflowClient
+from client.errors import ApiError
+from client.models import (
+    Address,
+    ApiKey,
+    Availability,
+    AvailabilityChange,
+    AvailabilityChanges,
+    CancelLine,
+    Channel,
+    Customer,
+    ExceptionItem,
+    Hold,
+    Location,
+    Movement,
+    NewChannel,
+    NewLine,
+    NewLocation,
+    NewOrder,
+    NewPayment,
+    NewSku,
+    NewTransferLine,
+    Order,
+    OrderLine,
+    Package,
+    PackLine,
+    Page,
+    PickLine,
+    Policy,
+    Readiness,
+    ReceivedLine,
+    Ringfence,
+    Shipment,
+    ShipmentLine,
+    Sku,
+    SkuStock,
+    StockAdjustment,
+    StockChange,
+    TimelineEvent,
+    Transfer,
+    Wave,
+)
+from client.request import Attempt, Reply, Request
+from client.retry import RetryPolicy
+
+__all__ = [
+    "Address",
+    "ApiError",
+    "ApiKey",
+    "AsyncOmniflowClient",
+    "Attempt",
+    "Availability",
+    "AvailabilityChange",
+    "AvailabilityChanges",
+    "CancelLine",
+    "Channel",
+    "Customer",
+    "ExceptionItem",
+    "Hold",
+    "Location",
+    "Movement",
+    "NewChannel",
+    "NewLine",
+    "NewLocation",
+    "NewOrder",
+    "NewPayment",
+    "NewSku",
+    "NewTransferLine",
+    "OmniflowClient",
+    "Order",
+    "OrderLine",
+    "PackLine",
+    "Package",
+    "Page",
+    "PickLine",
+    "Policy",
+    "Readiness",
+    "ReceivedLine",
+    "Reply",
+    "Request",
+    "RetryPolicy",
+    "Ringfence",
+    "Shipment",
+    "ShipmentLine",
+    "Sku",
+    "SkuStock",
+    "StockAdjustment",
+    "StockChange",
+    "TimelineEvent",
+    "Transfer",
+    "Wave",
+    "operations",
+]
