@@ -27,10 +27,10 @@ from temporalio.worker import Worker
 from activities.backorders import BackorderActivities
 from activities.cycle_counts import CycleCountActivities
 from activities.exceptions import ExceptionActivities
+from activities.gateways import gateway_from_settings
 from activities.housekeeping import HousekeepingActivities
 from activities.orders import OrderActivities
 from activities.transfers import TransferActivities
-from models.payments import SandboxGateway
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -52,7 +52,7 @@ WORKFLOWS: list[type] = [
 
 def build_activities(engine: AsyncEngine, settings: Settings, client: Client) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
-    orders = OrderActivities(engine, SandboxGateway())
+    orders = OrderActivities(engine, gateway_from_settings(settings))
     backorders = BackorderActivities(engine, client)
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)

@@ -20,6 +20,7 @@ from typing import IO
 import httpx
 import psycopg
 
+from activities.gateways import gateway_factory
 from cli.temporal_dev import TemporalDevServer, ensure_search_attributes
 from runtime.admin_key import install_key, resolve_admin_key
 from runtime.db import make_sync_engine
@@ -85,6 +86,7 @@ class DevStack:
 
     def start(self) -> dict[str, str]:
         s = self.settings
+        gateway_factory(s.payment_gateway)  # a bad OMNIFLOW_PAYMENT_GATEWAY fails here, not in the worker
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         require_free_port("OMNIFLOW_API_PORT", s.api_host, s.api_port)

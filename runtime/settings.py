@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         description="Each API process reuses an API key's lookup this long; a key revoked on another "
         "replica stops working there within this time (at once where it was revoked). 0 = every request.",
     )  # fmt: skip
+    payment_gateway: str = Field(
+        default="sandbox",
+        description="Payment gateway the worker charges through (activities/gateways: `sandbox`).",
+    )
     worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."
