@@ -1,5 +1,5 @@
-"""The Idempotency-Key mechanism (API.md conventions), on routes registered for the test
-with the same `guard(..., idempotency=...)` declaration real routes use."""
+"""The Idempotency-Key mechanism (docs/api.md, "Idempotency-Key"), on routes registered for
+the test with the same `guard(..., idempotency=...)` declaration real routes use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The inventory endpoints of API.md, as a warehouse and a channel use them."""
+"""The inventory endpoints (docs/api.md, "Inventory and availability"), as a warehouse and a
+channel use them."""
 
 from __future__ import annotations
 
