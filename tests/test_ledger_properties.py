@@ -224,6 +224,18 @@ steps = st.tuples(
 )
 
 
+# The steps that take stock, and from which status (None: the drawn one).
+TAKES: dict[str, str | None] = {
+    "shipment": "sellable",
+    "count_loss": None,
+    "transfer_ship": "sellable",
+    "transfer_receive": "in_transit",
+    "quarantine": "sellable",
+    "restock": "returns",
+    "scrap": "returns",
+}
+
+
 class Books:
     """One example: a fresh database, a model of the bucket quantities, one transaction per step."""
 
@@ -244,56 +256,56 @@ class Books:
             if m.to_location in LOCATIONS:
                 self.qty[(m.sku, m.to_location, m.to_status)] += m.qty
 
+    def have(self, sku: str, at: str, status: str, n: int) -> int:
+        return min(n, self.qty[(sku, at, status)])
+
     async def step(self, s: Step) -> str:
         """Run the step; when there is nothing to take, fall back to a receipt (or a return)."""
         kind, sku, a, b, status_i, n, cost = s
         loc, other, status = LOCATIONS[a], LOCATIONS[b], VALUED[status_i]
-
-        def have(at: str, st_: str) -> int:
-            return min(n, self.qty[(sku, at, st_)])
-
-        # Steps that take stock look from the drawn location on to the next ones that have some.
-        takes = {
-            "shipment": "sellable",
-            "count_loss": status,
-            "transfer_ship": "sellable",
-            "transfer_receive": "in_transit",
-            "quarantine": "sellable",
-            "restock": "returns",
-            "scrap": "returns",
-        }
-        if kind in takes:
-            loc = next((at for at in LOCATIONS[a:] + LOCATIONS[:a] if have(at, takes[kind])), loc)
-
-        if kind == "shipment" and (q := have(loc, "sellable")):
-            key = self.key("order")
-            async with self.eng.begin() as conn:
-                await stock.reserve(conn, f"{key}:reserve", "web", [ReserveLine("1", sku, loc, q)], ref=key)
-            async with self.eng.begin() as conn:
-                await stock.consume(conn, f"{key}:ship", f"{key}:reserve", ref=key)
-            self.qty[(sku, loc, "sellable")] -= q
-        elif kind == "count_gain":
+        if kind in TAKES:
+            # Steps that take stock look from the drawn location on to the next ones that have some.
+            takes = TAKES[kind] or status
+            loc = next((at for at in LOCATIONS[a:] + LOCATIONS[:a] if self.have(sku, at, takes, n)), loc)
+        if kind == "count_gain":
             await self.moves("adjustment", [stock.adjustment_move(sku, loc, status, n)], "count")
-        elif kind == "count_loss" and (q := have(loc, status)):
+            return kind
+        if await self._take(kind, sku, loc, other, status, n):
+            return kind
+        if kind in ("return", "restock", "scrap"):
+            await self.moves("return", [Move(sku, n, "customer", "virtual", loc, "returns")], "return")
+            return "return"
+        await self.moves(
+            "receipt", [Move(sku, n, "supplier", "virtual", loc, "sellable", unit_cost=cost)], "receipt"
+        )
+        return "receipt"
+
+    async def _take(self, kind: str, sku: str, loc: str, other: str, status: str, n: int) -> bool:
+        """A step that takes stock from `loc`, if there is some: False when there is none."""
+        if kind == "shipment" and (q := self.have(sku, loc, "sellable", n)):
+            await self._ship(sku, loc, q)
+        elif kind == "count_loss" and (q := self.have(sku, loc, status, n)):
             await self.moves("adjustment", [stock.adjustment_move(sku, loc, status, -q)], "count")
-        elif kind == "transfer_ship" and (q := have(loc, "sellable")):
+        elif kind == "transfer_ship" and (q := self.have(sku, loc, "sellable", n)):
             await self.moves("transfer", [Move(sku, q, loc, "sellable", other, "in_transit")], "transfer")
-        elif kind == "transfer_receive" and (q := have(loc, "in_transit")):
+        elif kind == "transfer_receive" and (q := self.have(sku, loc, "in_transit", n)):
             await self.moves("transfer", [Move(sku, q, loc, "in_transit", other, "sellable")], "transfer")
-        elif kind == "quarantine" and (q := have(loc, "sellable")):
+        elif kind == "quarantine" and (q := self.have(sku, loc, "sellable", n)):
             await self.moves("status_move", [Move(sku, q, loc, "sellable", loc, "quarantine")], "qc")
-        elif kind in ("restock", "scrap") and (q := have(loc, "returns")):
+        elif kind in ("restock", "scrap") and (q := self.have(sku, loc, "returns", n)):
             to = (loc, "sellable") if kind == "restock" else ("scrap", "virtual")
             await self.moves(kind, [Move(sku, q, loc, "returns", *to)], kind)
-        elif kind in ("return", "restock", "scrap"):
-            kind = "return"
-            await self.moves("return", [Move(sku, n, "customer", "virtual", loc, "returns")], "return")
         else:
-            kind = "receipt"
-            await self.moves(
-                "receipt", [Move(sku, n, "supplier", "virtual", loc, "sellable", unit_cost=cost)], "receipt"
-            )
-        return kind
+            return False
+        return True
+
+    async def _ship(self, sku: str, loc: str, q: int) -> None:
+        key = self.key("order")
+        async with self.eng.begin() as conn:
+            await stock.reserve(conn, f"{key}:reserve", "web", [ReserveLine("1", sku, loc, q)], ref=key)
+        async with self.eng.begin() as conn:
+            await stock.consume(conn, f"{key}:ship", f"{key}:reserve", ref=key)
+        self.qty[(sku, loc, "sellable")] -= q
 
     async def check(self) -> None:
         async with self.eng.connect() as conn:

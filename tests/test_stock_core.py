@@ -213,3 +213,54 @@ async def test_sellable_increases_are_announced_once(shop: AsyncEngine) -> None:
             await conn.execute(text("SELECT sku, location, qty, reason FROM stock_arrival ORDER BY id"))
         ).all()
     assert [tuple(r) for r in rows] == [("TEE", "DC-EAST", 4, "initial"), ("TEE", "DC-EAST", 1, "repair")]
+
+
+# -- counterexamples: bugs the stock properties found (test_stock_properties.py), one test each ---------------------------------
+
+
+async def test_a_kits_own_safety_stock_holds_back_kit_reservations(shop: AsyncEngine) -> None:
+    """BUG (models/stock.py `reserve`): the published ATP of a kit subtracts the kit's own
+    safety stock (domain/atp.kit_channel_atp), but `reserve` expands the kit into component
+    lines and checks only the components' ATP: the kit's safety stock is never applied, so
+    a channel can reserve more kits than `channel_availability` / the feed ever offered."""
+    await receive(shop, "TEE", "DC-EAST", 3)
+    await receive(shop, "MUG", "DC-EAST", 6)
+    async with shop.begin() as conn:
+        await set_policy(conn, "web", "GIFT", safety=1)
+    assert await atp(shop, "web", "GIFT") == 2  # min(3 // 1, 6 // 2) - 1
+    with pytest.raises(ReservationShortage):
+        async with shop.begin() as conn:
+            await stock.reserve(conn, "k:reserve", "web", [ReserveLine("1", "GIFT", "DC-EAST", 3)])
+
+
+@pytest.mark.parametrize("settle", ["release", "consume"])
+async def test_part_of_a_kit_line_can_be_settled_by_its_own_line_id(shop: AsyncEngine, settle: str) -> None:
+    """BUG (models/stock.py `_take`): release/consume of `{"1": 1}` for a kit line "1"
+    fails with "only 0 of 1 units are still reserved". `_active_reservations` does select
+    the component rows ("1/TEE", "1/MUG": `r.line.split("/")[0] in lines`), but `_take`
+    looks each row up by its exact line (`budget.get(r.line)`), so kit component rows are
+    skipped — the docstring's "kit component lines follow their kit line's quantity times
+    the recipe" is not implemented (and `asked` counts kits while `got` counts components)."""
+    await receive(shop, "TEE", "DC-EAST", 3)
+    await receive(shop, "MUG", "DC-EAST", 6)
+    async with shop.begin() as conn:
+        await stock.reserve(conn, "k:reserve", "web", [ReserveLine("1", "GIFT", "DC-EAST", 2)])
+    async with shop.begin() as conn:
+        fn = stock.release if settle == "release" else stock.consume
+        await fn(conn, f"k:{settle}-one", "k:reserve", {"1": 1})
+    on_hand = 3 if settle == "release" else 2
+    assert await balance(shop, "TEE", "DC-EAST") == (on_hand, 1)
+    assert await balance(shop, "MUG", "DC-EAST") == (2 * on_hand, 2)
+
+
+async def test_a_location_that_cannot_ship_adds_nothing_to_a_channels_atp(shop: AsyncEngine) -> None:
+    """PROBABLE BUG (models/availability.py `load_snapshot`): the channel→locations query
+    joins `location l ON l.code = cl.location AND l.can_ship` with a LEFT JOIN and then
+    appends `cl.location` whatever the join found, so the `can_ship` condition has no
+    effect: a location that cannot ship still counts in every channel's ATP (and `reserve`
+    still reserves there)."""
+    await receive(shop, "TEE", "DC-EAST", 3)
+    await receive(shop, "TEE", "STORE-SF", 5)
+    async with shop.begin() as conn:
+        await conn.execute(text("UPDATE location SET can_ship = false WHERE code = 'STORE-SF'"))
+    assert await atp(shop, "web", "TEE") == 3
