@@ -1,208 +1,41 @@
-"""Static checks of the production shape (docker-compose.yml, Dockerfile, deploy/) against
-the code: nothing here needs Docker. A compose file drifts silently from the settings and
-search attributes it feeds; these tests make that drift a failure."""
+"""Static checks of the production shape (docker-compose.yml, deploy/) against the code:
+nothing here needs Docker. A compose file drifts silently from the settings and search
+attributes it feeds; these tests make that drift a failure. The image (Dockerfile) is checked
+in test_dockerfile.py; reading the files is tests/compose_files.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import shlex
-import tomllib
-from functools import cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from runtime.settings import Settings
+from tests.compose_files import (
+    APP_SERVICES,
+    DOCKERFILE,
+    EXPECTED_SERVICES,
+    ROOT,
+    TEMPORAL_PORT,
+    TEMPORAL_SA_TYPES,
+    _bind_mounts,
+    _compose,
+    _depends_on,
+    _dockerfile_args,
+    _env,
+    _image_tag,
+    _init_sql,
+    _ports,
+    _resolved_env,
+    _script_of,
+    _service,
+    _services,
+    _settings_env_names,
+)
 from workflows.search_attributes import CLI_TYPES
-
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-
-APP_SERVICES = ("migrate", "api", "worker")
-EXPECTED_SERVICES = {
-    "postgres",
-    "temporal-admin-tools",
-    "temporal",
-    "temporal-create-namespace",
-    "temporal-ui",
-    *APP_SERVICES,
-}
-TEMPORAL_PORT = 7233
-# What `temporal operator search-attribute create --type` accepts.
-TEMPORAL_SA_TYPES = {"Text", "Keyword", "Int", "Double", "Bool", "Datetime", "KeywordList"}
-
-
-# -- reading the files ---------------------------------------------------------------------
-
-
-@cache
-def _compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text())
-    assert isinstance(data, dict), "docker-compose.yml is not a mapping"
-    return data
-
-
-def _services() -> dict[str, dict[str, Any]]:
-    services = _compose().get("services")
-    assert isinstance(services, dict), "docker-compose.yml has no services"
-    return services
-
-
-def _service(name: str) -> dict[str, Any]:
-    services = _services()
-    assert name in services, f"service {name!r} is missing from docker-compose.yml"
-    return services[name]
-
-
-_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
-
-
-def _interpolate(value: str) -> str:
-    """Resolve compose interpolation as `up` would with no variable set: `${X:-d}` -> d,
-    required `${X:?msg}` -> a placeholder, `$$` -> `$`."""
-
-    def one(m: re.Match[str]) -> str:
-        if m["bare"]:
-            return f"<{m['bare']}>"
-        if m["op"] and m["op"].endswith("-"):
-            return m["arg"]
-        return f"<{m['name']}>"
-
-    parts = value.split("$$")
-    return "$".join(_INTERPOLATION.sub(one, part) for part in parts)
-
-
-def _env(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment as name -> raw (uninterpolated) value, from either form."""
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        pairs = (item.split("=", 1) if "=" in item else (item, "") for item in env)
-        return {k: v for k, v in pairs}
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
-
-
-def _resolved_env(service: dict[str, Any]) -> dict[str, str]:
-    return {k: _interpolate(v) for k, v in _env(service).items()}
-
-
-def _depends_on(service: dict[str, Any]) -> dict[str, str]:
-    """name -> condition (compose's default for the short form is service_started)."""
-    deps = service.get("depends_on") or {}
-    if isinstance(deps, list):
-        return {d: "service_started" for d in deps}
-    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
-
-
-def _ports(service: dict[str, Any]) -> list[tuple[str | None, int]]:
-    """(published, container port) for each entry of `ports`, short or long syntax."""
-    out: list[tuple[str | None, int]] = []
-    for entry in service.get("ports") or []:
-        if isinstance(entry, dict):
-            published = entry.get("published")
-            out.append((None if published is None else str(published), int(entry["target"])))
-            continue
-        parts = str(entry).split("/")[0].split(":")
-        out.append((parts[-2] if len(parts) > 1 else None, int(parts[-1])))
-    return out
-
-
-def _image_tag(image: str) -> str | None:
-    """The tag of an image reference (None if it has none); a digest counts as a tag."""
-    if "@" in image:
-        return image.split("@", 1)[1]
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else None
-
-
-def _bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
-    """container path -> host path, for the relative bind mounts of a service."""
-    mounts: dict[str, Path] = {}
-    for volume in service.get("volumes") or []:
-        if isinstance(volume, dict):
-            source, target = volume.get("source", ""), volume.get("target", "")
-        else:
-            source, _, rest = str(volume).partition(":")
-            target = rest.split(":")[0]
-        if source.startswith("."):
-            mounts[target] = (ROOT / source).resolve()
-    return mounts
-
-
-def _script_of(name: str) -> str:
-    """The text of the deploy/ script a one-shot service runs through its bind mount."""
-    service = _service(name)
-    command = service.get("command")
-    argv = command if isinstance(command, list) else shlex.split(str(command or ""))
-    mounts = _bind_mounts(service)
-    for arg in argv:
-        for target, source in mounts.items():
-            if arg == target or arg.startswith(target.rstrip("/") + "/"):
-                path = source / Path(arg).relative_to(target) if arg != target else source
-                assert path.is_file(), f"{name} runs {arg}, but {path} does not exist"
-                return path.read_text()
-    raise AssertionError(f"{name} runs no script from a bind mount (command {argv}, mounts {mounts})")
-
-
-@cache
-def _dockerfile() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        full = (pending + line).strip()
-        pending = ""
-        if full:
-            word, _, rest = full.partition(" ")
-            instructions.append((word.upper(), rest.strip()))
-    assert not pending, "Dockerfile ends inside a continued line"
-    return instructions
-
-
-def _dockerfile_args(instruction: str) -> list[str]:
-    return [args for word, args in _dockerfile() if word == instruction]
-
-
-def _exec_form(args: str) -> list[str]:
-    parsed = json.loads(args) if args.startswith("[") else None
-    assert isinstance(parsed, list), f"expected the JSON exec form, got {args!r}"
-    return [str(a) for a in parsed]
-
-
-def _settings_env_names() -> set[str]:
-    """Every environment variable name that sets a field of Settings."""
-    names: set[str] = set()
-    for field, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(c for c in alias.choices if isinstance(c, str))
-        elif isinstance(alias, str):
-            names.add(alias)
-        else:
-            names.add(f"OMNIFLOW_{field.upper()}")
-    return names
-
-
-def _init_sql() -> str:
-    mounts = _bind_mounts(_service("postgres"))
-    initdb = mounts.get("/docker-entrypoint-initdb.d")
-    assert initdb is not None and initdb.is_dir(), "postgres mounts no init directory from deploy/"
-    return "\n".join(p.read_text() for p in sorted(initdb.iterdir()) if p.is_file())
-
 
 # -- services and images -------------------------------------------------------------------
 
@@ -492,77 +325,3 @@ def test_health_checks() -> None:
         # They inherit the image's API health check, which they cannot pass.
         healthcheck = _service(name).get("healthcheck") or {}
         assert healthcheck.get("disable") is True, f"{name} should disable the image's API health check"
-
-
-# -- the image -----------------------------------------------------------------------------
-
-
-def test_dockerfile_base_image_is_pinned() -> None:
-    stages: set[str] = set()
-    froms = _dockerfile_args("FROM")
-    assert froms, "the Dockerfile has no FROM"
-    for args in froms:
-        words = [w for w in args.split() if not w.startswith("--")]
-        image = words[0]
-        if len(words) >= 3 and words[1].lower() == "as":
-            stages.add(words[2].lower())
-        if image.lower() in stages:
-            continue
-        tag = _image_tag(image) or ""
-        assert image.startswith("python:3.11"), f"base image {image!r} is not python:3.11"
-        assert re.match(r"\d+\.\d+\.\d+", tag), f"base image {image!r} is not pinned to a patch release"
-        assert "slim" in tag, f"base image {image!r} is not a slim image"
-
-
-def test_dockerfile_runs_as_a_non_root_user() -> None:
-    users = _dockerfile_args("USER")
-    assert users, "the Dockerfile has no USER: the app would run as root"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0"), f"the final USER is {users[-1]!r}"
-
-
-def test_dockerfile_default_command_serves_the_api() -> None:
-    cmds = _dockerfile_args("CMD")
-    assert cmds, "the Dockerfile has no CMD"
-    assert _exec_form(cmds[-1]) == ["python", "-m", "api"], f"CMD is {cmds[-1]!r}"
-    healthchecks = _dockerfile_args("HEALTHCHECK")
-    assert healthchecks and "/healthz" in healthchecks[-1], "the image has no /healthz HEALTHCHECK"
-
-
-def test_dockerfile_env_is_settings_fields() -> None:
-    env: dict[str, str] = {}
-    for args in _dockerfile_args("ENV"):
-        for pair in shlex.split(args):
-            key, sep, value = pair.partition("=")
-            if sep:
-                env[key] = value
-    omniflow = {k for k in env if k.startswith("OMNIFLOW_")}
-    assert omniflow <= _settings_env_names(), (
-        f"the image sets unknown settings {omniflow - _settings_env_names()}"
-    )
-    assert env.get("OMNIFLOW_API_HOST") == "0.0.0.0", "the API in the image must listen on 0.0.0.0"
-    assert env.get("OMNIFLOW_LOG_FORMAT") == "json", "the image should log JSON"
-
-
-def test_dockerfile_installs_every_package() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    setuptools_cfg = pyproject["tool"]["setuptools"]
-    packages = {p.rstrip("*") for p in setuptools_cfg["packages"]["find"]["include"]}
-    modules = {f"{m}.py" for m in setuptools_cfg.get("py-modules", [])}
-    copied: set[str] = set()
-    for args in _dockerfile_args("COPY"):
-        if any(w.startswith("--from") for w in args.split()):
-            continue  # from another stage, not the build context
-        words = [w for w in args.split() if not w.startswith("--")]
-        copied.update(w.rstrip("/").removeprefix("./") for w in words[:-1])
-    missing = (packages | modules | {"pyproject.toml"}) - copied
-    assert not missing, f"the Dockerfile does not copy {sorted(missing)}"
-    assert any("pip install ." in args for args in _dockerfile_args("RUN")), (
-        "the image never runs pip install ."
-    )
-    assert not any("[dev" in args for args in _dockerfile_args("RUN")), "the image installs dev extras"
-    ignore = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
-    for name in sorted(packages | modules | {"pyproject.toml"}):
-        assert f"!{name}" in ignore or f"!{name}/" in ignore, (
-            f".dockerignore leaves {name} out of the context"
-        )
