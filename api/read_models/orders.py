@@ -1,0 +1,177 @@
+"""The orders API's read model: `sales_order` rows and their children (lines, shipments,
+holds, timeline) as OrderRead, and the filtered, paged list of them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api.auth import Principal
+from api.problems import not_found
+from api.schemas_orders import (
+    AmountsRead,
+    CustomerRead,
+    HoldRead,
+    OrderLineRead,
+    OrderRead,
+    OrderShipmentRead,
+    PaymentRead,
+    ShipmentLineBrief,
+    TimelineEvent,
+)
+
+
+async def load_orders(conn: AsyncConnection, heads: Sequence[Any]) -> list[OrderRead]:
+    """The full read of these `sales_order` rows, in their order: one query per child table,
+    whatever the number of orders."""
+    ids = [h.id for h in heads]
+    if not ids:
+        return []
+    lines: dict[str, list[OrderLineRead]] = defaultdict(list)
+    for r in await conn.execute(
+        text("SELECT * FROM order_line WHERE order_id = ANY(:ids) ORDER BY order_id, length(line), line"),
+        {"ids": ids},
+    ):
+        lines[r.order_id].append(OrderLineRead.model_validate(r._mapping))
+    shipment_lines: dict[str, list[ShipmentLineBrief]] = defaultdict(list)
+    for r in await conn.execute(
+        text(
+            "SELECT sl.* FROM shipment_line sl JOIN shipment s ON s.id = sl.shipment_id "
+            "WHERE s.order_id = ANY(:ids) ORDER BY sl.shipment_id, length(sl.line), sl.line"
+        ),
+        {"ids": ids},
+    ):
+        shipment_lines[r.shipment_id].append(ShipmentLineBrief.model_validate(r._mapping))
+    shipments: dict[str, list[OrderShipmentRead]] = defaultdict(list)
+    for r in await conn.execute(
+        text("SELECT * FROM shipment WHERE order_id = ANY(:ids) ORDER BY created_at, id"), {"ids": ids}
+    ):
+        shipments[r.order_id].append(
+            OrderShipmentRead.model_validate({**r._mapping, "lines": shipment_lines.get(r.id, [])})
+        )
+    holds: dict[str, list[HoldRead]] = defaultdict(list)
+    for r in await conn.execute(
+        text(
+            "SELECT id AS exception_id, subject_id, kind, status, opened_at, due_at, escalation_level, actions "
+            "FROM exception WHERE subject_type = 'order' AND subject_id = ANY(:ids) ORDER BY opened_at, id"
+        ),
+        {"ids": ids},
+    ):
+        holds[r.subject_id].append(HoldRead.model_validate(r._mapping))
+    timeline: dict[str, list[TimelineEvent]] = defaultdict(list)
+    for r in await conn.execute(
+        text("SELECT order_id, at, event, detail FROM order_event WHERE order_id = ANY(:ids) ORDER BY id"),
+        {"ids": ids},
+    ):
+        timeline[r.order_id].append(TimelineEvent.model_validate(r._mapping))
+    out = []
+    for h in heads:
+        m = h._mapping
+        out.append(
+            OrderRead(
+                id=h.id,
+                channel=h.channel,
+                external_id=h.external_id,
+                status=h.status,
+                customer=CustomerRead(id=h.customer_id, email=h.customer_email),
+                ship_to=h.ship_to,
+                billing_address=h.billing_address,
+                promise=h.promise,
+                allow_backorder=h.allow_backorder,
+                allow_split=h.allow_split,
+                currency=h.currency,
+                amounts=AmountsRead(
+                    merchandise=h.merchandise,
+                    shipping=h.shipping_amount,
+                    tax=h.tax_amount,
+                    total=h.merchandise + h.shipping_amount + h.tax_amount,
+                ),
+                payment=PaymentRead(
+                    method=h.payment_method,
+                    status=h.payment_status,
+                    reported=m.get("payment_reported"),
+                    amount=h.payment_amount,
+                    reference=h.payment_reference,
+                    captured=h.captured,
+                ),
+                lines=lines.get(h.id, []),
+                shipments=shipments.get(h.id, []),
+                holds=holds.get(h.id, []),
+                timeline=timeline.get(h.id, []),
+                fraud_score=h.fraud_score,
+                fraud_reasons=h.fraud_reasons or [],
+                workflow_id=h.workflow_id,
+                created_at=h.created_at,
+                updated_at=h.updated_at,
+                completed_at=h.completed_at,
+            )
+        )
+    return out
+
+
+async def read_order(engine: AsyncEngine, order_id: str, principal: Principal | None = None) -> OrderRead:
+    """One order; 404 if it does not exist or belongs to another channel than the caller's."""
+    async with engine.connect() as conn:
+        head = (
+            await conn.execute(text("SELECT * FROM sales_order WHERE id = :id"), {"id": order_id})
+        ).first()
+        if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
+            raise not_found(f"order {order_id}")
+        return (await load_orders(conn, [head]))[0]
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """The list's filters; None = any. Naive datetimes are UTC."""
+
+    status: str | None = None
+    channel: str | None = None
+    customer_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+async def page_of_orders(
+    engine: AsyncEngine, where: OrderFilter, limit: int, after: tuple[datetime, str] | None
+) -> tuple[list[OrderRead], tuple[str, str] | None]:
+    """Up to `limit` orders, oldest first, after the (created_at, id) `after`; and the key of
+    the last one when there are more (the next page's cursor)."""
+    params: dict[str, Any] = {
+        "st": where.status,
+        "ch": where.channel,
+        "cid": where.customer_id,
+        "from": _utc(where.created_from),
+        "to": _utc(where.created_to),
+        "lim": limit + 1,
+    }
+    condition = (
+        "(CAST(:st AS text) IS NULL OR status = :st) AND (CAST(:ch AS text) IS NULL OR channel = :ch) "
+        "AND (CAST(:cid AS text) IS NULL OR customer_id = :cid) "
+        "AND (CAST(:from AS timestamptz) IS NULL OR created_at >= :from) "
+        "AND (CAST(:to AS timestamptz) IS NULL OR created_at < :to)"
+    )
+    if after is not None:
+        params.update(c0=after[0], c1=after[1])
+        condition += " AND (created_at, id) > (CAST(:c0 AS timestamptz), CAST(:c1 AS text))"
+    async with engine.connect() as conn:
+        heads = (
+            await conn.execute(
+                text(f"SELECT * FROM sales_order WHERE {condition} ORDER BY created_at, id LIMIT :lim"),  # noqa: S608
+                params,
+            )
+        ).all()
+        items = await load_orders(conn, heads[:limit])
+    if len(heads) <= limit:
+        return items, None
+    last = heads[limit - 1]
+    return items, (last.created_at.isoformat(), last.id)
