@@ -8,8 +8,20 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.test_replay import record_history
-from workflows.contracts import HousekeepingInput
+from workflows.contracts import HousekeepingInput, HousekeepingResult
 from workflows.housekeeping import HousekeepingWorkflow
+
+
+async def _run_housekeeping(temporal_client: Client, worker: Worker) -> tuple[str, HousekeepingResult]:
+    """One housekeeping run to its end (24 h idempotency TTL): its workflow id and result."""
+    run_id = f"housekeeping-{uuid.uuid4()}"
+    result = await temporal_client.execute_workflow(
+        HousekeepingWorkflow.run,
+        HousekeepingInput(idempotency_ttl_hours=24),
+        id=run_id,
+        task_queue=worker.task_queue,
+    )
+    return run_id, result
 
 
 async def test_housekeeping_purges_only_expired_finished_records(
@@ -29,13 +41,7 @@ async def test_housekeeping_purges_only_expired_finished_records(
                 ),
                 {"k": key, "a": age_h, "st": state},
             )
-    run_id = f"housekeeping-{uuid.uuid4()}"
-    result = await temporal_client.execute_workflow(
-        HousekeepingWorkflow.run,
-        HousekeepingInput(idempotency_ttl_hours=24),
-        id=run_id,
-        task_queue=worker.task_queue,
-    )
+    run_id, result = await _run_housekeeping(temporal_client, worker)
     assert result.idempotency_records_purged == 1
     async with engine.connect() as conn:
         left = (await conn.execute(text("SELECT key FROM idempotency_record ORDER BY key"))).scalars().all()
@@ -72,13 +78,7 @@ async def test_housekeeping_publishes_availability_lost_to_expired_lots(
 
     assert await published() == 8  # stale: nothing committed when the lot expired
     assert await atp(engine, "web", "COFFEE") == 3
-    run_id = f"housekeeping-{uuid.uuid4()}"
-    result = await temporal_client.execute_workflow(
-        HousekeepingWorkflow.run,
-        HousekeepingInput(idempotency_ttl_hours=24),
-        id=run_id,
-        task_queue=worker.task_queue,
-    )
+    run_id, result = await _run_housekeeping(temporal_client, worker)
     assert result.skus_refreshed_for_expiry == 1
     assert await published() == 3
     async with engine.connect() as conn:
