@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint typecheck imports pytest bench bench-quick clean fmt
+.PHONY: run test install lint typecheck imports shape pytest bench bench-quick clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/omniflow dev
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint typecheck imports pytest
+	$(MAKE) --no-print-directory lint typecheck imports shape pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +36,11 @@ typecheck: $(STAMP)
 
 imports: $(STAMP)
 	$(BIN)/lint-imports
+
+# No unexplained `# fmt: skip`, no module over its size limit, no substantive duplicate
+# (where the `duplicates` command is installed): see tools/code_shape.py.
+shape: $(STAMP)
+	$(BIN)/python -m tools.code_shape
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
