@@ -20,6 +20,7 @@ import psycopg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from client import Address, NewChannel, NewLocation, NewSku, OmniflowClient, operations
 from runtime.embedded_pg import EmbeddedPostgres
 from runtime.migrate import upgrade
 from runtime.ports import free_port
@@ -27,8 +28,40 @@ from runtime.ports import free_port
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # A good US ship-to (the order tests, the benchmarks and the chaos run all ship here).
-NYC = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "NY", "postal_code": "10001",
-       "country": "US", "lat": 40.75, "lon": -73.99}  # fmt: skip
+NYC = {
+    "name": "Ada",
+    "line1": "1 Main St",
+    "city": "New York",
+    "region": "NY",
+    "postal_code": "10001",
+    "country": "US",
+    "lat": 40.75,
+    "lon": -73.99,
+}
+NYC_ADDRESS = Address(**NYC)  # the same, for the API client
+
+# The two DCs and three channels the e2e order test and the chaos bench both sell through.
+LOCATIONS = [
+    NewLocation(code="DC-EAST", name="East", type="dc", lat=40.7, lon=-74.2, ship_cost=450, priority=1),
+    NewLocation(code="DC-WEST", name="West", type="dc", lat=34.1, lon=-117.7, ship_cost=380, priority=2),
+]
+CHANNELS = [
+    NewChannel(code="web", type="web", locations=["DC-EAST", "DC-WEST"], sourcing_rule="nearest"),
+    NewChannel(code="market", type="marketplace", locations=["DC-EAST", "DC-WEST"], sourcing_rule="cheapest"),
+    NewChannel(code="edi", type="b2b", locations=["DC-EAST"], sourcing_rule="priority"),
+]
+
+
+def create_catalog(
+    admin: OmniflowClient, skus: list[NewSku], locations: list[NewLocation], channels: list[NewChannel]
+) -> None:
+    """Create (or find, with the same data) each SKU, location and channel."""
+    for sku in skus:
+        assert admin.send(operations.create_sku(sku)).status in (200, 201)
+    for location in locations:
+        assert admin.send(operations.create_location(location)).status in (200, 201)
+    for channel in channels:
+        assert admin.send(operations.create_channel(channel)).status in (200, 201)
 
 
 @contextlib.contextmanager

@@ -49,14 +49,22 @@ class DevStack:
 
     def argv(self) -> list[str]:
         return [
-            sys.executable, "-m", "runtime.cli", "dev",
-            "--data-dir", str(self.data_dir),
-            "--api-port", str(self.api_port),
-            "--temporal-port", str(self.temporal_port),
-            "--ui-port", str(self.ui_port),
-            "--pg-port", str(self.pg_port),
+            sys.executable,
+            "-m",
+            "cli",
+            "dev",
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.api_port),
+            "--temporal-port",
+            str(self.temporal_port),
+            "--ui-port",
+            str(self.ui_port),
+            "--pg-port",
+            str(self.pg_port),
             "--demo" if self.demo else "--no-demo",
-        ]  # fmt: skip
+        ]
 
     def start(self) -> DevStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFLOW_")}
@@ -109,8 +117,21 @@ def run_dev_expecting_failure(
     env.pop("DATABASE_URL", None)
     env.pop("TEMPORAL_ADDRESS", None)
     env.update(env_extra)
-    argv = [sys.executable, "-m", "runtime.cli", "dev", "--data-dir", str(data_dir), "--no-demo",
-            "--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--pg-port", str(free_port()),
-            *argv_extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "cli",
+        "dev",
+        "--data-dir",
+        str(data_dir),
+        "--no-demo",
+        "--temporal-port",
+        str(free_port()),
+        "--ui-port",
+        str(free_port()),
+        "--pg-port",
+        str(free_port()),
+        *argv_extra,
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     return proc.returncode, proc.stderr
