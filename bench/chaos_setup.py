@@ -1,0 +1,87 @@
+"""What the chaos bench runs with: its configuration, catalog, opening stock and the stack's
+settings (bench/chaos.py describes the run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import CHANNELS as CHANNEL_LIST
+from client import NewSku
+
+CHANNELS = tuple(c.code for c in CHANNEL_LIST)  # web, market, edi
+LIMITED = "LTD"
+SKUS = [
+    NewSku(code="TEE", name="Tee", unit_cost=600, price=2500),
+    NewSku(code="MUG", name="Mug", unit_cost=350, price=1600),
+    NewSku(code=LIMITED, name="Limited print", unit_cost=4000, price=9900),
+]
+# (sku, location, units): plenty of tees and mugs, a handful of the limited print.
+OPENING_STOCK = [
+    ("TEE", "DC-EAST", 5000),
+    ("TEE", "DC-WEST", 5000),
+    ("MUG", "DC-EAST", 5000),
+    ("MUG", "DC-WEST", 5000),
+    (LIMITED, "DC-EAST", 6),
+    (LIMITED, "DC-WEST", 4),
+]
+RESTOCK_UNITS = 2
+OPEN_STATUSES = (
+    "received",
+    "on_hold",
+    "awaiting_stock",
+    "allocated",
+    "in_fulfillment",
+    "partially_shipped",
+    "shipped",
+)
+EXPECTED_WAITS = ("awaiting_stock", "on_hold")
+STACK_ENV = {
+    # A backorder re-checks stock every 5 s (not hourly), so one a restock missed is not left behind.
+    "OMNIFLOW_BACKORDER_RECHECK_SECONDS": "5",
+    # A warehouse update waits 5 s for the worker before the API answers 503 (the scanner retries).
+    "OMNIFLOW_RPC_TIMEOUT_SECONDS": "5",
+    # A create that died with Postgres leaves its Idempotency-Key in flight (nothing can delete it
+    # while the database is down); the channel's retry is answered 409 until the key is taken over
+    # after this many seconds (default 60, which would stall every such order for a minute).
+    "OMNIFLOW_IDEMPOTENCY_IN_FLIGHT_SECONDS": "10",
+}
+HTTP_TIMEOUT = 30.0
+
+
+@dataclass
+class ChaosConfig:
+    seconds: float = 60.0  # of order load (and chaos)
+    clients: int = 4  # order-placing threads
+    rate: float = 5.0  # orders per second, all clients together (paced; a retry delays its client)
+    pickers: int = 2  # warehouse threads (each works its own share of the shipments)
+    kill_every: float = 5.0  # SIGKILL the worker this often
+    temporal_at: float = 0.3  # kill the Temporal dev server at this fraction of `seconds`
+    postgres_at: float = 0.6  # crash Postgres at this fraction of `seconds`
+    pg_down: float = 3.0  # seconds Postgres stays down
+    pg_stop_mode: str = "immediate"  # pg_ctl stop mode: immediate = a crash, fast = a clean restart
+    restock_every: float = 8.0  # add RESTOCK_UNITS of the limited SKU this often
+    settle_seconds: float = 150.0  # after the load, wait at most this long for every order to settle
+    seed: int = 7
+    data_dir: Path | None = None  # default: a temporary directory, removed afterwards
+
+    def schedule(self) -> list[tuple[float, str]]:
+        """(seconds after the start of the load, event), in time order. Worker kills that
+        would land within 1.5 s of the Temporal or Postgres event move past it, so each kind
+        of failure is seen on its own (the next kill is due in `kill_every` anyway). When it
+        runs, a kill also waits until the previous worker has been back `kill_every` seconds:
+        the supervisor's restart delay grows to 5 s, so kills every 5 s on the clock would
+        leave no worker running at all."""
+        events = [
+            (self.seconds * self.temporal_at, "temporal"),
+            (self.seconds * self.postgres_at, "postgres"),
+        ]
+        t = self.kill_every
+        while t < self.seconds - 1.0:
+            for at, _ in events[:2]:
+                if abs(t - at) < 1.5:
+                    t = at + 1.5
+            if t < self.seconds - 1.0:
+                events.append((t, "worker"))
+            t += self.kill_every
+        return sorted(events)
