@@ -10,14 +10,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import ANY, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
-from api.problems import Problem, not_found
-from api.schemas import Page, RequestModel, ResponseModel
+from api.problems import Problem
+from api.read_models.transfers import TransferRead, read_transfer, transfer_ids_after
+from api.schemas import Page, RequestModel
 from api.temporal import start, update
+from models.transfer_intake import TransferIntakeLine, insert_transfer
 from workflows import search_attributes as sa
 from workflows.contracts import (
     ReceivedLine,
@@ -57,38 +60,34 @@ class TransferCreate(RequestModel):
         return self
 
 
-class TransferLineRead(ResponseModel):
-    sku: str
-    lot: str
-    qty: int
-    shipped: int
-    received: int
-    damaged: int
+async def _check_references(conn: AsyncConnection, body: TransferCreate) -> None:
+    """422 naming the field for an unknown (or virtual) location or an unknown simple SKU."""
+    rows = await conn.execute(
+        text("SELECT code, type FROM location WHERE code = ANY(:c)"), {"c": [body.from_, body.to]}
+    )
+    found = {r.code: r.type for r in rows}
+    for field, code in (("from", body.from_), ("to", body.to)):
+        if found.get(code) in (None, "virtual"):
+            msg = f"unknown location {code!r}"
+            raise Problem(422, msg, slug="validation-error", errors=[{"loc": ["body", field], "msg": msg}])
+    skus = await conn.execute(
+        text("SELECT code FROM sku WHERE code = ANY(:c) AND kind = 'simple'"),
+        {"c": [ln.sku for ln in body.lines]},
+    )
+    known = set(skus.scalars())
+    for i, ln in enumerate(body.lines):
+        if ln.sku not in known:
+            msg = f"unknown SKU {ln.sku!r}"
+            raise Problem(
+                422, msg, slug="validation-error", errors=[{"loc": ["body", "lines", i, "sku"], "msg": msg}]
+            )
 
 
-class TransferRead(ResponseModel):
-    id: str
-    from_location: str
-    to_location: str
-    status: str
-    workflow_id: str
-    lines: list[TransferLineRead]
-    created_at: datetime
-    updated_at: datetime
-
-
-async def _read(engine: EngineDep, number: str) -> TransferRead:
-    async with engine.connect() as conn:
-        head = (await conn.execute(text("SELECT * FROM transfer WHERE id = :id"), {"id": number})).first()
-        if head is None:
-            raise not_found(f"transfer {number}")
-        lines = await conn.execute(
-            text("SELECT sku, lot, qty, shipped, received, damaged FROM transfer_line WHERE transfer_id = :id "
-                 "ORDER BY sku, lot"), {"id": number},
-        )  # fmt: skip
-        return TransferRead(
-            **head._mapping, lines=[TransferLineRead.model_validate(r._mapping) for r in lines]
-        )
+def _same(existing: TransferRead, body: TransferCreate) -> bool:
+    """Whether a transfer already recorded under this number is the one asked for again."""
+    return (existing.from_location, existing.to_location) == (body.from_, body.to) and sorted(
+        (ln.sku, ln.lot, ln.qty) for ln in existing.lines
+    ) == sorted((ln.sku, ln.lot, ln.qty) for ln in body.lines)
 
 
 @router.post(
@@ -105,44 +104,30 @@ async def create_transfer(
     returns the existing transfer (200)."""
     number = body.number or f"T{datetime.now().strftime('%Y%m%d')}-{secrets.token_hex(3).upper()}"  # noqa: DTZ005
     workflow_id = transfer_workflow_id(number)
+    lines = [TransferIntakeLine(ln.sku, ln.lot, ln.qty) for ln in body.lines]
     async with engine.begin() as conn:
-        found = {r.code: r.type for r in await conn.execute(
-            text("SELECT code, type FROM location WHERE code = ANY(:c)"), {"c": [body.from_, body.to]})}  # fmt: skip
-        for field, code in (("from", body.from_), ("to", body.to)):
-            if found.get(code) in (None, "virtual"):
-                raise Problem(422, f"unknown location {code!r}", slug="validation-error",
-                              errors=[{"loc": ["body", field], "msg": f"unknown location {code!r}"}])  # fmt: skip
-        known = set((await conn.execute(text("SELECT code FROM sku WHERE code = ANY(:c) AND kind = 'simple'"),
-                                        {"c": [ln.sku for ln in body.lines]})).scalars())  # fmt: skip
-        for i, ln in enumerate(body.lines):
-            if ln.sku not in known:
-                raise Problem(422, f"unknown SKU {ln.sku!r}", slug="validation-error",
-                              errors=[{"loc": ["body", "lines", i, "sku"], "msg": f"unknown SKU {ln.sku!r}"}])  # fmt: skip
-        inserted = (await conn.execute(
-            text("INSERT INTO transfer (id, from_location, to_location, status, workflow_id) VALUES "
-                 "(:id, :f, :t, 'requested', :wf) ON CONFLICT (id) DO NOTHING RETURNING id"),
-            {"id": number, "f": body.from_, "t": body.to, "wf": workflow_id})).first()  # fmt: skip
-        if inserted is None:
-            existing = await _read(engine, number)
-            same = (existing.from_location, existing.to_location) == (body.from_, body.to) and sorted(
-                (ln.sku, ln.lot, ln.qty) for ln in existing.lines) == sorted((ln.sku, ln.lot, ln.qty) for ln in body.lines)  # fmt: skip
-            if not same:
+        await _check_references(conn, body)
+        if not await insert_transfer(conn, number, body.from_, body.to, workflow_id, lines):
+            existing = await read_transfer(engine, number)
+            if not _same(existing, body):
                 raise Problem(409, f"transfer {number} exists with other data", slug="conflict")
             return JSONResponse(existing.model_dump(mode="json"), status_code=200)
-        for ln in body.lines:
-            await conn.execute(
-                text("INSERT INTO transfer_line (transfer_id, sku, lot, qty) VALUES (:id, :s, :lot, :q)"),
-                {"id": number, "s": ln.sku, "lot": ln.lot, "q": ln.qty},
-            )
+    transfer_input = TransferInput(
+        number=number,
+        from_location=body.from_,
+        to_location=body.to,
+        lines=[TransferLineIn(ln.sku, ln.qty, ln.lot) for ln in body.lines],
+        discrepancy_policy=settings.exception_policy("receipt_discrepancy", "write_off"),
+    )
     await start(
-        temporal, "Transfer",
-        TransferInput(number=number, from_location=body.from_, to_location=body.to,
-                      lines=[TransferLineIn(ln.sku, ln.qty, ln.lot) for ln in body.lines],
-                      discrepancy_policy=settings.exception_policy("receipt_discrepancy", "write_off")),
-        id=workflow_id, task_queue=settings.task_queue,
+        temporal,
+        "Transfer",
+        transfer_input,
+        id=workflow_id,
+        task_queue=settings.task_queue,
         search_attributes=sa_pairs("requested"),
-    )  # fmt: skip
-    return JSONResponse((await _read(engine, number)).model_dump(mode="json"), status_code=202)
+    )
+    return JSONResponse((await read_transfer(engine, number)).model_dump(mode="json"), status_code=202)
 
 
 def sa_pairs(status: str) -> TypedSearchAttributes:
@@ -154,17 +139,14 @@ async def list_transfers(
     engine: EngineDep, page: PageDep, status: Annotated[str | None, Query(max_length=20)] = None
 ) -> Page[TransferRead]:
     after = str(page.after[0]) if page.after else ""
-    async with engine.connect() as conn:
-        ids = (await conn.execute(
-            text("SELECT id FROM transfer WHERE id > :after AND (CAST(:st AS text) IS NULL OR status = :st) "
-                 "ORDER BY id LIMIT :lim"), {"after": after, "st": status, "lim": page.limit + 1})).scalars().all()  # fmt: skip
-    items = [await _read(engine, i) for i in ids[: page.limit]]
-    return Page(items=items, next_cursor=next_cursor(list(ids), page.limit, lambda i: [i]))
+    ids = await transfer_ids_after(engine, after, status, page.limit)
+    items = [await read_transfer(engine, i) for i in ids[: page.limit]]
+    return Page(items=items, next_cursor=next_cursor(ids, page.limit, lambda i: [i]))
 
 
 @router.get("/v1/transfers/{number}", response_model=TransferRead, **guard(ANY))
 async def get_transfer(number: str, engine: EngineDep) -> TransferRead:
-    return await _read(engine, number)
+    return await read_transfer(engine, number)
 
 
 class ShipBody(RequestModel):
@@ -192,20 +174,37 @@ async def ship_transfer(
     number: str, body: ShipBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
 ) -> TransferRead:
     """Sellable at the source → in transit. 409 if it is not waiting to ship."""
-    await _read(engine, number)
-    await update(temporal, transfer_workflow_id(number), "ship", ShipTransfer(body.carrier, body.tracking),
-                 workflow="Transfer", rpc_seconds=settings.rpc_timeout_seconds, result_type=TransferState)  # fmt: skip
-    return await _read(engine, number)
+    await read_transfer(engine, number)
+    await update(
+        temporal,
+        transfer_workflow_id(number),
+        "ship",
+        ShipTransfer(body.carrier, body.tracking),
+        workflow="Transfer",
+        rpc_seconds=settings.rpc_timeout_seconds,
+        result_type=TransferState,
+    )
+    return await read_transfer(engine, number)
 
 
-@router.post("/v1/transfers/{number}/receive", response_model=TransferRead,
-             **guard(Role.warehouse, idempotency="optional"))  # fmt: skip
+@router.post(
+    "/v1/transfers/{number}/receive",
+    response_model=TransferRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
 async def receive_transfer(
     number: str, body: ReceiveBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
 ) -> TransferRead:
     """In transit → sellable (or damaged). Short or damaged lines open a `receipt_discrepancy`."""
-    await _read(engine, number)
+    await read_transfer(engine, number)
     lines = [ReceivedLine(ln.sku, ln.qty_received, ln.qty_damaged, ln.lot) for ln in body.lines]
-    await update(temporal, transfer_workflow_id(number), "receive", ReceiveTransfer(lines),
-                 workflow="Transfer", rpc_seconds=settings.rpc_timeout_seconds, result_type=TransferState)  # fmt: skip
-    return await _read(engine, number)
+    await update(
+        temporal,
+        transfer_workflow_id(number),
+        "receive",
+        ReceiveTransfer(lines),
+        workflow="Transfer",
+        rpc_seconds=settings.rpc_timeout_seconds,
+        result_type=TransferState,
+    )
+    return await read_transfer(engine, number)
