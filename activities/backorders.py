@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from models.availability import decode_after, encode_after
 from runtime.logging import get_logger
-from workflows.contracts import StockArrived, WakeInput, WakeResult
+from workflows.contracts import WAKE_BACKORDERS, StockArrived, WakeInput, WakeResult
 
 log = get_logger("omniflow.backorders")
 
@@ -44,7 +44,7 @@ class BackorderActivities:
         self.engine = engine
         self.client = client
 
-    @activity.defn(name="wake_backorders")
+    @WAKE_BACKORDERS.implement
     async def wake_backorders(self, inp: WakeInput) -> WakeResult:
         tx, last = decode_after(inp.after)
         loop = asyncio.get_running_loop()

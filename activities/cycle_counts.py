@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from temporalio import activity
 
 from activities.errors import business_outcomes
 from activities.exceptions import close_exception_row
@@ -15,7 +14,14 @@ from domain.errors import InvalidStockChange
 from models import stock
 from models.availability import lock_skus
 from models.finance import average_cost
-from workflows.contracts import CountState, CountTolerance, Resolution, SubmitCount, count_workflow_id
+from workflows.contracts import (
+    DECIDE_COUNT,
+    EVALUATE_COUNT,
+    CountDecision,
+    CountEvaluation,
+    CountState,
+    count_workflow_id,
+)
 
 
 @dataclass(frozen=True)
@@ -32,25 +38,39 @@ async def _post(
         stock.adjustment_move(v.sku, location, "sellable", v.variance, v.lot) for v in lines if v.variance
     ]
     if moves:
-        await stock.apply_moves(conn, f"{count_workflow_id(count_id)}:{step}", "adjustment", moves,
-                                reason="count", ref=count_workflow_id(count_id))  # fmt: skip
+        await stock.apply_moves(
+            conn,
+            f"{count_workflow_id(count_id)}:{step}",
+            "adjustment",
+            moves,
+            reason="count",
+            ref=count_workflow_id(count_id),
+        )
 
 
 class CycleCountActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @activity.defn(name="evaluate_count")
-    async def evaluate_count(self, count_id: str, req: SubmitCount, tolerance: CountTolerance) -> CountState:
+    @EVALUATE_COUNT.implement
+    async def evaluate_count(self, inp: CountEvaluation) -> CountState:
         """Snapshot the expected quantity, record counts and variances, post the variances
         within tolerance now (as `count` adjustments). Over tolerance waits for approval."""
+        count_id, req, tolerance = inp.count_id, inp.submitted, inp.tolerance
         async with business_outcomes(), self.engine.begin() as conn:
-            head = (await conn.execute(text("SELECT location, status FROM cycle_count WHERE id = :id"),
-                                       {"id": count_id})).one()  # fmt: skip
+            head = (
+                await conn.execute(
+                    text("SELECT location, status FROM cycle_count WHERE id = :id"), {"id": count_id}
+                )
+            ).one()
             if head.status != "open":  # a retry after the commit: report what was decided
                 return await _state(conn, count_id)
-            wanted = {r.sku for r in await conn.execute(
-                text("SELECT sku FROM cycle_count_line WHERE count_id = :id"), {"id": count_id})}  # fmt: skip
+            wanted = {
+                r.sku
+                for r in await conn.execute(
+                    text("SELECT sku FROM cycle_count_line WHERE count_id = :id"), {"id": count_id}
+                )
+            }
             for ln in req.lines:
                 if ln.sku not in wanted:
                     raise InvalidStockChange(f"{ln.sku} is not part of count {count_id}")
@@ -72,18 +92,32 @@ class CycleCountActivities:
             over = 0
             at_risk = 0
             await conn.execute(text("DELETE FROM cycle_count_line WHERE count_id = :id"), {"id": count_id})
-            for sku, lot in sorted(set(expected) | set(counted) | {(s, "") for s in wanted if not any(
-                    k[0] == s for k in set(expected) | set(counted))}):  # fmt: skip
+            for sku, lot in sorted(
+                set(expected)
+                | set(counted)
+                | {(s, "") for s in wanted if not any(k[0] == s for k in set(expected) | set(counted))}
+            ):
                 exp = expected.get((sku, lot), 0)
                 got = counted.get((sku, lot), exp)  # a lot not counted is taken as found as expected
                 variance = got - exp
                 value = abs(variance) * await average_cost(conn, sku)
                 ok = abs(variance) <= tolerance.units and value <= tolerance.value
                 await conn.execute(
-                    text("INSERT INTO cycle_count_line (count_id, sku, lot, expected, counted, variance, variance_value,"
-                         " within_tolerance) VALUES (:id, :s, :lot, :e, :c, :v, :vv, :ok)"),
-                    {"id": count_id, "s": sku, "lot": lot, "e": exp, "c": got, "v": variance, "vv": value, "ok": ok},
-                )  # fmt: skip
+                    text(
+                        "INSERT INTO cycle_count_line (count_id, sku, lot, expected, counted, variance, variance_value,"
+                        " within_tolerance) VALUES (:id, :s, :lot, :e, :c, :v, :vv, :ok)"
+                    ),
+                    {
+                        "id": count_id,
+                        "s": sku,
+                        "lot": lot,
+                        "e": exp,
+                        "c": got,
+                        "v": variance,
+                        "vv": value,
+                        "ok": ok,
+                    },
+                )
                 if ok:
                     within.append(Variance(sku, lot, variance))
                 else:
@@ -92,28 +126,40 @@ class CycleCountActivities:
             await _post(conn, count_id, head.location, "post-within", within)
             status = "awaiting_approval" if over else "posted"
             await conn.execute(
-                text("UPDATE cycle_count SET status = :s, submitted_at = now(), "
-                     "posted_at = CASE WHEN :posted THEN now() END WHERE id = :id"),
+                text(
+                    "UPDATE cycle_count SET status = :s, submitted_at = now(), "
+                    "posted_at = CASE WHEN :posted THEN now() END WHERE id = :id"
+                ),
                 {"s": status, "posted": status == "posted", "id": count_id},
-            )  # fmt: skip
+            )
             return CountState(id=count_id, status=status, over_tolerance_lines=over, value_at_risk=at_risk)
 
-    @activity.defn(name="decide_count")
-    async def decide_count(self, count_id: str, resolution: Resolution) -> CountState:
+    @DECIDE_COUNT.implement
+    async def decide_count(self, inp: CountDecision) -> CountState:
         """`approve`: post the variances over tolerance; `reject`: post nothing more. Closes the
         exception in the same transaction."""
+        count_id, resolution = inp.count_id, inp.resolution
         async with business_outcomes(), self.engine.begin() as conn:
             head = (
                 await conn.execute(text("SELECT location FROM cycle_count WHERE id = :id"), {"id": count_id})
             ).one()
             if resolution.action == "approve":
-                over = [Variance(r.sku, r.lot, int(r.variance)) for r in await conn.execute(
-                    text("SELECT sku, lot, variance FROM cycle_count_line WHERE count_id = :id AND NOT within_tolerance "
-                         "ORDER BY sku, lot"), {"id": count_id})]  # fmt: skip
+                over = [
+                    Variance(r.sku, r.lot, int(r.variance))
+                    for r in await conn.execute(
+                        text(
+                            "SELECT sku, lot, variance FROM cycle_count_line WHERE count_id = :id AND NOT within_tolerance "
+                            "ORDER BY sku, lot"
+                        ),
+                        {"id": count_id},
+                    )
+                ]
                 await _post(conn, count_id, head.location, "post-approved", over)
             status = "posted" if resolution.action == "approve" else "rejected"
-            await conn.execute(text("UPDATE cycle_count SET status = :s, posted_at = now() WHERE id = :id"),
-                               {"s": status, "id": count_id})  # fmt: skip
+            await conn.execute(
+                text("UPDATE cycle_count SET status = :s, posted_at = now() WHERE id = :id"),
+                {"s": status, "id": count_id},
+            )
             await close_exception_row(conn, resolution)
             return await _state(conn, count_id)
 
@@ -122,8 +168,15 @@ async def _state(conn: AsyncConnection, count_id: str) -> CountState:
     status = (
         await conn.execute(text("SELECT status FROM cycle_count WHERE id = :id"), {"id": count_id})
     ).scalar_one()
-    over = (await conn.execute(text("SELECT count(*), coalesce(sum(variance_value), 0) FROM cycle_count_line WHERE "
-                                    "count_id = :id AND within_tolerance = false"), {"id": count_id})).one()  # fmt: skip
+    over = (
+        await conn.execute(
+            text(
+                "SELECT count(*), coalesce(sum(variance_value), 0) FROM cycle_count_line WHERE "
+                "count_id = :id AND within_tolerance = false"
+            ),
+            {"id": count_id},
+        )
+    ).one()
     return CountState(
         id=count_id, status=str(status), over_tolerance_lines=int(over[0]), value_at_risk=int(over[1])
     )

@@ -9,11 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from temporalio import activity
 
 from domain.exceptions import priority
 from runtime.logging import get_logger
-from workflows.contracts import Escalate, OpenedException, OpenException, Resolution
+from workflows.contracts import (
+    CLOSE_EXCEPTION,
+    ESCALATE_EXCEPTION,
+    OPEN_EXCEPTION,
+    WITHDRAW_EXCEPTION,
+    Escalate,
+    OpenedException,
+    OpenException,
+    Resolution,
+    WithdrawException,
+)
 
 log = get_logger("omniflow.exceptions")
 
@@ -27,16 +36,22 @@ async def close_exception_row(
             "UPDATE exception SET status = :st, resolution = CAST(:res AS jsonb), resolved_at = now(),"
             " resolved_by = :by WHERE id = :id AND status = 'open'"
         ),
-        {"st": status, "id": resolution.exception_id, "by": resolution.resolved_by or None,
-         "res": json.dumps({"action": resolution.action, "note": resolution.note, "data": resolution.data or {}})},
-    )  # fmt: skip
+        {
+            "st": status,
+            "id": resolution.exception_id,
+            "by": resolution.resolved_by or None,
+            "res": json.dumps(
+                {"action": resolution.action, "note": resolution.note, "data": resolution.data or {}}
+            ),
+        },
+    )
 
 
 class ExceptionActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @activity.defn(name="open_exception")
+    @OPEN_EXCEPTION.implement
     async def open_exception(self, req: OpenException) -> OpenedException:
         now = datetime.now(UTC)
         sla = timedelta(seconds=req.sla_seconds)
@@ -79,7 +94,7 @@ class ExceptionActivities:
         log.info("exception opened", exception_id=row.id, kind=req.kind, subject=req.subject_id)
         return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
 
-    @activity.defn(name="escalate_exception")
+    @ESCALATE_EXCEPTION.implement
     async def escalate_exception(self, req: Escalate) -> OpenedException:
         """Raise the level to `req.level` (idempotent: setting the same level twice is a no-op)."""
         now = datetime.now(UTC)
@@ -104,18 +119,18 @@ class ExceptionActivities:
         log.warning("exception escalated", exception_id=req.id, level=req.level)
         return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
 
-    @activity.defn(name="close_exception")
+    @CLOSE_EXCEPTION.implement
     async def close_exception(self, resolution: Resolution) -> None:
         async with self.engine.begin() as conn:
             await close_exception_row(conn, resolution)
 
-    @activity.defn(name="withdraw_exception")
-    async def withdraw_exception(self, exception_id: str, why: str) -> None:
+    @WITHDRAW_EXCEPTION.implement
+    async def withdraw_exception(self, inp: WithdrawException) -> None:
         """The reason for the exception went away (stock arrived, the order was cancelled):
         the row closes as `cancelled`, decided by nobody."""
-        if not exception_id:
+        if not inp.exception_id:
             return
         async with self.engine.begin() as conn:
             await close_exception_row(
-                conn, Resolution(exception_id, "withdrawn", why, "system"), status="cancelled"
+                conn, Resolution(inp.exception_id, "withdrawn", inp.why, "system"), status="cancelled"
             )

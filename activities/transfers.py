@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from temporalio import activity
 
 from activities.errors import business_outcomes
 from activities.exceptions import close_exception_row
 from domain.errors import InvalidStockChange
 from models import stock
 from models.finance import average_cost
-from workflows.contracts import ReceiveTransfer, Resolution, TransferState, transfer_workflow_id
+from workflows.contracts import (
+    RECEIVE_TRANSFER,
+    SETTLE_TRANSFER_DISCREPANCY,
+    SHIP_TRANSFER,
+    TransferDecision,
+    TransferReceipt,
+    TransferShipment,
+    TransferState,
+    transfer_workflow_id,
+)
 
 
 async def _set_status(conn: AsyncConnection, number: str, status: str) -> None:
@@ -23,8 +31,11 @@ async def _set_status(conn: AsyncConnection, number: str, status: str) -> None:
 
 
 async def _header(conn: AsyncConnection, number: str) -> tuple[str, str]:
-    row = (await conn.execute(text("SELECT from_location, to_location FROM transfer WHERE id = :id"),
-                              {"id": number})).one()  # fmt: skip
+    row = (
+        await conn.execute(
+            text("SELECT from_location, to_location FROM transfer WHERE id = :id"), {"id": number}
+        )
+    ).one()
     return row.from_location, row.to_location
 
 
@@ -32,29 +43,48 @@ class TransferActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @activity.defn(name="ship_transfer")
-    async def ship_transfer(self, number: str) -> TransferState:
+    @SHIP_TRANSFER.implement
+    async def ship_transfer(self, inp: TransferShipment) -> TransferState:
         """Sellable at the source → in transit at the destination."""
+        number = inp.number
         async with business_outcomes(), self.engine.begin() as conn:
             src, dst = await _header(conn, number)
-            lines = (await conn.execute(text("SELECT sku, lot, qty FROM transfer_line WHERE transfer_id = :id "
-                                             "ORDER BY sku, lot"), {"id": number})).all()  # fmt: skip
+            lines = (
+                await conn.execute(
+                    text("SELECT sku, lot, qty FROM transfer_line WHERE transfer_id = :id ORDER BY sku, lot"),
+                    {"id": number},
+                )
+            ).all()
             moves = [stock.Move(r.sku, r.qty, src, "sellable", dst, "in_transit", r.lot) for r in lines]
-            await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:ship", "transfer_ship", moves,
-                                    reason="transfer", ref=transfer_workflow_id(number))  # fmt: skip
+            await stock.apply_moves(
+                conn,
+                f"{transfer_workflow_id(number)}:ship",
+                "transfer_ship",
+                moves,
+                reason="transfer",
+                ref=transfer_workflow_id(number),
+            )
             await conn.execute(
                 text("UPDATE transfer_line SET shipped = qty WHERE transfer_id = :id"), {"id": number}
             )
             await _set_status(conn, number, "shipped")
         return TransferState(number=number, status="shipped")
 
-    @activity.defn(name="receive_transfer")
-    async def receive_transfer(self, number: str, req: ReceiveTransfer) -> TransferState:
+    @RECEIVE_TRANSFER.implement
+    async def receive_transfer(self, inp: TransferReceipt) -> TransferState:
         """In transit → sellable (received) or damaged. Short or damaged → `discrepancy`."""
+        number, req = inp.number, inp.receipt
         async with business_outcomes(), self.engine.begin() as conn:
             _, dst = await _header(conn, number)
-            lines = {(r.sku, r.lot): r for r in (await conn.execute(
-                text("SELECT sku, lot, shipped FROM transfer_line WHERE transfer_id = :id"), {"id": number}))}  # fmt: skip
+            lines = {
+                (r.sku, r.lot): r
+                for r in (
+                    await conn.execute(
+                        text("SELECT sku, lot, shipped FROM transfer_line WHERE transfer_id = :id"),
+                        {"id": number},
+                    )
+                )
+            }
             got = {(ln.sku, ln.lot): ln for ln in req.lines}
             for k, ln in got.items():
                 if k not in lines:
@@ -74,18 +104,26 @@ class TransferActivities:
                 if ln.qty_damaged:
                     moves.append(stock.Move(sku, ln.qty_damaged, dst, "in_transit", dst, "damaged", lot))
             if moves:
-                await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:receive", "transfer_receive", moves,
-                                        reason="transfer", ref=transfer_workflow_id(number))  # fmt: skip
+                await stock.apply_moves(
+                    conn,
+                    f"{transfer_workflow_id(number)}:receive",
+                    "transfer_receive",
+                    moves,
+                    reason="transfer",
+                    ref=transfer_workflow_id(number),
+                )
             discrepancy = False
             for k, row in lines.items():
                 seen = got.get(k)
                 received, damaged = (seen.qty_received, seen.qty_damaged) if seen else (0, 0)
                 discrepancy |= received != row.shipped
                 await conn.execute(
-                    text("UPDATE transfer_line SET received = :r, damaged = :d WHERE transfer_id = :id AND sku = :s "
-                         "AND lot = :lot"),
+                    text(
+                        "UPDATE transfer_line SET received = :r, damaged = :d WHERE transfer_id = :id AND sku = :s "
+                        "AND lot = :lot"
+                    ),
                     {"r": received, "d": damaged, "id": number, "s": k[0], "lot": k[1]},
-                )  # fmt: skip
+                )
             status = "discrepancy" if discrepancy else "completed"
             await _set_status(conn, number, status)
             at_risk = 0
@@ -96,25 +134,39 @@ class TransferActivities:
                     at_risk += short * await average_cost(conn, k[0])
         return TransferState(number=number, status=status, value_at_risk=at_risk)
 
-    @activity.defn(name="settle_transfer_discrepancy")
-    async def settle_transfer_discrepancy(self, number: str, resolution: Resolution) -> TransferState:
+    @SETTLE_TRANSFER_DISCREPANCY.implement
+    async def settle_transfer_discrepancy(self, inp: TransferDecision) -> TransferState:
         """`write_off`: missing units were lost (in transit → adjustment). `found`: they arrived
         after all (in transit → sellable). Damaged units stay in `damaged` either way.
         Closes the exception in the same transaction."""
+        number, resolution = inp.number, inp.resolution
         async with business_outcomes(), self.engine.begin() as conn:
             _, dst = await _header(conn, number)
-            missing = (await conn.execute(
-                text("SELECT sku, lot, shipped - received - damaged AS n FROM transfer_line WHERE transfer_id = :id"
-                     " AND shipped - received - damaged > 0 ORDER BY sku, lot"), {"id": number})).all()  # fmt: skip
+            missing = (
+                await conn.execute(
+                    text(
+                        "SELECT sku, lot, shipped - received - damaged AS n FROM transfer_line WHERE transfer_id = :id"
+                        " AND shipped - received - damaged > 0 ORDER BY sku, lot"
+                    ),
+                    {"id": number},
+                )
+            ).all()
             to = ("adjustment", "virtual") if resolution.action == "write_off" else (dst, "sellable")
             moves = [stock.Move(r.sku, r.n, dst, "in_transit", to[0], to[1], r.lot) for r in missing]
             if moves:
-                await stock.apply_moves(conn, f"{transfer_workflow_id(number)}:settle", "transfer_settle", moves,
-                                        reason="lost" if resolution.action == "write_off" else "found",
-                                        ref=transfer_workflow_id(number))  # fmt: skip
+                await stock.apply_moves(
+                    conn,
+                    f"{transfer_workflow_id(number)}:settle",
+                    "transfer_settle",
+                    moves,
+                    reason="lost" if resolution.action == "write_off" else "found",
+                    ref=transfer_workflow_id(number),
+                )
             if resolution.action == "found":
-                await conn.execute(text("UPDATE transfer_line SET received = shipped - damaged WHERE transfer_id = :id"),
-                                   {"id": number})  # fmt: skip
+                await conn.execute(
+                    text("UPDATE transfer_line SET received = shipped - damaged WHERE transfer_id = :id"),
+                    {"id": number},
+                )
             await close_exception_row(conn, resolution)
             await _set_status(conn, number, "completed")
         return TransferState(number=number, status="completed")

@@ -1,31 +1,22 @@
-"""Business outcomes from the core, as problems: refusals are 409, bad references 422."""
+"""Business refusals as problems. Each refusal of domain.errors says which kind of no it is;
+the API answers each kind with one status, and names the problem by the refusal's slug."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from api.problems import Problem
-from domain.errors import (
-    DomainError,
-    InsufficientStock,
-    InvalidStockChange,
-    OperationConflict,
-    ReservationShortage,
-    UnknownReference,
-)
+from domain.errors import DomainError, Refusal, UnknownReference
+
+STATUS_OF = {Refusal.CONFLICT: 409, Refusal.INVALID: 422, Refusal.NOT_FOUND: 404}
 
 
 def as_problem(exc: DomainError, field_of: Mapping[str, list[str | int]] | None = None) -> Problem:
     """`field_of` maps a reference kind ("SKU", "location", "channel") to its body location."""
-    if isinstance(exc, InsufficientStock | ReservationShortage):
-        problem = Problem(409, str(exc), slug="insufficient-stock")
-        problem.extra.update(exc.details())
-        return problem
-    if isinstance(exc, OperationConflict):
-        return Problem(409, str(exc), slug="operation-conflict")
-    if isinstance(exc, UnknownReference):
-        loc = (field_of or {}).get(exc.what, ["body"])
-        return Problem(422, str(exc), slug="validation-error", errors=[{"loc": loc, "msg": str(exc)}])
-    if isinstance(exc, InvalidStockChange):
-        return Problem(422, str(exc), slug="validation-error", errors=[{"loc": ["body"], "msg": str(exc)}])
-    return Problem(422, str(exc), slug="validation-error")
+    status, slug = STATUS_OF[exc.refusal], exc.problem_slug()
+    if exc.refusal is Refusal.INVALID:
+        loc = (field_of or {}).get(exc.what, ["body"]) if isinstance(exc, UnknownReference) else ["body"]
+        return Problem(status, str(exc), slug=slug, errors=[{"loc": loc, "msg": str(exc)}])
+    problem = Problem(status, str(exc), slug=slug)
+    problem.extra.update(exc.details())
+    return problem

@@ -18,24 +18,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.domain_errors import STATUS_OF
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
 from api.problems import Problem, engine_unavailable
+from domain.errors import DomainError
 
-# ApplicationError types → HTTP status. Anything else a workflow refuses is a 409.
-_STATUS_BY_TYPE = {
-    "WrongState": 409,
-    "NotOpen": 409,
-    "insufficient_stock": 409,
-    "reservation_shortage": 409,
-    "operation_conflict": 409,
-    "BadAction": 422,
-    "Invalid": 422,
-    "invalid_stock_change": 422,
-    "unknown_reference": 422,
-    "line_change_refused": 409,
-    "order_step_refused": 409,
-    "NotFound": 404,
-}
 _UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 
 
@@ -46,10 +33,15 @@ async def start(
     one that has finished is never started again (a retried create must not redo an order)."""
     try:
         handle = await client.start_workflow(
-            workflow, arg, id=id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            workflow,
+            arg,
+            id=id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=search_attributes, rpc_timeout=timedelta(seconds=10),
-        )  # fmt: skip
+            search_attributes=search_attributes,
+            rpc_timeout=timedelta(seconds=10),
+        )
     except WorkflowAlreadyStartedError:
         WORKFLOW_STARTS.labels(workflow, "finished").inc()
         return client.get_workflow_handle(id)
@@ -63,11 +55,15 @@ async def start(
 
 
 def _refusal(cause: BaseException | None) -> Problem:
+    """A workflow's refusal as a problem: the ApplicationError's type is a refusal code of
+    domain.errors, which says the status and the problem type; any other failure is a 409."""
     while isinstance(cause, ActivityError):
         cause = cause.cause
     if isinstance(cause, ApplicationError):
-        status = _STATUS_BY_TYPE.get(cause.type or "", 409)
-        problem = Problem(status, cause.message, slug="refused" if status == 409 else "validation-error")
+        kind = DomainError.kind_of(cause.type)
+        status = STATUS_OF[kind.refusal] if kind else 409
+        slug = kind.problem_slug() if kind else "refused"
+        problem = Problem(status, cause.message, slug=slug)
         if cause.details and isinstance(cause.details[0], Mapping):
             problem.extra.update(dict(cause.details[0]))
         return problem

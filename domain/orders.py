@@ -1,13 +1,13 @@
-"""An order's state: its status machine, the quantities of each line, and its money.
+"""An order's state: its statuses, the quantities of each line, what may be cancelled, and
+its money.
 
 The order workflow decides *when* things happen; these rules decide what a step does to the
-numbers and which steps are legal, so the workflow, the activities that write the read
-model and the API's 409s all agree.
+numbers and which steps are legal, so the workflow's validators, the activities that write
+the read model and the API's 409s all agree.
 
-**Status machine** (`TRANSITIONS`, `next_status`): the statuses of API.md, moved by named
-events. An event that the table does not list for the current status is a bug or a race
-(e.g. a cancel after the last unit shipped) and raises `InvalidTransition`, a
-`DomainError`, so it leaves an activity as a non-retryable refusal.
+**Statuses** (`STATUSES`): the read model's status is derived from the lines after every
+step (`order_status_from_lines`), never moved by events: the lines are the truth, and a
+status machine beside them could only disagree. `DONE` are the statuses an order ends in.
 
 **Line quantities** (`LineQty`): per order line, every unit is in exactly one place:
 
@@ -15,8 +15,8 @@ events. An event that the table does not list for the current status is a bug or
     returned <= shipped           (a return is a later fact about shipped units)
 
 Operations move units between places and return a new value; an operation that would break
-an invariant raises `LineChangeRefused` and changes nothing. `order_status_from_lines`
-derives the summary status from the lines (the read model recomputes it after every change).
+an invariant raises `LineChangeRefused` and changes nothing. `units_to_cancel` says what a
+cancel request takes (or why it is refused), for the workflow's validator and the activity.
 
 **Money** (`order_totals`, `cancel_refund_amounts`): integers in minor units. The tax of a
 partial cancel is pro rata to the merchandise cancelled; shipping is refunded only when the
@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidRequest, Refusal, WrongState
 
-# -- status machine --------------------------------------------------------------------
+# -- statuses ----------------------------------------------------------------------------
 
 RECEIVED = "received"
 ON_HOLD = "on_hold"
@@ -46,92 +46,19 @@ PARTIALLY_RETURNED = "partially_returned"
 RETURNED = "returned"
 
 STATUSES: tuple[str, ...] = (
-    RECEIVED, ON_HOLD, AWAITING_STOCK, ALLOCATED, IN_FULFILLMENT, PARTIALLY_SHIPPED, SHIPPED,
-    COMPLETED, CANCELLED, PARTIALLY_RETURNED, RETURNED,
-)  # fmt: skip
-
-NEW = "new"  # not a status: the order before the workflow has recorded it
-
-EVENTS: tuple[str, ...] = (
-    "received",  # the workflow recorded the order
-    "hold_opened",  # a hold (address, payment, fraud) waits for a person
-    "holds_cleared",  # the last hold was resolved in the order's favour
-    "allocated",  # some units are reserved at a location
-    "backordered",  # nothing is reserved any more; the order waits for stock
-    "stock_arrived",  # a backorder was re-checked and reserved
-    "picking_started",  # a shipment of the order is being picked
-    "shipped_partially",  # a shipment left; other units are still open
-    "shipped_all",  # the last open units shipped
-    "completed",  # payment captured, invoiced, revenue posted
-    "cancelled",  # every unit not yet shipped was cancelled
-    "returned_partially",  # some shipped units came back
-    "returned_all",  # every shipped unit came back
+    RECEIVED,
+    ON_HOLD,
+    AWAITING_STOCK,
+    ALLOCATED,
+    IN_FULFILLMENT,
+    PARTIALLY_SHIPPED,
+    SHIPPED,
+    COMPLETED,
+    CANCELLED,
+    PARTIALLY_RETURNED,
+    RETURNED,
 )
-
-# status -> event -> next status. Self-loops are repeats that change nothing (a second
-# hold, another shipment starting to pick, more stock reserved): the workflow need not
-# know whether the status already says so. A partial cancel is not an event: it changes
-# lines, and `order_status_from_lines` says what the status is afterwards. The table is the
-# path the workflow narrates (and refuses to leave); the read model's status comes from the
-# lines, which are the truth where an event cannot see them (e.g. a return that came in
-# while the last shipment was still being picked).
-_CANCEL = {"cancelled": CANCELLED}
-TRANSITIONS: dict[str, dict[str, str]] = {
-    NEW: {"received": RECEIVED},
-    RECEIVED: {"hold_opened": ON_HOLD, "allocated": ALLOCATED, "backordered": AWAITING_STOCK, **_CANCEL},
-    ON_HOLD: {"hold_opened": ON_HOLD, "holds_cleared": RECEIVED, **_CANCEL},
-    AWAITING_STOCK: {"stock_arrived": ALLOCATED, "allocated": ALLOCATED, "backordered": AWAITING_STOCK, **_CANCEL},
-    ALLOCATED: {
-        "allocated": ALLOCATED, "stock_arrived": ALLOCATED, "backordered": AWAITING_STOCK,
-        "picking_started": IN_FULFILLMENT, **_CANCEL,
-    },
-    IN_FULFILLMENT: {
-        "picking_started": IN_FULFILLMENT, "allocated": IN_FULFILLMENT, "stock_arrived": IN_FULFILLMENT,
-        "backordered": AWAITING_STOCK,  # a short pick left nothing reserved
-        "shipped_partially": PARTIALLY_SHIPPED, "shipped_all": SHIPPED, **_CANCEL,
-    },
-    PARTIALLY_SHIPPED: {
-        # What has shipped stays shipped: the rest waits, picks and ships under this status.
-        "allocated": PARTIALLY_SHIPPED, "stock_arrived": PARTIALLY_SHIPPED, "backordered": PARTIALLY_SHIPPED,
-        "picking_started": PARTIALLY_SHIPPED, "shipped_partially": PARTIALLY_SHIPPED,
-        "returned_partially": PARTIALLY_SHIPPED,  # fulfilment is the news until it is done
-        "shipped_all": SHIPPED,
-        "cancelled": SHIPPED,  # the unshipped rest is cancelled: the order is as shipped as it gets
-    },
-    SHIPPED: {"completed": COMPLETED, "returned_partially": PARTIALLY_RETURNED, "returned_all": RETURNED},
-    COMPLETED: {"returned_partially": PARTIALLY_RETURNED, "returned_all": RETURNED},
-    PARTIALLY_RETURNED: {
-        "completed": PARTIALLY_RETURNED,  # capture may finish after a fast return: still returned
-        "returned_partially": PARTIALLY_RETURNED, "returned_all": RETURNED,
-    },
-    RETURNED: {"completed": RETURNED},
-    CANCELLED: {},
-}  # fmt: skip
-
-
-@dataclass
-class InvalidTransition(DomainError):
-    current: str
-    event: str
-    code = "invalid_transition"
-
-    def __str__(self) -> str:
-        allowed = sorted(TRANSITIONS.get(self.current, {}))
-        return f"an order that is {self.current} cannot take {self.event!r} (it takes {allowed})"
-
-    def details(self) -> dict[str, object]:
-        return {
-            "status": self.current,
-            "event": self.event,
-            "allowed": sorted(TRANSITIONS.get(self.current, {})),
-        }
-
-
-def next_status(current: str, event: str) -> str:
-    try:
-        return TRANSITIONS[current][event]
-    except KeyError:
-        raise InvalidTransition(current=current, event=event) from None
+DONE: tuple[str, ...] = (COMPLETED, CANCELLED)  # the order workflow has nothing left to do
 
 
 # -- line quantities -------------------------------------------------------------------
@@ -145,6 +72,7 @@ class LineChangeRefused(DomainError):
     requested: int
     allowed: int
     code = "line_change_refused"
+    refusal = Refusal.CONFLICT
 
     def __str__(self) -> str:
         return f"cannot {self.op} {self.requested}: at most {self.allowed}"
@@ -192,9 +120,13 @@ class LineQty:
 
     def _fields(self) -> list[tuple[str, int]]:
         return [
-            ("ordered", self.ordered), ("reserved", self.reserved), ("backordered", self.backordered),
-            ("shipped", self.shipped), ("cancelled", self.cancelled), ("returned", self.returned),
-        ]  # fmt: skip
+            ("ordered", self.ordered),
+            ("reserved", self.reserved),
+            ("backordered", self.backordered),
+            ("shipped", self.shipped),
+            ("cancelled", self.cancelled),
+            ("returned", self.returned),
+        ]
 
     # Each operation moves n units and returns the new line; n outside 0..allowed raises.
 
@@ -295,6 +227,38 @@ def order_status_from_lines(
     if any(ln.backordered > 0 for ln in lines):
         return AWAITING_STOCK
     return RECEIVED
+
+
+def nothing_open(lines: Sequence[LineQty]) -> bool:
+    """Every unit shipped or cancelled: the order has nothing left to fulfil."""
+    return all(ln.open <= 0 for ln in lines)
+
+
+def units_to_cancel(
+    order_id: str, status: str, lines: Mapping[str, LineQty], requested: Mapping[str, int] | None
+) -> dict[str, int]:
+    """Order line → units a cancel takes: every open unit (`requested` None), or the units
+    asked for, each line named, positive and no more than it has open (the rest shipped or
+    is cancelled). Refused when nothing would be cancelled."""
+    if requested is None:
+        take = {line: q.open for line, q in lines.items() if q.open > 0}
+    else:
+        take = {}
+        for line, n in requested.items():
+            if line not in lines:
+                raise InvalidRequest(f"the order has no line {line}")
+            if n <= 0:
+                raise InvalidRequest(f"line {line}: cancel a positive quantity")
+            if n > lines[line].open:
+                raise WrongState(
+                    f"line {line} has {lines[line].open} units left to cancel (the rest shipped or is cancelled)",
+                    line=line,
+                    open=lines[line].open,
+                )
+            take[line] = n
+    if not take:
+        raise WrongState(f"order {order_id} is {status}: nothing left to cancel", status=status)
+    return take
 
 
 # -- money -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -179,3 +179,27 @@ def _source_split(req: Request, sites: Sequence[Site], remaining: dict[str, int]
             remaining[line] -= qty
             atp[(site.code, by_line[line].sku)] = atp.get((site.code, by_line[line].sku), 0) - qty
     return shipments
+
+
+def plan_within_budget(request: Request, budget: Mapping[str, int]) -> Plan:
+    """Sourcing sees ATP per location; safety stock is per channel. Where a plan would take
+    more of a SKU than the channel may promise (`budget`), lower that SKU's ATP at the plan's
+    last location and plan again (a few rounds always settle: each round lowers a total)."""
+    atp = dict(request.atp)
+    by_line = {ln.line: ln for ln in request.lines}
+    for _ in range(8):
+        plan = source(replace(request, atp=dict(atp)))
+        taken: dict[str, int] = {}
+        last: dict[str, str] = {}
+        for shp in plan.shipments:
+            for line, n in shp.lines:
+                sku = by_line[line].sku
+                taken[sku] = taken.get(sku, 0) + n
+                last[sku] = shp.location
+        over = {sku: n - budget.get(sku, 0) for sku, n in taken.items() if n > budget.get(sku, 0)}
+        if not over:
+            return plan
+        for sku, excess in over.items():
+            place = (last[sku], sku)
+            atp[place] = max(0, atp.get(place, 0) - excess)
+    return source(replace(request, atp=dict.fromkeys(atp, 0)))

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import WakeInput, WakeResult
+    from workflows import activity_calls as calls
+    from workflows.contracts import WAKE_BACKORDERS, WakeInput
 
 ROUNDS_PER_RUN = 200  # continue-as-new long before the history grows large
 
@@ -20,15 +20,11 @@ class BackorderDispatcherWorkflow:
     async def run(self, inp: WakeInput) -> None:
         after = inp.after
         for _ in range(ROUNDS_PER_RUN):
-            result = await workflow.execute_activity(
-                "wake_backorders",
+            result = await calls.run(
+                WAKE_BACKORDERS,
                 WakeInput(after=after, wait_seconds=inp.wait_seconds),
-                start_to_close_timeout=timedelta(seconds=inp.wait_seconds + 60),
-                heartbeat_timeout=timedelta(seconds=20),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-                ),
-                result_type=WakeResult,
+                start_to_close=timedelta(seconds=inp.wait_seconds + 60),
+                heartbeat=timedelta(seconds=20),
             )
             after = result.after
         workflow.continue_as_new(WakeInput(after=after, wait_seconds=inp.wait_seconds))

@@ -7,17 +7,26 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.errors import InvalidRequest, WrongState
+    from workflows import activity_calls as calls
     from workflows import search_attributes as sa
-    from workflows.contracts import CountState, CycleCountInput, OpenException, SubmitCount
+    from workflows.contracts import (
+        DECIDE_COUNT,
+        EVALUATE_COUNT,
+        CountDecision,
+        CountEvaluation,
+        CountState,
+        CycleCountInput,
+        OpenException,
+        SubmitCount,
+    )
     from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
-    from workflows.refusals import refusal
+    from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 APPROVAL_ACTIONS = ["approve", "reject"]
 
 
@@ -38,34 +47,36 @@ class CycleCountWorkflow(AwaitsDecisions):
         await workflow.wait_condition(lambda: self.status in ("awaiting_approval", "posted"))
         if self.status == "awaiting_approval":
             assert self.evaluation is not None
-            resolution = await self.waiter.wait(
-                OpenException(
-                    key=f"{workflow.info().workflow_id}:count_variance", kind="count_variance",
-                    subject_type="cycle_count", subject_id=inp.id, workflow_id=workflow.info().workflow_id,
-                    sla_seconds=inp.approval_policy.sla_seconds, value_at_risk=self.evaluation.value_at_risk,
-                    actions=APPROVAL_ACTIONS,
-                    details={"location": inp.location, "lines_over_tolerance": self.evaluation.over_tolerance_lines},
-                ),
-                inp.approval_policy,
-            )  # fmt: skip
-            decided = await workflow.execute_activity(
-                "decide_count", args=[inp.id, resolution], start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
-                result_type=CountState,
-            )  # fmt: skip
+            resolution = await self.waiter.wait(self._variance(inp, self.evaluation), inp.approval_policy)
+            assert resolution is not None  # nothing interrupts this wait: only a decision ends it
+            decision = CountDecision(inp.id, resolution)
+            decided = await calls.run(DECIDE_COUNT, decision, start_to_close=STEP_TIMEOUT)
             self.waiter.closed()
             self.status = decided.status
             self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
+    def _variance(self, inp: CycleCountInput, evaluation: CountState) -> OpenException:
+        workflow_id = workflow.info().workflow_id
+        return OpenException(
+            key=f"{workflow_id}:count_variance",
+            kind="count_variance",
+            subject_type="cycle_count",
+            subject_id=inp.id,
+            workflow_id=workflow_id,
+            sla_seconds=inp.approval_policy.sla_seconds,
+            value_at_risk=evaluation.value_at_risk,
+            actions=APPROVAL_ACTIONS,
+            details={"location": inp.location, "lines_over_tolerance": evaluation.over_tolerance_lines},
+        )
+
     @workflow.update
     async def submit(self, req: SubmitCount) -> CountState:
         self.busy = True
         try:
-            self.evaluation = await workflow.execute_activity(
-                "evaluate_count", args=[self.id, req, self.tolerance],
-                start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY, result_type=CountState,
-            )  # fmt: skip
+            evaluation = CountEvaluation(self.id, req, self.tolerance)
+            self.evaluation = await calls.run(EVALUATE_COUNT, evaluation, start_to_close=STEP_TIMEOUT)
         except ActivityError as err:
             raise refusal(err) from err
         finally:
@@ -76,20 +87,22 @@ class CycleCountWorkflow(AwaitsDecisions):
 
     @submit.validator
     def _can_submit(self, req: SubmitCount) -> None:
-        if self.busy or self.status != "open":
-            raise ApplicationError(f"count {self.id} is {self.status}, not open", type="WrongState",
-                                   non_retryable=True)  # fmt: skip
-        if not req.lines:
-            raise ApplicationError("name the counted lines", type="Invalid", non_retryable=True)
+        with refusals():
+            if self.busy or self.status != "open":
+                raise WrongState(f"count {self.id} is {self.status}, not open")
+            if not req.lines:
+                raise InvalidRequest("name the counted lines")
 
     @workflow.query
     def state(self) -> CountState:
         ev = self.evaluation
         return CountState(
-            id=self.id, status=self.status, over_tolerance_lines=ev.over_tolerance_lines if ev else 0,
+            id=self.id,
+            status=self.status,
+            over_tolerance_lines=ev.over_tolerance_lines if ev else 0,
             value_at_risk=ev.value_at_risk if ev else 0,
             open_exception=self.waiter.open.id if self.waiter.open else None,
-        )  # fmt: skip
+        )
 
     def _publish(self) -> None:
         workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(self.status)])

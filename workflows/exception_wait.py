@@ -13,15 +13,23 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.errors import BadAction, NotOpen
+    from workflows import activity_calls as calls
     from workflows import search_attributes as sa
-    from workflows.contracts import Escalate, ExceptionPolicyInput, OpenedException, OpenException, Resolution
+    from workflows.contracts import (
+        ESCALATE_EXCEPTION,
+        OPEN_EXCEPTION,
+        Escalate,
+        ExceptionPolicyInput,
+        OpenException,
+        Resolution,
+    )
+    from workflows.contracts.exceptions import OpenedException
+    from workflows.refusals import refusals
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
 class ExceptionWaiter:
@@ -37,20 +45,15 @@ class ExceptionWaiter:
     # -- called from the workflow's update validator and handler -------------------------
 
     def validate(self, resolution: Resolution) -> None:
-        if self.open is None or resolution.exception_id != self.open.id:
-            raise ApplicationError("this exception is not open", type="NotOpen", non_retryable=True)
-        if self._resolution is not None:
-            raise ApplicationError(
-                "this exception is already being resolved", type="NotOpen", non_retryable=True
-            )
-        if resolution.action not in self.actions:
-            raise ApplicationError(
-                f"action {resolution.action!r} is not one of {self.actions}",
-                type="BadAction",
-                non_retryable=True,
-            )
-        if self._check is not None:
-            self._check(resolution)
+        with refusals():
+            if self.open is None or resolution.exception_id != self.open.id:
+                raise NotOpen("this exception is not open")
+            if self._resolution is not None:
+                raise NotOpen("this exception is already being resolved")
+            if resolution.action not in self.actions:
+                raise BadAction(f"action {resolution.action!r} is not one of {self.actions}")
+            if self._check is not None:
+                self._check(resolution)
 
     def offer(self, resolution: Resolution) -> None:
         self._resolution = resolution
@@ -69,10 +72,7 @@ class ExceptionWaiter:
         as soon as it is true (the reason for the exception went away; the caller closes the
         row). `check`: extra validation of a decision's data, run in the update validator."""
         self._check = check
-        self.open = await workflow.execute_activity(
-            "open_exception", req, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY,
-            result_type=OpenedException,
-        )  # fmt: skip
+        self.open = await calls.run(OPEN_EXCEPTION, req, start_to_close=ACTIVITY_TIMEOUT)
         self.kind, self.actions, self.level, self._resolution = req.kind, list(req.actions), 0, None
         workflow.upsert_search_attributes(
             [sa.OMNI_EXCEPTION.value_set(req.kind), sa.OMNI_PRIORITY.value_set(self.open.priority)]
@@ -91,18 +91,12 @@ class ExceptionWaiter:
                     workflow.logger.warning(
                         "exception hit its limit; default action", extra={"kind": req.kind}
                     )
-                    self._resolution = Resolution(
-                        exception_id=self.open.id, action=policy.default_action,
-                        note=f"no decision after {self.level} escalations", resolved_by="system:policy",
-                    )  # fmt: skip
+                    note = f"no decision after {self.level} escalations"
+                    self._resolution = Resolution(self.open.id, policy.default_action, note, "system:policy")
                     break
                 self.level += 1
-                escalated = await workflow.execute_activity(
-                    "escalate_exception",
-                    Escalate(id=self.open.id, level=self.level, sla_seconds=policy.sla_seconds,
-                             value_at_risk=req.value_at_risk),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, result_type=OpenedException,
-                )  # fmt: skip
+                escalation = Escalate(self.open.id, self.level, policy.sla_seconds, req.value_at_risk)
+                escalated = await calls.run(ESCALATE_EXCEPTION, escalation, start_to_close=ACTIVITY_TIMEOUT)
                 workflow.logger.warning("exception escalated", extra={"kind": req.kind, "level": self.level})
                 workflow.upsert_search_attributes([sa.OMNI_PRIORITY.value_set(escalated.priority)])
                 self._changed()

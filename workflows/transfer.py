@@ -5,25 +5,34 @@ once); a short or damaged receipt waits in the `receipt_discrepancy` queue."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.errors import InvalidRequest, WrongState
+    from workflows import activity_calls as calls
     from workflows import search_attributes as sa
     from workflows.contracts import (
+        RECEIVE_TRANSFER,
+        SETTLE_TRANSFER_DISCREPANCY,
+        SHIP_TRANSFER,
+        ActivityRef,
         OpenException,
         ReceiveTransfer,
         ShipTransfer,
+        TransferDecision,
         TransferInput,
+        TransferReceipt,
+        TransferShipment,
         TransferState,
     )
     from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
-    from workflows.refusals import refusal
+    from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+In = TypeVar("In")
 DISCREPANCY_ACTIONS = ["write_off", "found"]
 
 
@@ -42,19 +51,10 @@ class TransferWorkflow(AwaitsDecisions):
         self._publish()
         await workflow.wait_condition(lambda: self.status in ("completed", "discrepancy", "cancelled"))
         if self.status == "discrepancy":
-            resolution = await self.waiter.wait(
-                OpenException(
-                    key=f"{workflow.info().workflow_id}:receipt_discrepancy",
-                    kind="receipt_discrepancy", subject_type="transfer", subject_id=inp.number,
-                    workflow_id=workflow.info().workflow_id, sla_seconds=inp.discrepancy_policy.sla_seconds,
-                    value_at_risk=self.value_at_risk, actions=DISCREPANCY_ACTIONS, details={"transfer": inp.number},
-                ),
-                inp.discrepancy_policy,
-            )  # fmt: skip
-            await workflow.execute_activity(
-                "settle_transfer_discrepancy", args=[inp.number, resolution], start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=RETRY, result_type=TransferState,
-            )  # fmt: skip
+            resolution = await self.waiter.wait(self._discrepancy(inp), inp.discrepancy_policy)
+            assert resolution is not None  # nothing interrupts this wait: only a decision ends it
+            decision = TransferDecision(inp.number, resolution)
+            await calls.run(SETTLE_TRANSFER_DISCREPANCY, decision, start_to_close=STEP_TIMEOUT)
             self.waiter.closed()
             self.status = "completed"
             self._publish()
@@ -63,14 +63,25 @@ class TransferWorkflow(AwaitsDecisions):
 
     # -- people and warehouses ------------------------------------------------------------
 
-    async def _step(self, activity: str, *args: object) -> TransferState:
+    def _discrepancy(self, inp: TransferInput) -> OpenException:
+        workflow_id = workflow.info().workflow_id
+        return OpenException(
+            key=f"{workflow_id}:receipt_discrepancy",
+            kind="receipt_discrepancy",
+            subject_type="transfer",
+            subject_id=inp.number,
+            workflow_id=workflow_id,
+            sla_seconds=inp.discrepancy_policy.sla_seconds,
+            value_at_risk=self.value_at_risk,
+            actions=DISCREPANCY_ACTIONS,
+            details={"transfer": inp.number},
+        )
+
+    async def _step(self, ref: ActivityRef[In, TransferState], arg: In) -> TransferState:
         """Run one warehouse step; a business refusal fails the update, not the transfer."""
         self.busy = True
         try:
-            result: TransferState = await workflow.execute_activity(
-                activity, args=list(args), start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY,
-                result_type=TransferState,
-            )  # fmt: skip
+            result = await calls.run(ref, arg, start_to_close=STEP_TIMEOUT)
         except ActivityError as err:
             raise refusal(err) from err
         finally:
@@ -82,7 +93,7 @@ class TransferWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def ship(self, req: ShipTransfer) -> TransferState:
-        return await self._step("ship_transfer", self.number)
+        return await self._step(SHIP_TRANSFER, TransferShipment(self.number))
 
     @ship.validator
     def _can_ship(self, req: ShipTransfer) -> None:
@@ -90,13 +101,14 @@ class TransferWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def receive(self, req: ReceiveTransfer) -> TransferState:
-        return await self._step("receive_transfer", self.number, req)
+        return await self._step(RECEIVE_TRANSFER, TransferReceipt(self.number, req))
 
     @receive.validator
     def _can_receive(self, req: ReceiveTransfer) -> None:
         self._expect("shipped")
         if not req.lines:
-            raise ApplicationError("name the received lines", type="Invalid", non_retryable=True)
+            with refusals():
+                raise InvalidRequest("name the received lines")
 
     @workflow.query
     def state(self) -> TransferState:
@@ -108,10 +120,10 @@ class TransferWorkflow(AwaitsDecisions):
 
     def _expect(self, status: str) -> None:
         if self.busy or self.status != status:
-            raise ApplicationError(
-                f"transfer {self.number} is {self.status}{' (busy)' if self.busy else ''}, not {status}",
-                type="WrongState", non_retryable=True,
-            )  # fmt: skip
+            with refusals():
+                raise WrongState(
+                    f"transfer {self.number} is {self.status}{' (busy)' if self.busy else ''}, not {status}"
+                )
 
     def _publish(self) -> None:
         workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(self.status)])

@@ -1,0 +1,174 @@
+"""Sourcing an order: plan where each open unit ships from (domain.sourcing), reserve each
+shipment through the inventory core, and backorder what no location can fill. One keyed
+transaction; a reservation that loses a race to another order is planned again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import business_outcomes
+from activities.order_step import OrderStep, order_step
+from domain.atp import kit_location_atp
+from domain.errors import ReservationShortage
+from domain.sourcing import OrderLine, Plan, Request, Site, plan_within_budget
+from models import order_store as orders
+from models import shipment_store as shipments
+from models import stock
+from models.availability import load_snapshot, lock_skus_with_components
+from runtime.logging import get_logger
+from workflows.contracts import SOURCE_ORDER, Sourced, SourceOrder
+
+log = get_logger("omniflow.orders")
+
+RACE_ATTEMPTS = 8
+
+
+class SourcingSteps:
+    engine: AsyncEngine
+
+    @SOURCE_ORDER.implement
+    async def source_order(self, inp: SourceOrder) -> Sourced:
+        """Source every open unit not yet reserved, reserve each shipment, and backorder what
+        no location can fill. `avoid`: locations that came up short on a pick for this order
+        (their count is in doubt): the remainder is sourced elsewhere, else it waits."""
+        key = f"{inp.order_id}:{inp.step}"
+        async with business_outcomes():  # outside the retry loop: a lost race is not a refusal
+            for attempt in range(RACE_ATTEMPTS):
+                try:
+                    async with order_step(self.engine, inp.order_id, key, refusals=False) as step:
+                        return await self._source(step, set(inp.avoid))
+                except ReservationShortage:
+                    log.info("sourcing lost a race; planning again", order_id=inp.order_id, attempt=attempt)
+                except DBAPIError as exc:  # a deadlock victim: the whole step is retried
+                    if "deadlock" not in str(exc).lower():
+                        raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise ApplicationError("sourcing kept losing races; retrying", type="sourcing_contended")
+
+    async def _source(self, step: OrderStep, avoid: set[str]) -> Sourced:
+        if step.done is not None:
+            d = step.done
+            return Sourced(await step.snapshot(), d["new_shipments"], d["backordered"], d["unfillable"])
+        order = step.order
+        lines = await orders.lines(step.conn, order.id)
+        catalog = await orders.catalog_of(step.conn, [r.sku for r in lines])
+        want = {
+            r.line: orders.line_qty(r).unassigned + r.backordered for r in lines if catalog[r.sku].released
+        }
+        want = {line: n for line, n in want.items() if n > 0}
+        if order.status in ("cancelled", "completed") or not want:
+            await step.record("sourced", new_shipments=[], backordered=0, unfillable={})
+            return Sourced(await step.snapshot(), [], 0, {})
+        by_line = {r.line: r for r in lines}
+        request, budget, suppliers = await self._request(step, want, by_line, catalog, avoid)
+        plan = plan_within_budget(request, budget)
+        # Every SKU lock of the step at once, sorted, before the first write (models.stock).
+        await lock_skus_with_components(step.conn, {by_line[line].sku for line in want})
+        new_ids = await self._make_shipments(step, plan, by_line, suppliers)
+        qty = {line: orders.line_qty(r) for line, r in by_line.items()}
+        for shp in [*plan.shipments, *plan.dropship]:
+            for line, n in shp.lines:
+                qty[line] = qty[line].reserve(n)
+        for line, _ in plan.backordered:
+            qty[line] = qty[line].backorder(qty[line].unassigned)  # unassigned units join those waiting
+        backordered = sum(q.backordered for q in qty.values())
+        for line, q in qty.items():
+            await step.write_line(line, q)
+        view = await step.refresh(on_hold=False)
+        unfillable = {line: n for line, n in plan.unfillable}
+        event = "allocated" if new_ids else ("backordered" if backordered else "sourced")
+        await step.record(event, new_shipments=new_ids, backordered=backordered, unfillable=unfillable,
+                          status=view.status,
+                          shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments])  # fmt: skip
+        return Sourced(view.snapshot(), new_ids, backordered, unfillable)
+
+    async def _request(
+        self,
+        step: OrderStep,
+        want: dict[str, int],
+        by_line: dict[str, Any],
+        catalog: dict[str, Any],
+        avoid: set[str],
+    ) -> tuple[Request, dict[str, int], dict[str, str]]:
+        """What sourcing decides on: the lines, the channel's sites (less `avoid`) and the ATP
+        of each SKU at each; with the channel's budget per SKU and the drop-ship suppliers."""
+        order = step.order
+        sites, dropship, suppliers = await self._sites(step, order.channel)
+        sites = [site for site in sites if site.code not in avoid]
+        skus = {by_line[line].sku for line in want}
+        snap = await load_snapshot(step.conn, skus)
+        atp: dict[tuple[str, str], int] = {}
+        for site in sites:
+            for sku in skus:
+                recipe = snap.recipes.get(sku)
+                if recipe is None:
+                    atp[(site.code, sku)] = snap.location_atp(order.channel, sku, site.code)
+                else:
+                    components = {c: snap.location_atp(order.channel, c, site.code) for c in recipe}
+                    atp[(site.code, sku)] = kit_location_atp(components, recipe)
+        ship_to = order.ship_to or {}
+        point = None
+        if ship_to.get("lat") is not None and ship_to.get("lon") is not None:
+            point = (float(ship_to["lat"]), float(ship_to["lon"]))
+        request = Request(
+            lines=[
+                OrderLine(line, by_line[line].sku, n, catalog[by_line[line].sku].kind == "kit")
+                for line, n in sorted(want.items())
+            ],
+            sites=sites,
+            atp=atp,
+            rule=await orders.sourcing_rule(step.conn, order.channel),
+            ship_to=point,
+            allow_split=order.allow_split,
+            allow_backorder=order.allow_backorder,
+            dropship_skus={s: loc for s, loc in dropship.items() if s in skus},
+        )
+        return request, {sku: snap.atp(order.channel, sku) for sku in skus}, suppliers
+
+    async def _sites(
+        self, step: OrderStep, channel: str
+    ) -> tuple[list[Site], dict[str, str], dict[str, str]]:
+        """The channel's shipping locations, the SKUs drop-shipped (sku -> drop-ship location)
+        and who ships from each drop-ship location (location -> supplier)."""
+        rows = await orders.shipping_locations(step.conn, channel)
+        sites = [
+            Site(r.code, r.lat, r.lon, r.ship_cost, r.priority, dropship=r.type == "dropship") for r in rows
+        ]
+        suppliers = {r.code: r.supplier for r in rows if r.type == "dropship" and r.supplier}
+        dropship: dict[str, str] = {}
+        for r in rows:
+            if r.code in suppliers:
+                for sku in await orders.dropship_skus(step.conn, r.supplier):
+                    dropship.setdefault(sku, r.code)
+        return sites, dropship, suppliers
+
+    async def _make_shipments(
+        self, step: OrderStep, plan: Plan, by_line: dict[str, Any], suppliers: dict[str, str]
+    ) -> list[str]:
+        """One shipment per planned location, stock ones reserved through the inventory core."""
+        order = step.order
+        count = await shipments.count(step.conn, order.id)
+        new_ids: list[str] = []
+        for shp in plan.shipments:
+            count += 1
+            shipment_id = f"{order.id}-S{count}"
+            reservation_key = f"{order.id}:reserve:{shipment_id}"
+            reserve = [stock.ReserveLine(line, by_line[line].sku, shp.location, n) for line, n in shp.lines]
+            await stock.reserve(step.conn, reservation_key, order.channel, reserve, ref=order.id)
+            lines = [(line, by_line[line].sku, n) for line, n in shp.lines]
+            await shipments.insert(step.conn, shipments.NewShipment(shipment_id, order.id, shp.location, "stock",
+                                   order.promise, lines, reservation_key=reservation_key))  # fmt: skip
+            new_ids.append(shipment_id)
+        for shp in plan.dropship:
+            count += 1
+            shipment_id = f"{order.id}-S{count}"
+            lines = [(line, by_line[line].sku, n) for line, n in shp.lines]
+            await shipments.insert(step.conn, shipments.NewShipment(shipment_id, order.id, shp.location, "dropship",
+                                   order.promise, lines, supplier=suppliers[shp.location]))  # fmt: skip
+            new_ids.append(shipment_id)
+        return new_ids

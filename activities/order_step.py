@@ -1,0 +1,141 @@
+"""The keyed step every order activity is made of: one transaction that locks the order row,
+finds out whether this step (its key `{order_id}:{step}`) has already run and, if so, lets
+the activity answer what it answered the first time; otherwise the activity decides (with
+the domain's rules), writes, and records the step's timeline event under that key, whose
+UNIQUE constraint makes the step's effects once-only.
+
+    async with order_step(self.engine, order_id, key) as step:
+        if step.done is not None:
+            return ...  # from step.done and await step.snapshot()
+        ...                               # load → decide → write
+        view = await step.refresh()       # the order's status from its lines
+        await step.record("picked", ...)  # the timeline event, keyed
+        return view.snapshot()
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import business_outcomes
+from domain import fulfilment
+from domain import holds as hold_rules
+from domain import orders as rules
+from domain.errors import InvalidStockChange
+from models import order_store as orders
+from workflows.contracts import LineSnap, OrderSnapshot, ShipmentLineSnap, ShipmentSnap
+
+
+@dataclass
+class OrderView:
+    """One read of the order (order_store.ORDER_VIEW): what a step's status and snapshot are
+    made of."""
+
+    order_id: str
+    status: str
+    payment_status: str
+    holding: bool  # a hold exception of the order is open
+    lines: list[list[Any]]  # [line, sku, qty, reserved, backordered, shipped, cancelled, returned]
+    shipments: list[list[Any]]  # [id, location, kind, status, [[line, sku, qty, picked], ...]]
+
+    def quantities(self) -> list[rules.LineQty]:
+        return [rules.LineQty(*ln[2:8]) for ln in self.lines]
+
+    def snapshot(self) -> OrderSnapshot:
+        return OrderSnapshot(
+            order_id=self.order_id,
+            status=self.status,
+            payment_status=self.payment_status,
+            lines=[LineSnap(*ln[:7]) for ln in self.lines],
+            shipments=[
+                ShipmentSnap(sid, location, kind, status, [ShipmentLineSnap(*sl) for sl in lines])
+                for sid, location, kind, status, lines in self.shipments
+            ],
+        )
+
+
+async def read_view(conn: AsyncConnection, order_id: str) -> OrderView:
+    row = await orders.view(conn, order_id, hold_rules.HOLD_ORDER)
+    return OrderView(order_id, row.status, row.payment_status, bool(row.holding), row.lines, row.shipments)
+
+
+@dataclass
+class OrderStep:
+    conn: AsyncConnection
+    order: Any  # the sales_order row, locked
+    key: str
+    done: dict[str, Any] | None  # the step's recorded event detail, when it has run before
+
+    @property
+    def order_id(self) -> str:
+        return str(self.order.id)
+
+    async def snapshot(self) -> OrderSnapshot:
+        return (await read_view(self.conn, self.order_id)).snapshot()
+
+    async def refresh(self, *, on_hold: bool | None = None) -> OrderView:
+        """The order's status from its lines (domain.orders.order_status_from_lines), written
+        to the read model; answers the order as it now stands. `on_hold` None: held while any
+        hold exception of the order is open."""
+        view = await read_view(self.conn, self.order_id)
+        picking = any(shp[3] in fulfilment.IN_WAREHOUSE for shp in view.shipments)
+        holding = view.holding if on_hold is None else on_hold
+        settled = view.status == rules.COMPLETED
+        view.status = rules.order_status_from_lines(
+            view.quantities(), holding, picking=picking, settled=settled
+        )
+        await orders.set_status(self.conn, self.order_id, view.status)
+        return view
+
+    async def record(self, event: str, **detail: Any) -> None:
+        """The step's timeline event, under its key: the record that it ran."""
+        await orders.add_event(self.conn, self.order_id, self.key, event, detail)
+
+    async def note(self, event: str, **detail: Any) -> None:
+        """A timeline event that is not the step's record (it carries no key)."""
+        await orders.add_event(self.conn, self.order_id, None, event, detail)
+
+    async def write_line(self, line: str, q: rules.LineQty) -> None:
+        if not q.check():
+            raise InvalidStockChange(f"order line {line}: {', '.join(q.problems())}")
+        await orders.write_line(self.conn, self.order_id, line, q)
+
+    async def close_if_done(self, view: OrderView) -> str | None:
+        """Every unit shipped or cancelled (`view`: the order as this transaction left it):
+        the order is done in this same transaction — `completed` when something shipped
+        (payment captured and posted by then), else `cancelled`; exceptions still open for it
+        are withdrawn. The key is the one `complete_order` uses, so either closes it once.
+        Sets the view's status."""
+        lines = view.quantities()
+        if not rules.nothing_open(lines):
+            return None
+        status = rules.COMPLETED if any(q.shipped for q in lines) else rules.CANCELLED
+        await orders.close(self.conn, self.order_id, status)
+        await orders.withdraw_exceptions(self.conn, self.order_id, f"order {status}")
+        await orders.add_event(self.conn, self.order_id, f"{self.order_id}:complete", status, {}, once=True)
+        view.status = status
+        return status
+
+
+@asynccontextmanager
+async def order_step(
+    engine: AsyncEngine, order_id: str, key: str, *, refusals: bool = True
+) -> AsyncIterator[OrderStep]:
+    """One keyed step of an order, in one transaction. `refusals`: domain refusals leave as
+    non-retryable ApplicationErrors (off for a caller that retries some of them itself)."""
+    async with AsyncExitStack() as stack:
+        if refusals:
+            await stack.enter_async_context(business_outcomes())
+        conn = await stack.enter_async_context(engine.begin())
+        order = await orders.lock_order(conn, order_id)
+        if order is None:
+            raise ApplicationError(
+                f"order {order_id} is not recorded", type="unknown_order", non_retryable=True
+            )
+        yield OrderStep(conn, order, key, await orders.step_result(conn, key))

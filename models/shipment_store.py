@@ -1,0 +1,171 @@
+"""The SQL of shipments (shipment, shipment_line) as the order steps use it, inside the
+step's transaction, after the order row is locked."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+@dataclass(frozen=True)
+class ShipmentLine:
+    line: str
+    sku: str
+    qty: int
+    picked: int
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """A shipment row with its lines (domain.fulfilment asks its rules of it)."""
+
+    id: str
+    location: str
+    kind: str  # stock | dropship
+    status: str
+    reservation_key: str | None
+    supplier: str | None
+    lines: tuple[ShipmentLine, ...]
+
+    @property
+    def reservation(self) -> str:
+        """The key of the stock reservation a stock shipment ships on."""
+        if self.reservation_key is None:
+            raise ValueError(f"shipment {self.id} ({self.kind}) holds no reservation")
+        return self.reservation_key
+
+
+def _shipment(head: Any, lines: Iterable[Any]) -> Shipment:
+    return Shipment(
+        head.id,
+        head.location,
+        head.kind,
+        head.status,
+        head.reservation_key,
+        head.supplier,
+        tuple(ShipmentLine(r.line, r.sku, r.qty, r.picked) for r in lines),
+    )
+
+
+async def of_order(conn: AsyncConnection, order_id: str) -> list[Shipment]:
+    sql = text("SELECT * FROM shipment WHERE order_id = :order_id ORDER BY created_at, id")
+    heads = list(await conn.execute(sql, {"order_id": order_id}))
+    by_shipment: dict[str, list[Any]] = defaultdict(list)
+    sql = text(
+        "SELECT * FROM shipment_line WHERE shipment_id = ANY(:shipment_ids) ORDER BY length(line), line"
+    )
+    for r in await conn.execute(sql, {"shipment_ids": [h.id for h in heads]}):
+        by_shipment[r.shipment_id].append(r)
+    return [_shipment(h, by_shipment[h.id]) for h in heads]
+
+
+async def one(conn: AsyncConnection, order_id: str, shipment_id: str) -> Shipment | None:
+    sql = text("SELECT * FROM shipment WHERE id = :shipment_id AND order_id = :order_id")
+    head = (await conn.execute(sql, {"shipment_id": shipment_id, "order_id": order_id})).first()
+    if head is None:
+        return None
+    sql = text("SELECT * FROM shipment_line WHERE shipment_id = :shipment_id ORDER BY length(line), line")
+    return _shipment(head, await conn.execute(sql, {"shipment_id": shipment_id}))
+
+
+async def count(conn: AsyncConnection, order_id: str) -> int:
+    sql = text("SELECT count(*) FROM shipment WHERE order_id = :order_id")
+    return int((await conn.execute(sql, {"order_id": order_id})).scalar_one())
+
+
+async def any_shipped(conn: AsyncConnection, order_id: str) -> bool:
+    sql = text("SELECT 1 FROM shipment WHERE order_id = :order_id AND status = 'shipped' LIMIT 1")
+    return (await conn.execute(sql, {"order_id": order_id})).first() is not None
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    id: str
+    order_id: str
+    location: str
+    kind: str  # stock (allocated, with a reservation) | dropship (requested from its supplier)
+    promise: str
+    lines: list[tuple[str, str, int]]  # (order line, sku, units)
+    reservation_key: str | None = None
+    supplier: str | None = None
+
+
+async def insert(conn: AsyncConnection, new: NewShipment) -> None:
+    sql = text(
+        "INSERT INTO shipment (id, order_id, location, kind, status, promise, reservation_key, supplier,"
+        " packages, created_at, updated_at) VALUES (:shipment_id, :order_id, :location, :kind, :status, :promise,"
+        " :reservation_key, :supplier, '[]', now(), now())"
+    )
+    status = "allocated" if new.kind == "stock" else "requested"
+    await conn.execute(
+        sql,
+        {
+            "shipment_id": new.id,
+            "order_id": new.order_id,
+            "location": new.location,
+            "kind": new.kind,
+            "status": status,
+            "promise": new.promise,
+            "reservation_key": new.reservation_key,
+            "supplier": new.supplier,
+        },
+    )
+    sql = text(
+        "INSERT INTO shipment_line (shipment_id, line, sku, qty, picked) VALUES (:shipment_id, :line, :sku, :qty, 0)"
+    )
+    for line, sku, qty in new.lines:
+        await conn.execute(sql, {"shipment_id": new.id, "line": line, "sku": sku, "qty": qty})
+
+
+async def set_status(conn: AsyncConnection, shipment_id: str, status: str) -> None:
+    sql = text("UPDATE shipment SET status = :status, updated_at = now() WHERE id = :shipment_id")
+    await conn.execute(sql, {"status": status, "shipment_id": shipment_id})
+
+
+async def set_picked(conn: AsyncConnection, shipment_id: str, line: str, picked: int) -> None:
+    """What was found is what the line now holds (the rest was released)."""
+    sql = text(
+        "UPDATE shipment_line SET qty = :picked, picked = :picked WHERE shipment_id = :shipment_id AND line = :line"
+    )
+    await conn.execute(sql, {"picked": picked, "shipment_id": shipment_id, "line": line})
+
+
+async def pack(conn: AsyncConnection, shipment_id: str, service: str, packages: list[dict[str, Any]]) -> None:
+    sql = text(
+        "UPDATE shipment SET status = 'packed', service = :service, packages = CAST(:packages AS jsonb),"
+        " updated_at = now() WHERE id = :shipment_id"
+    )
+    await conn.execute(
+        sql, {"service": service, "packages": json.dumps(packages), "shipment_id": shipment_id}
+    )
+
+
+async def mark_shipped(
+    conn: AsyncConnection, shipment_id: str, carrier: str, service: str, tracking: str
+) -> None:
+    sql = text(
+        "UPDATE shipment SET status = 'shipped', carrier = :carrier, service = coalesce(service, :service),"
+        " tracking = :tracking, shipped_at = now(), updated_at = now() WHERE id = :shipment_id"
+    )
+    params = {"carrier": carrier, "service": service, "tracking": tracking, "shipment_id": shipment_id}
+    await conn.execute(sql, params)
+
+
+async def take_units(conn: AsyncConnection, shipment_id: str, line: str, units: int) -> None:
+    """Cancelled units leave the shipment line (and what was picked of them)."""
+    sql = text(
+        "UPDATE shipment_line SET qty = qty - :units, picked = least(picked, qty - :units)"
+        " WHERE shipment_id = :shipment_id AND line = :line"
+    )
+    await conn.execute(sql, {"units": units, "shipment_id": shipment_id, "line": line})
+
+
+async def units_left(conn: AsyncConnection, shipment_id: str) -> int:
+    sql = text("SELECT coalesce(sum(qty), 0) FROM shipment_line WHERE shipment_id = :shipment_id")
+    return int((await conn.execute(sql, {"shipment_id": shipment_id})).scalar_one())
