@@ -71,6 +71,42 @@ def kit_channel_atp(
     return max(0, min(by_location, cap) - safety_stock)
 
 
+@dataclass
+class AvailabilitySnapshot:
+    """Everything needed to compute ATP for a set of SKUs (and the kits built from them)."""
+
+    stock: dict[tuple[str, str], LocationStock]  # (sku, location) -> stock
+    channel_locations: dict[str, list[str]]  # channel -> shipping locations
+    safety: dict[tuple[str, str], int]  # (channel, sku) -> safety stock
+    recipes: dict[str, dict[str, int]]  # kit -> component -> qty
+    targets: set[str]  # SKUs whose ATP is asked for
+
+    def location_atp(self, channel: str, sku: str, location: str) -> int:
+        stock = self.stock.get((sku, location))
+        return location_atp(stock, channel) if stock else 0
+
+    def simple_atp(self, channel: str, sku: str) -> int:
+        locations = self.channel_locations.get(channel, [])
+        return channel_atp(
+            (self.location_atp(channel, sku, loc) for loc in locations), self.safety.get((channel, sku), 0)
+        )
+
+    def atp(self, channel: str, sku: str) -> int:
+        recipe = self.recipes.get(sku)
+        if recipe is None:
+            return self.simple_atp(channel, sku)
+        locations = self.channel_locations.get(channel, [])
+        return kit_channel_atp(
+            {loc: {c: self.location_atp(channel, c, loc) for c in recipe} for loc in locations},
+            recipe,
+            {c: self.simple_atp(channel, c) for c in recipe},
+            self.safety.get((channel, sku), 0),
+        )
+
+    def all_atp(self) -> dict[tuple[str, str], int]:
+        return {(ch, sku): self.atp(ch, sku) for ch in self.channel_locations for sku in self.targets}
+
+
 @dataclass(frozen=True)
 class Shortage:
     line: str
