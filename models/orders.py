@@ -22,12 +22,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from domain.orders import STATUSES
 from models.base import created_at_field
 
-ORDER_STATUSES = (
-    "received", "on_hold", "awaiting_stock", "allocated", "in_fulfillment", "partially_shipped", "shipped",
-    "completed", "cancelled", "partially_returned", "returned",
-)  # fmt: skip
+ORDER_STATUSES = STATUSES  # said once, in domain.orders
 SHIPMENT_STATUSES = ("allocated", "picked", "packed", "shipped", "cancelled", "requested")
 PAYMENT_STATUSES = (
     "pending",

@@ -24,18 +24,13 @@ from domain.holds import (
     validate_address,
 )
 from domain.orders import (
-    EVENTS,
-    NEW,
     STATUSES,
-    TRANSITIONS,
-    InvalidTransition,
     LineChangeRefused,
     LineQty,
     PricedLine,
     allocate,
     cancel_refund_amounts,
     line_tax,
-    next_status,
     order_status_from_lines,
     order_totals,
 )
@@ -206,52 +201,6 @@ def test_holds_come_in_a_fixed_order_with_their_actions() -> None:
     assert HOLDS["fraud_review"].actions == ("approve", "cancel")
     assert {h.default_action for h in HOLDS.values()} == {"cancel"}
     assert all(h.default_action in h.actions for h in HOLDS.values())
-
-
-# -- status machine --------------------------------------------------------------------
-
-
-def test_the_life_of_an_order() -> None:
-    status = NEW
-    path = []
-    for event in ["received", "hold_opened", "hold_opened", "holds_cleared", "backordered", "stock_arrived",
-                  "picking_started", "shipped_partially", "picking_started", "shipped_all", "completed",
-                  "returned_partially", "returned_all"]:  # fmt: skip
-        status = next_status(status, event)
-        path.append(status)
-    assert path == [
-        "received", "on_hold", "on_hold", "received", "awaiting_stock", "allocated", "in_fulfillment",
-        "partially_shipped", "partially_shipped", "shipped", "completed", "partially_returned", "returned",
-    ]  # fmt: skip
-
-
-def test_cancelling_the_rest_of_a_partly_shipped_order_leaves_it_shipped() -> None:
-    assert next_status("partially_shipped", "cancelled") == "shipped"
-    assert next_status("on_hold", "cancelled") == "cancelled"
-
-
-def test_an_illegal_step_is_a_refusal_not_a_crash() -> None:
-    with pytest.raises(InvalidTransition) as caught:
-        next_status("shipped", "cancelled")
-    assert isinstance(caught.value, DomainError)
-    assert caught.value.code == "invalid_transition"
-    assert caught.value.details()["status"] == "shipped"
-    assert "cancelled" in str(caught.value)
-    with pytest.raises(InvalidTransition):
-        next_status("cancelled", "allocated")
-    with pytest.raises(InvalidTransition):
-        next_status("bogus", "received")
-
-
-def test_the_transition_table_speaks_the_api_vocabulary() -> None:
-    assert set(TRANSITIONS) == {NEW, *STATUSES}
-    for row in TRANSITIONS.values():
-        assert set(row) <= set(EVENTS)
-        assert set(row.values()) <= set(STATUSES)
-    assert STATUSES == (
-        "received", "on_hold", "awaiting_stock", "allocated", "in_fulfillment", "partially_shipped",
-        "shipped", "completed", "cancelled", "partially_returned", "returned",
-    )  # fmt: skip
 
 
 # -- line quantities -------------------------------------------------------------------
