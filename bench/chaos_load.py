@@ -25,18 +25,15 @@ from bench.chaos_setup import (
     RESTOCK_UNITS,
     SKUS,
     ChaosConfig,
+    order_body,
 )
 from bench.chaos_stack import port_open, start_postgres, stop_postgres, temporal_process, worker_process
 from bench.common import CHANNELS as CHANNEL_LIST
-from bench.common import LOCATIONS, NYC_ADDRESS, create_catalog
+from bench.common import LOCATIONS, create_catalog
 from bench.stack import DevStack
 from client import (
     ApiError,
     Attempt,
-    Customer,
-    NewLine,
-    NewOrder,
-    NewPayment,
     OmniflowClient,
     Order,
     Package,
@@ -77,24 +74,25 @@ class Chaos:
     def client(self, key: str | None = None, *, retrying: bool = False) -> OmniflowClient:
         """A client that counts every answer (or transport error) by route. `retrying`:
         until a 2xx or another 4xx, retried on no answer, 5xx, 429 and 409 "in flight" (the
-        same write, so the same Idempotency-Key) until `give_up_at`. Writes carry a key only
-        where the API requires one, as the channels and the scanners here always did."""
-        retry = None
-        if retrying:
-            retry = RetryPolicy(
-                attempts=None,
-                timeout=None,
-                deadline=None if self.give_up_at == float("inf") else self.give_up_at,
-                initial_delay=0.2,
-                max_delay=2.0,
-                statuses=frozenset({429, *range(500, 600)}),
-                respect_retry_after=False,  # the back-off this bench has always measured with
-            )
+        same write, so the same Idempotency-Key) until `give_up_at`, with the back-off this
+        bench has always measured with (not Retry-After). Writes carry a key only where the
+        API requires one, as the channels and the scanners here always did."""
+        deadline = None if self.give_up_at == float("inf") else self.give_up_at
+        statuses = frozenset({429, *range(500, 600)})
+        policy = RetryPolicy(
+            attempts=None,
+            timeout=None,
+            deadline=deadline,
+            initial_delay=0.2,
+            max_delay=2.0,
+            statuses=statuses,
+            respect_retry_after=False,
+        )
         return OmniflowClient(
             self.stack.api,
             key or self.stack.admin_key,
             timeout=HTTP_TIMEOUT,
-            retry=retry,
+            retry=policy if retrying else None,
             idempotent_writes=False,
             observer=self.count,
         )
@@ -143,35 +141,6 @@ class Chaos:
 
     # -- load ------------------------------------------------------------------------
 
-    def order_body(self, rng: random.Random, channel: str, ext: str) -> tuple[NewOrder, bool]:
-        r = rng.random()
-        backorder = True
-        if r < 0.6:
-            lines = [("TEE", rng.randint(1, 3), 2500)] + ([("MUG", 1, 1600)] if rng.random() < 0.5 else [])
-        elif r < 0.75:
-            lines, backorder = [(LIMITED, rng.randint(1, 2), 9900)], False
-        elif r < 0.9:
-            lines = [(LIMITED, 1, 9900), ("TEE", 1, 2500)]
-        else:
-            lines = [(LIMITED, 1, 9900)]
-        body = NewOrder(
-            channel=channel,
-            external_id=ext,
-            customer=Customer(id=f"c-{ext}", email="chaos@example.com"),
-            ship_to=NYC_ADDRESS,
-            lines=[NewLine(sku=s, qty=q, unit_price=p) for s, q, p in lines],
-            shipping_amount=500,
-            tax_amount=300,
-            allow_backorder=backorder,
-            payment=NewPayment(
-                method="card",
-                status="authorized",
-                reference=f"psp-{ext}",
-                amount=sum(q * p for _, q, p in lines) + 800,
-            ),
-        )
-        return body, backorder
-
     def client_loop(self, i: int) -> None:
         rng = random.Random(self.cfg.seed * 1000 + i)
         apis = {c: self.client(self.keys[c], retrying=True) for c in CHANNELS}
@@ -191,7 +160,7 @@ class Chaos:
                 api.close()
 
     def place(self, api: OmniflowClient, rng: random.Random, channel: str, ext: str) -> None:
-        body, backorder = self.order_body(rng, channel, ext)
+        body, backorder = order_body(rng, channel, ext)
         started = time.monotonic()
         try:
             reply = api.send(ops.create_order(body, idempotency_key=f"create-{ext}"))

@@ -3,11 +3,13 @@ settings (bench/chaos.py describes the run)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import CHANNELS as CHANNEL_LIST
-from client import NewSku
+from bench.common import NYC_ADDRESS
+from client import Customer, NewLine, NewOrder, NewPayment, NewSku
 
 CHANNELS = tuple(c.code for c in CHANNEL_LIST)  # web, market, edi
 LIMITED = "LTD"
@@ -85,3 +87,34 @@ class ChaosConfig:
                 events.append((t, "worker"))
             t += self.kill_every
         return sorted(events)
+
+
+def order_body(rng: random.Random, channel: str, ext: str) -> tuple[NewOrder, bool]:
+    """One order of the mix (bench/chaos.py), and whether it may be backordered."""
+    r = rng.random()
+    backorder = True
+    if r < 0.6:
+        lines = [("TEE", rng.randint(1, 3), 2500)] + ([("MUG", 1, 1600)] if rng.random() < 0.5 else [])
+    elif r < 0.75:
+        lines, backorder = [(LIMITED, rng.randint(1, 2), 9900)], False
+    elif r < 0.9:
+        lines = [(LIMITED, 1, 9900), ("TEE", 1, 2500)]
+    else:
+        lines = [(LIMITED, 1, 9900)]
+    body = NewOrder(
+        channel=channel,
+        external_id=ext,
+        customer=Customer(id=f"c-{ext}", email="chaos@example.com"),
+        ship_to=NYC_ADDRESS,
+        lines=[NewLine(sku=s, qty=q, unit_price=p) for s, q, p in lines],
+        shipping_amount=500,
+        tax_amount=300,
+        allow_backorder=backorder,
+        payment=NewPayment(
+            method="card",
+            status="authorized",
+            reference=f"psp-{ext}",
+            amount=sum(q * p for _, q, p in lines) + 800,
+        ),
+    )
+    return body, backorder
