@@ -56,11 +56,16 @@ class Settings(BaseSettings):
     # Exception queues (the human waits): SLA per kind, then escalate; default action after the limit.
     exception_sla_seconds: dict[str, int] = Field(
         default={
-            "receipt_discrepancy": 86_400, "count_variance": 86_400, "address_invalid": 14_400,
-            "payment_pending": 3_600, "fraud_review": 7_200, "backorder_aging": 86_400, "short_pick": 3_600,
+            "receipt_discrepancy": 86_400,
+            "count_variance": 86_400,
+            "address_invalid": 14_400,
+            "payment_pending": 3_600,
+            "fraud_review": 7_200,
+            "backorder_aging": 86_400,
+            "short_pick": 3_600,
         },
         description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
-    )  # fmt: skip
+    )
     exception_max_escalations: int = Field(
         default=3, description="Escalations before the default action runs."
     )
@@ -69,10 +74,15 @@ class Settings(BaseSettings):
         description="Per-kind override of the escalation limit (JSON object), e.g. how long an unpaid order waits.",
     )
     exception_default_actions: dict[str, str] = Field(
-        default={"address_invalid": "cancel", "payment_pending": "cancel", "fraud_review": "cancel",
-                 "backorder_aging": "keep_waiting", "short_pick": "cancel"},
+        default={
+            "address_invalid": "cancel",
+            "payment_pending": "cancel",
+            "fraud_review": "cancel",
+            "backorder_aging": "keep_waiting",
+            "short_pick": "cancel",
+        },
         description="Action taken at the limit, per order exception kind (JSON object).",
-    )  # fmt: skip
+    )
     backorder_aging_seconds: int = Field(
         default=259_200, description="A backordered order opens `backorder_aging` after this long."
     )
@@ -95,10 +105,11 @@ class Settings(BaseSettings):
         default=20, description="Connections kept per process (and as many more under bursts)."
     )
     api_key_cache_seconds: float = Field(
-        default=10.0, ge=0,
+        default=10.0,
+        ge=0,
         description="Each API process reuses an API key's lookup this long; a key revoked on another "
         "replica stops working there within this time (at once where it was revoked). 0 = every request.",
-    )  # fmt: skip
+    )
     payment_gateway: str = Field(
         default="sandbox",
         description="Payment gateway the worker charges through (activities/gateways: `sandbox`).",

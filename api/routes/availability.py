@@ -103,11 +103,19 @@ async def availability_changes(
     with the true ATP: events are ordered so that one committing late is never skipped."""
     ch = _channel_for(principal, channel)
     if ch is None:
-        raise Problem(422, "name the channel", slug="validation-error",
-                      errors=[{"loc": ["query", "channel"], "msg": "Field required"}])  # fmt: skip
+        raise Problem(
+            422,
+            "name the channel",
+            slug="validation-error",
+            errors=[{"loc": ["query", "channel"], "msg": "Field required"}],
+        )
     if after is not None and not _AFTER.match(after):
-        raise Problem(422, "`after` must be a next_after value", slug="validation-error",
-                      errors=[{"loc": ["query", "after"], "msg": "not a feed position"}])  # fmt: skip
+        raise Problem(
+            422,
+            "`after` must be a next_after value",
+            slug="validation-error",
+            errors=[{"loc": ["query", "after"], "msg": "not a feed position"}],
+        )
     position = decode_after(after)
     deadline = asyncio.get_running_loop().time() + wait
     while True:

@@ -76,11 +76,16 @@ async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
                 raise _invalid(
                     ["body", "components", i, "sku"], f"{comp.sku} is a kit; kits are made of simple SKUs"
                 )
-        created = (await conn.execute(
-            text("INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days, release_at) "
-                 "VALUES (:code, :name, :kind, :unit_cost, :price, :currency, :tracking, :returnable_days, :release_at) "
-                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
-            body.model_dump(exclude={"components"}))).first() is not None  # fmt: skip
+        created = (
+            await conn.execute(
+                text(
+                    "INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days, release_at) "
+                    "VALUES (:code, :name, :kind, :unit_cost, :price, :currency, :tracking, :returnable_days, :release_at) "
+                    "ON CONFLICT (code) DO NOTHING RETURNING code"
+                ),
+                body.model_dump(exclude={"components"}),
+            )
+        ).first() is not None
         if created:
             for comp in body.components:
                 await conn.execute(
@@ -103,9 +108,18 @@ async def list_skus(
 ) -> Page[SkuRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
-        codes = (await conn.execute(
-            text("SELECT code FROM sku WHERE code > :a AND (CAST(:k AS text) IS NULL OR kind = :k) ORDER BY code LIMIT :n"),
-            {"a": after, "k": kind, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        codes = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT code FROM sku WHERE code > :a AND (CAST(:k AS text) IS NULL OR kind = :k) ORDER BY code LIMIT :n"
+                    ),
+                    {"a": after, "k": kind, "n": page.limit + 1},
+                )
+            )
+            .scalars()
+            .all()
+        )
         items = [s for c in codes[: page.limit] if (s := await _sku(conn, c)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 
@@ -133,16 +147,25 @@ async def create_location(body: LocationCreate, engine: EngineDep) -> JSONRespon
         raise _invalid(["body", "supplier"], "only a dropship location has a supplier")
     async with engine.begin() as conn:
         if body.supplier is not None:
-            dropship = (await conn.execute(text("SELECT dropship FROM supplier WHERE code = :c"),
-                                           {"c": body.supplier})).scalar()  # fmt: skip
+            dropship = (
+                await conn.execute(
+                    text("SELECT dropship FROM supplier WHERE code = :c"), {"c": body.supplier}
+                )
+            ).scalar()
             if dropship is None:
                 raise _invalid(["body", "supplier"], f"unknown supplier {body.supplier!r}")
             if not dropship:
                 raise _invalid(["body", "supplier"], f"supplier {body.supplier!r} does not drop-ship")
-        created = (await conn.execute(
-            text("INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship, supplier) VALUES "
-                 "(:code, :name, :type, :lat, :lon, :ship_cost, :priority, :can_ship, :supplier) "
-                 "ON CONFLICT (code) DO NOTHING RETURNING code"), body.model_dump())).first() is not None  # fmt: skip
+        created = (
+            await conn.execute(
+                text(
+                    "INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship, supplier) VALUES "
+                    "(:code, :name, :type, :lat, :lon, :ship_cost, :priority, :can_ship, :supplier) "
+                    "ON CONFLICT (code) DO NOTHING RETURNING code"
+                ),
+                body.model_dump(),
+            )
+        ).first() is not None
         row = (await conn.execute(text("SELECT * FROM location WHERE code = :c"), {"c": body.code})).one()
     location = LocationRead.model_validate(row._mapping)
     same = location.model_dump(exclude={"created_at"}) == body.model_dump()
@@ -155,9 +178,14 @@ async def list_locations(
 ) -> Page[LocationRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            text("SELECT * FROM location WHERE code > :a AND (:v OR type <> 'virtual') ORDER BY code LIMIT :n"),
-            {"a": after, "v": include_virtual, "n": page.limit + 1})).all()  # fmt: skip
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT * FROM location WHERE code > :a AND (:v OR type <> 'virtual') ORDER BY code LIMIT :n"
+                ),
+                {"a": after, "v": include_virtual, "n": page.limit + 1},
+            )
+        ).all()
     items = [LocationRead.model_validate(r._mapping) for r in rows[: page.limit]]
     return Page(items=items, next_cursor=next_cursor(list(rows), page.limit, lambda r: [r.code]))
 
@@ -178,15 +206,29 @@ async def _channel(conn: AsyncConnection, code: str) -> ChannelRead | None:
     row = (await conn.execute(text("SELECT * FROM channel WHERE code = :c"), {"c": code})).first()
     if row is None:
         return None
-    locs = (await conn.execute(
-        text("SELECT location FROM channel_location WHERE channel = :c ORDER BY 1"), {"c": code})).scalars().all()  # fmt: skip
+    locs = (
+        (
+            await conn.execute(
+                text("SELECT location FROM channel_location WHERE channel = :c ORDER BY 1"), {"c": code}
+            )
+        )
+        .scalars()
+        .all()
+    )
     return ChannelRead(**row._mapping, locations=list(locs))
 
 
 async def _skus_stocked_at(conn: AsyncConnection, locations: list[str]) -> list[str]:
-    return list((await conn.execute(
-        text("SELECT DISTINCT sku FROM stock_balance WHERE location = ANY(:l) AND status = 'sellable'"),
-        {"l": locations})).scalars())  # fmt: skip
+    return list(
+        (
+            await conn.execute(
+                text(
+                    "SELECT DISTINCT sku FROM stock_balance WHERE location = ANY(:l) AND status = 'sellable'"
+                ),
+                {"l": locations},
+            )
+        ).scalars()
+    )
 
 
 @router.post(
@@ -200,19 +242,30 @@ async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse
             if loc not in found:
                 raise _invalid(["body", "locations", i], f"unknown location {loc!r}")
         await lock_skus(conn, await _skus_stocked_at(conn, body.locations))  # before the first write
-        created = (await conn.execute(
-            text("INSERT INTO channel (code, name, type, sourcing_rule) VALUES (:c, :n, :t, :r) "
-                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
-            {"c": body.code, "n": body.name or body.code, "t": body.type, "r": body.sourcing_rule})).first() is not None  # fmt: skip
+        created = (
+            await conn.execute(
+                text(
+                    "INSERT INTO channel (code, name, type, sourcing_rule) VALUES (:c, :n, :t, :r) "
+                    "ON CONFLICT (code) DO NOTHING RETURNING code"
+                ),
+                {"c": body.code, "n": body.name or body.code, "t": body.type, "r": body.sourcing_rule},
+            )
+        ).first() is not None
         if created:
             for loc in body.locations:
-                await conn.execute(text("INSERT INTO channel_location (channel, location) VALUES (:c, :l)"),
-                                   {"c": body.code, "l": loc})  # fmt: skip
+                await conn.execute(
+                    text("INSERT INTO channel_location (channel, location) VALUES (:c, :l)"),
+                    {"c": body.code, "l": loc},
+                )
             await refresh_availability(conn, await _skus_stocked_at(conn, body.locations))
         channel = await _channel(conn, body.code)
     assert channel is not None
     same = (channel.name, channel.type, channel.sourcing_rule, sorted(channel.locations)) == (
-        body.name or body.code, body.type, body.sourcing_rule, sorted(body.locations))  # fmt: skip
+        body.name or body.code,
+        body.type,
+        body.sourcing_rule,
+        sorted(body.locations),
+    )
     return _created_or_existing(created, same, f"channel {body.code}", channel)
 
 
@@ -220,8 +273,16 @@ async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse
 async def list_channels(engine: EngineDep, page: PageDep) -> Page[ChannelRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
-        codes = (await conn.execute(text("SELECT code FROM channel WHERE code > :a ORDER BY code LIMIT :n"),
-                                    {"a": after, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        codes = (
+            (
+                await conn.execute(
+                    text("SELECT code FROM channel WHERE code > :a ORDER BY code LIMIT :n"),
+                    {"a": after, "n": page.limit + 1},
+                )
+            )
+            .scalars()
+            .all()
+        )
         items = [c for code in codes[: page.limit] if (c := await _channel(conn, code)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 
@@ -236,14 +297,19 @@ async def get_channel(code: str, engine: EngineDep) -> ChannelRead:
 
 
 async def _policy(conn: AsyncConnection, channel: str, sku: str) -> PolicyRead:
-    safety = (await conn.execute(text("SELECT safety_stock FROM channel_policy WHERE channel = :c AND sku = :s"),
-                                 {"c": channel, "s": sku})).scalar()  # fmt: skip
+    safety = (
+        await conn.execute(
+            text("SELECT safety_stock FROM channel_policy WHERE channel = :c AND sku = :s"),
+            {"c": channel, "s": sku},
+        )
+    ).scalar()
     fences = await conn.execute(
         text("SELECT location, qty FROM channel_ringfence WHERE channel = :c AND sku = :s ORDER BY location"),
         {"c": channel, "s": sku},
     )
-    return PolicyRead(channel=channel, sku=sku, safety_stock=int(safety or 0),
-                      ringfence=[dict(f._mapping) for f in fences])  # fmt: skip
+    return PolicyRead(
+        channel=channel, sku=sku, safety_stock=int(safety or 0), ringfence=[dict(f._mapping) for f in fences]
+    )
 
 
 @router.put("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(Role.admin))
@@ -258,14 +324,17 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
             raise not_found(f"SKU {sku}")
         for i, fence in enumerate(body.ringfence):
             if fence.location not in channel.locations:
-                raise _invalid(["body", "ringfence", i, "location"],
-                               f"{fence.location} does not fulfil channel {code}")  # fmt: skip
+                raise _invalid(
+                    ["body", "ringfence", i, "location"], f"{fence.location} does not fulfil channel {code}"
+                )
         await lock_skus(conn, [sku])  # before the first write
         await conn.execute(
-            text("INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :q) "
-                 "ON CONFLICT (channel, sku) DO UPDATE SET safety_stock = EXCLUDED.safety_stock"),
+            text(
+                "INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :q) "
+                "ON CONFLICT (channel, sku) DO UPDATE SET safety_stock = EXCLUDED.safety_stock"
+            ),
             {"c": code, "s": sku, "q": body.safety_stock},
-        )  # fmt: skip
+        )
         await conn.execute(
             text("DELETE FROM channel_ringfence WHERE channel = :c AND sku = :s"), {"c": code, "s": sku}
         )
@@ -313,10 +382,15 @@ async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONRespon
         for i, item in enumerate(body.items):
             if item.sku not in found:
                 raise _invalid(["body", "items", i, "sku"], f"unknown SKU {item.sku!r}")
-        created = (await conn.execute(
-            text("INSERT INTO supplier (code, name, lead_time_days, dropship) VALUES (:c, :n, :l, :d) "
-                 "ON CONFLICT (code) DO NOTHING RETURNING code"),
-            {"c": body.code, "n": body.name, "l": body.lead_time_days, "d": body.dropship})).first() is not None  # fmt: skip
+        created = (
+            await conn.execute(
+                text(
+                    "INSERT INTO supplier (code, name, lead_time_days, dropship) VALUES (:c, :n, :l, :d) "
+                    "ON CONFLICT (code) DO NOTHING RETURNING code"
+                ),
+                {"c": body.code, "n": body.name, "l": body.lead_time_days, "d": body.dropship},
+            )
+        ).first() is not None
         if created:
             for item in body.items:
                 await conn.execute(
@@ -328,7 +402,11 @@ async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONRespon
         supplier = await _supplier(conn, body.code)
     assert supplier is not None
     same = (supplier.name, supplier.lead_time_days, supplier.dropship, supplier.items) == (
-        body.name, body.lead_time_days, body.dropship, [i.model_dump() for i in sorted(body.items, key=lambda i: i.sku)])  # fmt: skip
+        body.name,
+        body.lead_time_days,
+        body.dropship,
+        [i.model_dump() for i in sorted(body.items, key=lambda i: i.sku)],
+    )
     return _created_or_existing(created, same, f"supplier {body.code}", supplier)
 
 
@@ -336,8 +414,16 @@ async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONRespon
 async def list_suppliers(engine: EngineDep, page: PageDep) -> Page[SupplierRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
-        codes = (await conn.execute(text("SELECT code FROM supplier WHERE code > :a ORDER BY code LIMIT :n"),
-                                    {"a": after, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        codes = (
+            (
+                await conn.execute(
+                    text("SELECT code FROM supplier WHERE code > :a ORDER BY code LIMIT :n"),
+                    {"a": after, "n": page.limit + 1},
+                )
+            )
+            .scalars()
+            .all()
+        )
         items = [s for c in codes[: page.limit] if (s := await _supplier(conn, c)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 

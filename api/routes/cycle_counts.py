@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import ANY, Role, guard
@@ -19,6 +20,7 @@ from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
 from api.schemas import Page, RequestModel, ResponseModel
 from api.temporal import start, update
+from models.count_intake import insert_count
 from workflows import search_attributes as sa
 from workflows.contracts import (
     CountedLine,
@@ -79,6 +81,32 @@ async def _read(engine: EngineDep, count_id: str) -> CountRead:
         return CountRead(**head._mapping, lines=[CountLineRead.model_validate(r._mapping) for r in lines])
 
 
+async def _check_references(conn: AsyncConnection, body: CountCreate) -> None:
+    """422 naming the field for an unknown (or virtual) location or an unknown (or kit) SKU."""
+    loc = (
+        await conn.execute(text("SELECT type FROM location WHERE code = :c"), {"c": body.location})
+    ).scalar()
+    if loc in (None, "virtual"):
+        raise Problem(
+            422,
+            f"unknown location {body.location!r}",
+            slug="validation-error",
+            errors=[{"loc": ["body", "location"], "msg": f"unknown location {body.location!r}"}],
+        )
+    rows = await conn.execute(
+        text("SELECT code FROM sku WHERE code = ANY(:c) AND kind = 'simple'"), {"c": body.skus}
+    )
+    known = set(rows.scalars())
+    for i, sku in enumerate(body.skus):
+        if sku not in known:
+            raise Problem(
+                422,
+                f"unknown SKU {sku!r}",
+                slug="validation-error",
+                errors=[{"loc": ["body", "skus", i], "msg": f"unknown (or kit) SKU {sku!r}"}],
+            )
+
+
 @router.post(
     "/v1/cycle-counts",
     status_code=202,
@@ -91,38 +119,26 @@ async def create_count(
     """Open a count task for SKUs at a location. The same `id` again returns it (200)."""
     count_id = body.id or f"C{datetime.now().strftime('%Y%m%d')}-{secrets.token_hex(3).upper()}"  # noqa: DTZ005
     async with engine.begin() as conn:
-        loc = (
-            await conn.execute(text("SELECT type FROM location WHERE code = :c"), {"c": body.location})
-        ).scalar()
-        if loc in (None, "virtual"):
-            raise Problem(422, f"unknown location {body.location!r}", slug="validation-error",
-                          errors=[{"loc": ["body", "location"], "msg": f"unknown location {body.location!r}"}])  # fmt: skip
-        known = set((await conn.execute(text("SELECT code FROM sku WHERE code = ANY(:c) AND kind = 'simple'"),
-                                        {"c": body.skus})).scalars())  # fmt: skip
-        for i, sku in enumerate(body.skus):
-            if sku not in known:
-                raise Problem(422, f"unknown SKU {sku!r}", slug="validation-error",
-                              errors=[{"loc": ["body", "skus", i], "msg": f"unknown (or kit) SKU {sku!r}"}])  # fmt: skip
-        inserted = (await conn.execute(
-            text("INSERT INTO cycle_count (id, location, status, workflow_id) VALUES (:id, :l, 'open', :wf) "
-                 "ON CONFLICT (id) DO NOTHING RETURNING id"),
-            {"id": count_id, "l": body.location, "wf": count_workflow_id(count_id)})).first()  # fmt: skip
-        if inserted is None:
+        await _check_references(conn, body)
+        if not await insert_count(conn, count_id, body.location, count_workflow_id(count_id), body.skus):
             existing = await _read(engine, count_id)
             if existing.location != body.location or {ln.sku for ln in existing.lines} != set(body.skus):
                 raise Problem(409, f"cycle count {count_id} exists with other data", slug="conflict")
             return JSONResponse(existing.model_dump(mode="json"), status_code=200)
-        for sku in body.skus:
-            await conn.execute(text("INSERT INTO cycle_count_line (count_id, sku, lot) VALUES (:id, :s, '')"),
-                               {"id": count_id, "s": sku})  # fmt: skip
+    count_input = CycleCountInput(
+        id=count_id,
+        location=body.location,
+        tolerance=CountTolerance(settings.count_tolerance_units, settings.count_tolerance_value),
+        approval_policy=settings.exception_policy("count_variance", "reject"),
+    )
     await start(
-        temporal, "CycleCount",
-        CycleCountInput(id=count_id, location=body.location,
-                        tolerance=CountTolerance(settings.count_tolerance_units, settings.count_tolerance_value),
-                        approval_policy=settings.exception_policy("count_variance", "reject")),
-        id=count_workflow_id(count_id), task_queue=settings.task_queue,
+        temporal,
+        "CycleCount",
+        count_input,
+        id=count_workflow_id(count_id),
+        task_queue=settings.task_queue,
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.OMNI_STATUS, "open")]),
-    )  # fmt: skip
+    )
     return JSONResponse((await _read(engine, count_id)).model_dump(mode="json"), status_code=202)
 
 
@@ -136,8 +152,11 @@ class SubmitBody(RequestModel):
     lines: list[CountedLineBody] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/v1/cycle-counts/{count_id}/submit", response_model=CountRead,
-             **guard(Role.warehouse, idempotency="optional"))  # fmt: skip
+@router.post(
+    "/v1/cycle-counts/{count_id}/submit",
+    response_model=CountRead,
+    **guard(Role.warehouse, idempotency="optional"),
+)
 async def submit_count(
     count_id: str, body: SubmitBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
 ) -> CountRead:
@@ -145,8 +164,15 @@ async def submit_count(
     waits for an approver (`awaiting_approval`, a `count_variance` exception). 409 if not open."""
     await _read(engine, count_id)
     req = SubmitCount(lines=[CountedLine(ln.sku, ln.counted, ln.lot) for ln in body.lines])
-    await update(temporal, count_workflow_id(count_id), "submit", req, workflow="CycleCount",
-                 rpc_seconds=settings.rpc_timeout_seconds, result_type=CountState)  # fmt: skip
+    await update(
+        temporal,
+        count_workflow_id(count_id),
+        "submit",
+        req,
+        workflow="CycleCount",
+        rpc_seconds=settings.rpc_timeout_seconds,
+        result_type=CountState,
+    )
     return await _read(engine, count_id)
 
 
@@ -158,8 +184,11 @@ class Accuracy(ResponseModel):
     )
 
 
-@router.get("/v1/cycle-counts/accuracy", response_model=Accuracy,
-            **guard(Role.warehouse, Role.approver, Role.finance, Role.readonly))  # fmt: skip
+@router.get(
+    "/v1/cycle-counts/accuracy",
+    response_model=Accuracy,
+    **guard(Role.warehouse, Role.approver, Role.finance, Role.readonly),
+)
 async def count_accuracy(
     engine: EngineDep,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
@@ -167,11 +196,17 @@ async def count_accuracy(
 ) -> Accuracy:
     """Inventory accuracy (for the KPI report): counted lines within tolerance / counted lines."""
     async with engine.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT count(*) AS n, count(*) FILTER (WHERE l.within_tolerance) AS ok FROM cycle_count_line l "
-                 "JOIN cycle_count c ON c.id = l.count_id WHERE l.within_tolerance IS NOT NULL "
-                 "AND (CAST(:f AS timestamptz) IS NULL OR c.submitted_at >= :f) "
-                 "AND (CAST(:t AS timestamptz) IS NULL OR c.submitted_at < :t)"), {"f": from_, "t": to})).one()  # fmt: skip
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) AS n, count(*) FILTER (WHERE l.within_tolerance) AS ok FROM cycle_count_line l "
+                    "JOIN cycle_count c ON c.id = l.count_id WHERE l.within_tolerance IS NOT NULL "
+                    "AND (CAST(:f AS timestamptz) IS NULL OR c.submitted_at >= :f) "
+                    "AND (CAST(:t AS timestamptz) IS NULL OR c.submitted_at < :t)"
+                ),
+                {"f": from_, "t": to},
+            )
+        ).one()
     n, ok = int(row.n), int(row.ok)
     return Accuracy(lines_counted=n, lines_within_tolerance=ok, accuracy=round(ok / n, 4) if n else None)
 
@@ -182,9 +217,19 @@ async def list_counts(
 ) -> Page[CountRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
-        ids = (await conn.execute(
-            text("SELECT id FROM cycle_count WHERE id > :a AND (CAST(:s AS text) IS NULL OR status = :s) "
-                 "ORDER BY id LIMIT :n"), {"a": after, "s": status, "n": page.limit + 1})).scalars().all()  # fmt: skip
+        ids = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id FROM cycle_count WHERE id > :a AND (CAST(:s AS text) IS NULL OR status = :s) "
+                        "ORDER BY id LIMIT :n"
+                    ),
+                    {"a": after, "s": status, "n": page.limit + 1},
+                )
+            )
+            .scalars()
+            .all()
+        )
     items = [await _read(engine, i) for i in ids[: page.limit]]
     return Page(items=items, next_cursor=next_cursor(list(ids), page.limit, lambda i: [i]))
 

@@ -84,10 +84,17 @@ async def list_exceptions(
     """Every human wait in the system. `sort=priority` (default) puts the most money at risk,
     the most escalated and the closest to its SLA first (formula in domain/exceptions.py)."""
     order, after_sql, cursor_cols = _ORDER[sort]
-    params: dict[str, Any] = {"kind": kind, "st": status, "stype": subject_type, "sid": subject_id,
-                              "lim": page.limit + 1}  # fmt: skip
-    where = ("(CAST(:kind AS text) IS NULL OR kind = :kind) AND (CAST(:st AS text) IS NULL OR status = :st) AND "
-             "(CAST(:stype AS text) IS NULL OR subject_type = :stype) AND (CAST(:sid AS text) IS NULL OR subject_id = :sid)")  # fmt: skip
+    params: dict[str, Any] = {
+        "kind": kind,
+        "st": status,
+        "stype": subject_type,
+        "sid": subject_id,
+        "lim": page.limit + 1,
+    }
+    where = (
+        "(CAST(:kind AS text) IS NULL OR kind = :kind) AND (CAST(:st AS text) IS NULL OR status = :st) AND "
+        "(CAST(:stype AS text) IS NULL OR subject_type = :stype) AND (CAST(:sid AS text) IS NULL OR subject_id = :sid)"
+    )
     if page.after:
         if len(page.after) != 2:
             raise Problem(400, "the cursor is not valid for this sort", slug="bad-cursor")
@@ -95,8 +102,12 @@ async def list_exceptions(
         first = page.after[0]
         params.update(c0=-float(first) if sort == "priority" else first, c1=str(page.after[1]))
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(f"SELECT * FROM exception WHERE {where} ORDER BY {order} LIMIT :lim"),  # noqa: S608
-                                   params)).all()  # fmt: skip
+        rows = (
+            await conn.execute(
+                text(f"SELECT * FROM exception WHERE {where} ORDER BY {order} LIMIT :lim"),  # noqa: S608
+                params,
+            )
+        ).all()
     items = [_read(r) for r in rows[: page.limit]]
     cursor = None
     if len(rows) > page.limit:
@@ -126,9 +137,10 @@ class ResolveAccepted(ResponseModel):
 
 
 @router.post(
-    "/v1/exceptions/{exception_id}/resolve", response_model=ResolveAccepted,
+    "/v1/exceptions/{exception_id}/resolve",
+    response_model=ResolveAccepted,
     **guard(*QUEUE_ROLES, idempotency="optional"),
-)  # fmt: skip
+)
 async def resolve_exception(
     exception_id: str,
     body: ResolveBody,
@@ -143,13 +155,33 @@ async def resolve_exception(
     if not may_resolve(principal.role, current.kind):
         raise Problem(403, f"role '{principal.role}' may not decide {current.kind}", slug="forbidden")
     if current.status != "open":
-        raise Problem(409, f"exception {exception_id} is already {current.status}", slug="already-resolved",
-                      current_status=current.status)  # fmt: skip
+        raise Problem(
+            409,
+            f"exception {exception_id} is already {current.status}",
+            slug="already-resolved",
+            current_status=current.status,
+        )
     if body.action not in current.actions:
-        raise Problem(422, f"action {body.action!r} is not one of {current.actions}", slug="validation-error",
-                      errors=[{"loc": ["body", "action"], "msg": f"must be one of {current.actions}"}])  # fmt: skip
-    resolution = Resolution(exception_id=exception_id, action=body.action, note=body.note,
-                            resolved_by=f"{principal.name} ({principal.key_id})", data=body.data)  # fmt: skip
-    await update(temporal, current.workflow_id, "resolve_exception", resolution, workflow=current.subject.type,
-                 rpc_seconds=settings.rpc_timeout_seconds, result_type=str)  # fmt: skip
+        raise Problem(
+            422,
+            f"action {body.action!r} is not one of {current.actions}",
+            slug="validation-error",
+            errors=[{"loc": ["body", "action"], "msg": f"must be one of {current.actions}"}],
+        )
+    resolution = Resolution(
+        exception_id=exception_id,
+        action=body.action,
+        note=body.note,
+        resolved_by=f"{principal.name} ({principal.key_id})",
+        data=body.data,
+    )
+    await update(
+        temporal,
+        current.workflow_id,
+        "resolve_exception",
+        resolution,
+        workflow=current.subject.type,
+        rpc_seconds=settings.rpc_timeout_seconds,
+        result_type=str,
+    )
     return ResolveAccepted(exception=await get_exception(exception_id, engine))

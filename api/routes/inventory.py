@@ -76,16 +76,25 @@ class StockChange(ResponseModel):
 
 
 async def _balances_after(engine: EngineDep, moves: list[stock.Move]) -> list[BucketLine]:
-    keys = {(m.sku, loc, st, m.lot) for m in moves for loc, st in ((m.from_location, m.from_status),
-                                                                   (m.to_location, m.to_status))}  # fmt: skip
+    keys = {
+        (m.sku, loc, st, m.lot)
+        for m in moves
+        for loc, st in ((m.from_location, m.from_status), (m.to_location, m.to_status))
+    }
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text("SELECT sku, location, status, lot, qty FROM stock_balance WHERE (sku, location, status, lot) IN "
-                 "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]), CAST(:st AS text[]), CAST(:lot AS text[])))"
-                 " ORDER BY location, status, lot"),
-            {"s": [k[0] for k in keys], "l": [k[1] for k in keys], "st": [k[2] for k in keys],
-             "lot": [k[3] for k in keys]},
-        )  # fmt: skip
+            text(
+                "SELECT sku, location, status, lot, qty FROM stock_balance WHERE (sku, location, status, lot) IN "
+                "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]), CAST(:st AS text[]), CAST(:lot AS text[])))"
+                " ORDER BY location, status, lot"
+            ),
+            {
+                "s": [k[0] for k in keys],
+                "l": [k[1] for k in keys],
+                "st": [k[2] for k in keys],
+                "lot": [k[3] for k in keys],
+            },
+        )
         return [BucketLine.model_validate(r._mapping) for r in rows]
 
 
@@ -221,23 +230,33 @@ async def get_sku_stock(sku: str, engine: EngineDep, principal: CurrentPrincipal
     for r in rows:
         loc = per.setdefault(
             r.location,
-            LocationStockRead(location=r.location, on_hand=0, reserved=0, available=0,
-                              buckets={s: 0 for s in STATUSES}),
-        )  # fmt: skip
+            LocationStockRead(
+                location=r.location, on_hand=0, reserved=0, available=0, buckets={s: 0 for s in STATUSES}
+            ),
+        )
         loc.buckets[r.status] += int(r.qty)
         if r.status == "sellable":
             if not r.expired:
                 loc.on_hand += int(r.qty)
                 loc.reserved += int(r.reserved)
             if r.lot:
-                loc.lots.append({"lot": r.lot, "expires_at": r.expires_at, "qty": int(r.qty),
-                                 "reserved": int(r.reserved), "expired": bool(r.expired)})  # fmt: skip
+                loc.lots.append(
+                    {
+                        "lot": r.lot,
+                        "expires_at": r.expires_at,
+                        "qty": int(r.qty),
+                        "reserved": int(r.reserved),
+                        "expired": bool(r.expired),
+                    }
+                )
     for loc in per.values():
         loc.available = loc.on_hand - loc.reserved
     channels = sorted(snapshot.channel_locations)
     if principal.role is Role.channel:
         channels = [c for c in channels if c == principal.channel]
     return SkuStockRead(
-        sku=sku, kind=kind, locations=list(per.values()),
+        sku=sku,
+        kind=kind,
+        locations=list(per.values()),
         available_to_promise={c: snapshot.atp(c, sku) for c in channels},
-    )  # fmt: skip
+    )

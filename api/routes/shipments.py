@@ -16,10 +16,11 @@ from temporalio.client import Client
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep, single_read
 from api.problems import Problem, not_found
+from api.read_models.shipments import open_pick_lines
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
 from api.temporal import update
-from domain.waves import CARRIER_LIMITS, PickLine, PickTask, build_waves
+from domain.waves import CARRIER_LIMITS, PickLine, PickTask, Wave, build_waves
 from runtime.settings import Settings
 from workflows.contracts import (
     OrderSnapshot,
@@ -66,11 +67,17 @@ async def _shipment(
 ) -> tuple[ShipmentRead, str]:
     """The shipment and its order's workflow id; 404 if unknown or of another channel."""
     async with single_read(engine) as conn:
-        head = (await conn.execute(
-            text("SELECT s.*, o.channel, o.workflow_id, coalesce((SELECT json_agg(json_build_object("
-                 "'line', l.line, 'sku', l.sku, 'qty', l.qty, 'picked', l.picked) ORDER BY length(l.line), l.line) "
-                 "FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines "
-                 "FROM shipment s JOIN sales_order o ON o.id = s.order_id WHERE s.id = :id"), {"id": shipment_id})).first()  # fmt: skip
+        head = (
+            await conn.execute(
+                text(
+                    "SELECT s.*, o.channel, o.workflow_id, coalesce((SELECT json_agg(json_build_object("
+                    "'line', l.line, 'sku', l.sku, 'qty', l.qty, 'picked', l.picked) ORDER BY length(l.line), l.line) "
+                    "FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines "
+                    "FROM shipment s JOIN sales_order o ON o.id = s.order_id WHERE s.id = :id"
+                ),
+                {"id": shipment_id},
+            )
+        ).first()
     if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
         raise not_found(f"shipment {shipment_id}")
     return ShipmentRead.model_validate(head._mapping), str(head.workflow_id)
@@ -114,6 +121,23 @@ class WaveRead(ResponseModel):
     lines: int
 
 
+def _wave_read(w: Wave, heads: dict[str, Any], lines: dict[str, list[WaveShipmentLine]]) -> WaveRead:
+    return WaveRead(
+        id=w.id,
+        location=w.location,
+        number=w.number,
+        promise=w.promise,
+        lines=w.lines,
+        shipments=[
+            WaveShipment(
+                id=sid, order_id=heads[sid].order_id, created_at=heads[sid].created_at, lines=lines[sid]
+            )
+            for sid in w.shipments
+        ],
+        pick_list=[PickListLineRead(sku=p.sku, lot=p.lot, qty=p.qty) for p in w.pick_list],
+    )
+
+
 @router.get("/v1/pick-tasks", response_model=Page[WaveRead], **guard(Role.warehouse))
 async def pick_tasks(
     engine: EngineDep,
@@ -122,33 +146,24 @@ async def pick_tasks(
 ) -> Page[WaveRead]:
     """Open pick work (stock shipments waiting to be picked) in waves: express before standard,
     then oldest first; one summed pick list per wave (domain/waves.py). All waves, one page."""
-    async with single_read(engine) as conn:
-        rows = (await conn.execute(
-            text("SELECT s.id, s.order_id, s.location, s.promise, s.created_at, l.line, l.sku, l.qty - l.picked AS qty "
-                 "FROM shipment s JOIN shipment_line l ON l.shipment_id = s.id "
-                 "WHERE s.kind = 'stock' AND s.status = 'allocated' AND l.qty - l.picked > 0 "
-                 "AND (CAST(:loc AS text) IS NULL OR s.location = :loc) "
-                 "ORDER BY s.id, length(l.line), l.line"), {"loc": location})).all()  # fmt: skip
+    rows = await open_pick_lines(engine, location)
     heads: dict[str, Any] = {}
     lines: dict[str, list[WaveShipmentLine]] = defaultdict(list)
     for r in rows:
         heads.setdefault(r.id, r)
         lines[r.id].append(WaveShipmentLine(line=r.line, sku=r.sku, qty=r.qty))
     tasks = [
-        PickTask(shipment=sid, location=h.location, created_at=h.created_at, promise=h.promise,
-                 lines=tuple(PickLine(ln.sku, ln.qty) for ln in lines[sid]))
-        for sid, h in heads.items()
-    ]  # fmt: skip
-    waves = build_waves(tasks, max_lines_per_wave=max_lines)
-    items = [
-        WaveRead(
-            id=w.id, location=w.location, number=w.number, promise=w.promise, lines=w.lines,
-            shipments=[WaveShipment(id=sid, order_id=heads[sid].order_id, created_at=heads[sid].created_at,
-                                    lines=lines[sid]) for sid in w.shipments],
-            pick_list=[PickListLineRead(sku=p.sku, lot=p.lot, qty=p.qty) for p in w.pick_list],
+        PickTask(
+            shipment=sid,
+            location=h.location,
+            created_at=h.created_at,
+            promise=h.promise,
+            lines=tuple(PickLine(ln.sku, ln.qty) for ln in lines[sid]),
         )
-        for w in waves
-    ]  # fmt: skip
+        for sid, h in heads.items()
+    ]
+    waves = build_waves(tasks, max_lines_per_wave=max_lines)
+    items = [_wave_read(w, heads, lines) for w in waves]
     return Page(items=items, next_cursor=None)
 
 
@@ -196,8 +211,15 @@ async def _act(
     engine: AsyncEngine, temporal: Client, settings: Settings, shipment_id: str, name: str, arg: Any
 ) -> ShipmentRead:
     _, workflow_id = await _shipment(engine, shipment_id)
-    await update(temporal, workflow_id, name, arg, workflow="Order", rpc_seconds=settings.rpc_timeout_seconds,
-                 result_type=OrderSnapshot)  # fmt: skip
+    await update(
+        temporal,
+        workflow_id,
+        name,
+        arg,
+        workflow="Order",
+        rpc_seconds=settings.rpc_timeout_seconds,
+        result_type=OrderSnapshot,
+    )
     return (await _shipment(engine, shipment_id))[0]
 
 
@@ -236,8 +258,12 @@ async def pack_shipment(
     """Packages with their contents; what is packed must be exactly what was picked, and each
     package must fit the carrier service (weight, length, girth)."""
     if body.service not in CARRIER_LIMITS:
-        raise Problem(422, f"unknown service {body.service!r}", slug="validation-error",
-                      errors=[{"loc": ["body", "service"], "msg": f"must be one of {sorted(CARRIER_LIMITS)}"}])  # fmt: skip
+        raise Problem(
+            422,
+            f"unknown service {body.service!r}",
+            slug="validation-error",
+            errors=[{"loc": ["body", "service"], "msg": f"must be one of {sorted(CARRIER_LIMITS)}"}],
+        )
     packages = []
     for pkg in body.packages:
         contents: dict[str, int] = defaultdict(int)

@@ -1,0 +1,27 @@
+"""The shipments API's read model: the open pick work (what waves are built from)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.deps import single_read
+
+
+async def open_pick_lines(engine: AsyncEngine, location: str | None) -> list[Any]:
+    """Every line still to pick of a stock shipment waiting to be picked (at `location`, or
+    anywhere), with its shipment's order, location, promise and age; by shipment and line."""
+    async with single_read(engine) as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT s.id, s.order_id, s.location, s.promise, s.created_at, l.line, l.sku, l.qty - l.picked AS qty "
+                "FROM shipment s JOIN shipment_line l ON l.shipment_id = s.id "
+                "WHERE s.kind = 'stock' AND s.status = 'allocated' AND l.qty - l.picked > 0 "
+                "AND (CAST(:loc AS text) IS NULL OR s.location = :loc) "
+                "ORDER BY s.id, length(l.line), l.line"
+            ),
+            {"loc": location},
+        )
+        return list(rows.all())
