@@ -14,7 +14,7 @@ LOCATIONS = [
     {"code": "STORE-SF", "name": "San Francisco store", "type": "store", "lat": 37.79, "lon": -122.41, "ship_cost": 900, "priority": 3},
     {"code": "DROP-ACME", "name": "ACME furniture (drop-ship)", "type": "dropship", "ship_cost": 0, "priority": 9,
      "supplier": "ACME"},
-]  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 SKUS = [
     {"code": "TEE-1", "name": "Organic tee", "unit_cost": 600, "price": 2500},
     {"code": "HOODIE-1", "name": "Heavy hoodie", "unit_cost": 1800, "price": 6500},
@@ -25,16 +25,18 @@ SKUS = [
     {"code": "GIFT-SET-1", "name": "Tee + two mugs gift set", "kind": "kit", "price": 5200,
      "components": [{"sku": "TEE-1", "qty": 1}, {"sku": "MUG-1", "qty": 2}]},
     {"code": "SOFA-1", "name": "Three-seat sofa (drop-ship)", "unit_cost": 42000, "price": 99000},
-]  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 CHANNELS = [
     {"code": "web", "name": "Web shop", "type": "web", "locations": ["DC-EAST", "DC-WEST", "STORE-SF", "DROP-ACME"],
      "sourcing_rule": "nearest"},
     {"code": "marketplace", "name": "Marketplace", "type": "marketplace", "locations": ["DC-EAST", "DC-WEST"],
      "sourcing_rule": "cheapest"},
     {"code": "b2b", "name": "Wholesale (EDI)", "type": "b2b", "locations": ["DC-EAST"], "sourcing_rule": "priority"},
-]  # fmt: skip
-POLICIES = [("marketplace", "TEE-1", {"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]}),
-            ("web", "BOOT-1", {"safety_stock": 1, "ringfence": []})]  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
+POLICIES = [
+    ("marketplace", "TEE-1", {"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]}),
+    ("web", "BOOT-1", {"safety_stock": 1, "ringfence": []}),
+]
 SUPPLIERS = [
     {"code": "NORTHWIND", "name": "Northwind Apparel", "lead_time_days": 14,
      "items": [{"sku": "TEE-1", "cost": 600, "moq": 50, "order_multiple": 25},
@@ -44,16 +46,24 @@ SUPPLIERS = [
                {"sku": "COFFEE-1", "cost": 500, "moq": 20, "order_multiple": 10}]},
     {"code": "ACME", "name": "ACME Furniture", "lead_time_days": 10, "dropship": True,
      "items": [{"sku": "SOFA-1", "cost": 42000}]},
-]  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 STOCK = [  # sku, location, units, lot, expires
     ("TEE-1", "DC-EAST", 40, "", None), ("TEE-1", "DC-WEST", 25, "", None), ("TEE-1", "STORE-SF", 6, "", None),
     ("HOODIE-1", "DC-EAST", 12, "", None), ("HOODIE-1", "DC-WEST", 3, "", None),
     ("MUG-1", "DC-EAST", 30, "", None), ("MUG-1", "DC-WEST", 10, "", None),
     ("BOOT-1", "DC-WEST", 8, "", None),
     ("COFFEE-1", "DC-EAST", 20, "L2611", "2027-03-01T00:00:00Z"), ("COFFEE-1", "DC-EAST", 15, "L2612", "2027-05-01T00:00:00Z"),
-]  # fmt: skip
-_NYC = {"name": "Grace Hopper", "line1": "350 5th Ave", "city": "New York", "region": "NY", "postal_code": "10118",
-        "country": "US", "lat": 40.748, "lon": -73.986}  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
+_NYC = {
+    "name": "Grace Hopper",
+    "line1": "350 5th Ave",
+    "city": "New York",
+    "region": "NY",
+    "postal_code": "10118",
+    "country": "US",
+    "lat": 40.748,
+    "lon": -73.986,
+}
 _PARIS = {
     "name": "G. Hopper",
     "line1": "5 Av. Anatole France",
@@ -63,14 +73,32 @@ _PARIS = {
 }
 
 
-def _demo_order(ext: str, channel: str, lines: list[tuple[str, int, int]], *, pay: str = "authorized",
-                ship_to: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
+def _demo_order(
+    ext: str,
+    channel: str,
+    lines: list[tuple[str, int, int]],
+    *,
+    pay: str = "authorized",
+    ship_to: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     total = sum(q * p for _, q, p in lines) + 695 + 180
-    return {"channel": channel, "external_id": ext, "customer": {"id": f"demo-{ext.lower()}", "email": "demo@example.com"},
-            "ship_to": ship_to or _NYC, "lines": [{"sku": s, "qty": q, "unit_price": p} for s, q, p in lines],
-            "shipping_amount": 695, "tax_amount": 180,
-            "payment": {"method": "card", "status": pay, "reference": f"demo-{ext}", "amount": total if pay != "pending" else 0},
-            **extra}  # fmt: skip
+    return {
+        "channel": channel,
+        "external_id": ext,
+        "customer": {"id": f"demo-{ext.lower()}", "email": "demo@example.com"},
+        "ship_to": ship_to or _NYC,
+        "lines": [{"sku": s, "qty": q, "unit_price": p} for s, q, p in lines],
+        "shipping_amount": 695,
+        "tax_amount": 180,
+        "payment": {
+            "method": "card",
+            "status": pay,
+            "reference": f"demo-{ext}",
+            "amount": total if pay != "pending" else 0,
+        },
+        **extra,
+    }
 
 
 # Orders that wait in each queue a person would work (and some that simply flow).
@@ -83,7 +111,7 @@ ORDERS = [
                 promise="express"),  # fraud_review: high value, billing abroad, express for a new customer
     _demo_order("DEMO-3001", "b2b", [("COFFEE-1", 50, 1100)]),  # 35 on hand: 15 wait for stock
     _demo_order("DEMO-1004", "web", [("SOFA-1", 1, 99000)]),  # drop-shipped by ACME
-]  # fmt: skip
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 
 # A transfer that arrives one unit short, so the exception queue has something to show.
 TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
@@ -137,19 +165,31 @@ def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client |
 
 def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
     created = 0
-    for path, items in (("/v1/skus", SKUS), ("/v1/suppliers", SUPPLIERS), ("/v1/locations", LOCATIONS),
-                        ("/v1/channels", CHANNELS)):  # fmt: skip
+    for path, items in (
+        ("/v1/skus", SKUS),
+        ("/v1/suppliers", SUPPLIERS),
+        ("/v1/locations", LOCATIONS),
+        ("/v1/channels", CHANNELS),
+    ):
         for item in items:
             created += _call(http, "POST", path, item).status_code == 201
-    say(f"{len(LOCATIONS)} locations, {len(CHANNELS)} channels, {len(SKUS)} SKUs, {len(SUPPLIERS)} suppliers "
-        f"({created} new)")  # fmt: skip
+    say(
+        f"{len(LOCATIONS)} locations, {len(CHANNELS)} channels, {len(SKUS)} SKUs, {len(SUPPLIERS)} suppliers "
+        f"({created} new)"
+    )
     for channel, sku, policy in POLICIES:
         _call(http, "PUT", f"/v1/channels/{channel}/policies/{sku}", policy)
     say(f"{len(POLICIES)} channel policies (safety stock, ring-fences)")
 
     for sku, location, qty, lot, expires in STOCK:
-        body: dict[str, Any] = {"sku": sku, "location": location, "status": "sellable", "delta": qty,
-                                "reason": "initial", "lot": lot}  # fmt: skip
+        body: dict[str, Any] = {
+            "sku": sku,
+            "location": location,
+            "status": "sellable",
+            "delta": qty,
+            "reason": "initial",
+            "lot": lot,
+        }
         if expires:
             body["expires_at"] = expires
         key = f"demo-stock-{sku}-{location}-{lot}"  # stable: a second run replays, adds nothing
