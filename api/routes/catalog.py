@@ -18,6 +18,7 @@ from api.auth import ANY, Role, guard
 from api.deps import EngineDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
+from api.read_models.catalog import read_channel, read_policy, read_sku, read_supplier, skus_stocked_at
 from api.schemas import Page
 from api.schemas_catalog import (
     ChannelCreate,
@@ -54,16 +55,6 @@ async def _codes(conn: AsyncConnection, table: str, codes: list[str], where: str
 # -- SKUs ------------------------------------------------------------------------------
 
 
-async def _sku(conn: AsyncConnection, code: str) -> SkuRead | None:
-    row = (await conn.execute(text("SELECT * FROM sku WHERE code = :c"), {"c": code})).first()
-    if row is None:
-        return None
-    comps = await conn.execute(
-        text("SELECT component_sku AS sku, qty FROM sku_component WHERE kit_sku = :c ORDER BY 1"), {"c": code}
-    )
-    return SkuRead(**row._mapping, components=[dict(c._mapping) for c in comps])
-
-
 @router.post("/v1/skus", status_code=201, response_model=SkuRead, **guard(Role.admin, idempotency="optional"))
 async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
     """Create a SKU (a kit names its simple components)."""
@@ -92,7 +83,7 @@ async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
                     text("INSERT INTO sku_component (kit_sku, component_sku, qty) VALUES (:k, :c, :q)"),
                     {"k": body.code, "c": comp.sku, "q": comp.qty},
                 )
-        sku = await _sku(conn, body.code)
+        sku = await read_sku(conn, body.code)
     assert sku is not None
     same = sku.model_dump(exclude={"created_at", "components"}) == {
         **body.model_dump(exclude={"components"})
@@ -120,14 +111,14 @@ async def list_skus(
             .scalars()
             .all()
         )
-        items = [s for c in codes[: page.limit] if (s := await _sku(conn, c)) is not None]
+        items = [s for c in codes[: page.limit] if (s := await read_sku(conn, c)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 
 
 @router.get("/v1/skus/{code}", response_model=SkuRead, **guard(ANY))
 async def get_sku(code: str, engine: EngineDep) -> SkuRead:
     async with engine.connect() as conn:
-        sku = await _sku(conn, code)
+        sku = await read_sku(conn, code)
     if sku is None:
         raise not_found(f"SKU {code}")
     return sku
@@ -202,35 +193,6 @@ async def get_location(code: str, engine: EngineDep) -> LocationRead:
 # -- channels and their policies --------------------------------------------------------
 
 
-async def _channel(conn: AsyncConnection, code: str) -> ChannelRead | None:
-    row = (await conn.execute(text("SELECT * FROM channel WHERE code = :c"), {"c": code})).first()
-    if row is None:
-        return None
-    locs = (
-        (
-            await conn.execute(
-                text("SELECT location FROM channel_location WHERE channel = :c ORDER BY 1"), {"c": code}
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return ChannelRead(**row._mapping, locations=list(locs))
-
-
-async def _skus_stocked_at(conn: AsyncConnection, locations: list[str]) -> list[str]:
-    return list(
-        (
-            await conn.execute(
-                text(
-                    "SELECT DISTINCT sku FROM stock_balance WHERE location = ANY(:l) AND status = 'sellable'"
-                ),
-                {"l": locations},
-            )
-        ).scalars()
-    )
-
-
 @router.post(
     "/v1/channels", status_code=201, response_model=ChannelRead, **guard(Role.admin, idempotency="optional")
 )
@@ -241,7 +203,7 @@ async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse
         for i, loc in enumerate(body.locations):
             if loc not in found:
                 raise _invalid(["body", "locations", i], f"unknown location {loc!r}")
-        await lock_skus(conn, await _skus_stocked_at(conn, body.locations))  # before the first write
+        await lock_skus(conn, await skus_stocked_at(conn, body.locations))  # before the first write
         created = (
             await conn.execute(
                 text(
@@ -257,8 +219,8 @@ async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse
                     text("INSERT INTO channel_location (channel, location) VALUES (:c, :l)"),
                     {"c": body.code, "l": loc},
                 )
-            await refresh_availability(conn, await _skus_stocked_at(conn, body.locations))
-        channel = await _channel(conn, body.code)
+            await refresh_availability(conn, await skus_stocked_at(conn, body.locations))
+        channel = await read_channel(conn, body.code)
     assert channel is not None
     same = (channel.name, channel.type, channel.sourcing_rule, sorted(channel.locations)) == (
         body.name or body.code,
@@ -283,33 +245,17 @@ async def list_channels(engine: EngineDep, page: PageDep) -> Page[ChannelRead]:
             .scalars()
             .all()
         )
-        items = [c for code in codes[: page.limit] if (c := await _channel(conn, code)) is not None]
+        items = [c for code in codes[: page.limit] if (c := await read_channel(conn, code)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 
 
 @router.get("/v1/channels/{code}", response_model=ChannelRead, **guard(ANY))
 async def get_channel(code: str, engine: EngineDep) -> ChannelRead:
     async with engine.connect() as conn:
-        channel = await _channel(conn, code)
+        channel = await read_channel(conn, code)
     if channel is None:
         raise not_found(f"channel {code}")
     return channel
-
-
-async def _policy(conn: AsyncConnection, channel: str, sku: str) -> PolicyRead:
-    safety = (
-        await conn.execute(
-            text("SELECT safety_stock FROM channel_policy WHERE channel = :c AND sku = :s"),
-            {"c": channel, "s": sku},
-        )
-    ).scalar()
-    fences = await conn.execute(
-        text("SELECT location, qty FROM channel_ringfence WHERE channel = :c AND sku = :s ORDER BY location"),
-        {"c": channel, "s": sku},
-    )
-    return PolicyRead(
-        channel=channel, sku=sku, safety_stock=int(safety or 0), ringfence=[dict(f._mapping) for f in fences]
-    )
 
 
 @router.put("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(Role.admin))
@@ -317,7 +263,7 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
     """Set a channel's safety stock for a SKU and the units ring-fenced for it per location
     (replaces the previous policy). Every channel's ATP of the SKU is recomputed at once."""
     async with engine.begin() as conn:
-        channel = await _channel(conn, code)
+        channel = await read_channel(conn, code)
         if channel is None:
             raise not_found(f"channel {code}")
         if (await conn.execute(text("SELECT 1 FROM sku WHERE code = :s"), {"s": sku})).first() is None:
@@ -344,32 +290,21 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
                 {"c": code, "s": sku, "l": fence.location, "q": fence.qty},
             )
         await refresh_availability(conn, [sku])
-        return await _policy(conn, code, sku)
+        return await read_policy(conn, code, sku)
 
 
 @router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
 async def get_policy(code: str, sku: str, engine: EngineDep) -> PolicyRead:
     """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is set."""
     async with engine.connect() as conn:
-        if await _channel(conn, code) is None:
+        if await read_channel(conn, code) is None:
             raise not_found(f"channel {code}")
         if (await conn.execute(text("SELECT 1 FROM sku WHERE code = :s"), {"s": sku})).first() is None:
             raise not_found(f"SKU {sku}")
-        return await _policy(conn, code, sku)
+        return await read_policy(conn, code, sku)
 
 
 # -- suppliers --------------------------------------------------------------------------
-
-
-async def _supplier(conn: AsyncConnection, code: str) -> SupplierRead | None:
-    row = (await conn.execute(text("SELECT * FROM supplier WHERE code = :c"), {"c": code})).first()
-    if row is None:
-        return None
-    items = await conn.execute(
-        text("SELECT sku, cost, moq, order_multiple FROM supplier_item WHERE supplier = :c ORDER BY sku"),
-        {"c": code},
-    )
-    return SupplierRead(**row._mapping, items=[dict(i._mapping) for i in items])
 
 
 @router.post(
@@ -399,7 +334,7 @@ async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONRespon
                     ),
                     {"s": body.code, "k": item.sku, "c": item.cost, "m": item.moq, "o": item.order_multiple},
                 )
-        supplier = await _supplier(conn, body.code)
+        supplier = await read_supplier(conn, body.code)
     assert supplier is not None
     same = (supplier.name, supplier.lead_time_days, supplier.dropship, supplier.items) == (
         body.name,
@@ -424,14 +359,14 @@ async def list_suppliers(engine: EngineDep, page: PageDep) -> Page[SupplierRead]
             .scalars()
             .all()
         )
-        items = [s for c in codes[: page.limit] if (s := await _supplier(conn, c)) is not None]
+        items = [s for c in codes[: page.limit] if (s := await read_supplier(conn, c)) is not None]
     return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
 
 
 @router.get("/v1/suppliers/{code}", response_model=SupplierRead, **guard(ANY))
 async def get_supplier(code: str, engine: EngineDep) -> SupplierRead:
     async with engine.connect() as conn:
-        supplier = await _supplier(conn, code)
+        supplier = await read_supplier(conn, code)
     if supplier is None:
         raise not_found(f"supplier {code}")
     return supplier
