@@ -23,9 +23,19 @@ from tests.factories import assert_inventory_clean
 
 async def _counts(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
-        return {t: int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar() or 0)
-                for t in ("location", "sku", "channel", "supplier", "stock_move", "journal_entry", "exception",
-                          "sales_order")}  # fmt: skip
+        return {
+            t: int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar() or 0)
+            for t in (
+                "location",
+                "sku",
+                "channel",
+                "supplier",
+                "stock_move",
+                "journal_entry",
+                "exception",
+                "sales_order",
+            )
+        }
 
 
 async def _queues_settled(engine: AsyncEngine) -> list[str]:
@@ -79,12 +89,27 @@ async def test_demo_loads_once(
         assert out2.getvalue().splitlines()[0].endswith("(0 new)")
         await assert_inventory_clean(engine)
         async with engine.connect() as conn:
-            fence = (await conn.execute(text(
-                "SELECT location, qty FROM channel_ringfence WHERE channel = 'marketplace' AND sku = 'TEE-1'"))).all()  # fmt: skip
-            safety = (await conn.execute(text(
-                "SELECT safety_stock FROM channel_policy WHERE channel = 'marketplace' AND sku = 'TEE-1'"))).scalar()  # fmt: skip
-            kit = (await conn.execute(text(
-                "SELECT component_sku, qty FROM sku_component WHERE kit_sku = 'GIFT-SET-1' ORDER BY 1"))).all()  # fmt: skip
+            fence = (
+                await conn.execute(
+                    text(
+                        "SELECT location, qty FROM channel_ringfence WHERE channel = 'marketplace' AND sku = 'TEE-1'"
+                    )
+                )
+            ).all()
+            safety = (
+                await conn.execute(
+                    text(
+                        "SELECT safety_stock FROM channel_policy WHERE channel = 'marketplace' AND sku = 'TEE-1'"
+                    )
+                )
+            ).scalar()
+            kit = (
+                await conn.execute(
+                    text(
+                        "SELECT component_sku, qty FROM sku_component WHERE kit_sku = 'GIFT-SET-1' ORDER BY 1"
+                    )
+                )
+            ).all()
         assert [tuple(r) for r in fence] == [("DC-EAST", 5)] and safety == 2
         assert [tuple(r) for r in kit] == [("MUG-1", 2), ("TEE-1", 1)]
     finally:

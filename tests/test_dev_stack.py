@@ -64,8 +64,10 @@ def test_keys_cli_creates_a_working_key(stack: DevStack) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "cli", "keys", "create", "--role", "channel", "--channel", "web"],
         env={"DATABASE_URL": stack.database_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = out.stdout.strip().splitlines()[-1]
     assert key.startswith("omf_")
     r = httpx.get(f"{stack.api}/v1/api-keys", headers={"Authorization": f"Bearer {key}"})
@@ -138,8 +140,13 @@ def test_restart_finds_the_same_data_and_sigterm_stops_everything(tmp_path: Path
     for port in (s.api_port, s.temporal_port, s.ui_port, s.pg_port):
         assert port_is_free("127.0.0.1", port), f"port {port} still bound after stop"
 
-    again = DevStack(tmp_path / "data", api_port=s.api_port, temporal_port=s.temporal_port, ui_port=s.ui_port,
-                     pg_port=s.pg_port).start()  # fmt: skip
+    again = DevStack(
+        tmp_path / "data",
+        api_port=s.api_port,
+        temporal_port=s.temporal_port,
+        ui_port=s.ui_port,
+        pg_port=s.pg_port,
+    ).start()
     try:
         r = httpx.get(f"{again.api}/v1/api-keys", headers={"Authorization": f"Bearer {created['key']}"})
         assert r.status_code == 403  # the warehouse key from the first run still authenticates
@@ -161,8 +168,10 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         port = held.getsockname()[1]
         code, err = run_dev_expecting_failure(["--api-port", str(port)], {}, tmp_path / "d")
     assert code == 2
-    assert err.strip() == f"error: OMNIFLOW_API_PORT: port {port} on 127.0.0.1 is already in use " \
-        "(set OMNIFLOW_API_PORT to another port)"  # fmt: skip
+    assert (
+        err.strip() == f"error: OMNIFLOW_API_PORT: port {port} on 127.0.0.1 is already in use "
+        "(set OMNIFLOW_API_PORT to another port)"
+    )
 
 
 def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
