@@ -46,8 +46,12 @@ from workflows.transfer import TransferWorkflow
 log = get_logger("omniflow.worker")
 
 WORKFLOWS: list[type] = [
-    HousekeepingWorkflow, TransferWorkflow, CycleCountWorkflow, OrderWorkflow, BackorderDispatcherWorkflow,
-]  # fmt: skip
+    HousekeepingWorkflow,
+    TransferWorkflow,
+    CycleCountWorkflow,
+    OrderWorkflow,
+    BackorderDispatcherWorkflow,
+]
 
 
 def build_activities(engine: AsyncEngine, settings: Settings, client: Client) -> list[object]:
@@ -117,9 +121,12 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 async def ensure_backorder_dispatcher(client: Client, settings: Settings) -> None:
     """The one loop that wakes backordered orders when stock arrives (every replica may try)."""
     await client.start_workflow(
-        BackorderDispatcherWorkflow.run, WakeInput(), id=BACKORDER_DISPATCHER_ID, task_queue=settings.task_queue,
+        BackorderDispatcherWorkflow.run,
+        WakeInput(),
+        id=BACKORDER_DISPATCHER_ID,
+        task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )  # fmt: skip
+    )
 
 
 async def run(settings: Settings) -> None:

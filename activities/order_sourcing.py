@@ -5,6 +5,7 @@ transaction; a reservation that loses a race to another order is planned again."
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -82,9 +83,14 @@ class SourcingSteps:
         view = await step.refresh(on_hold=False)
         unfillable = {line: n for line, n in plan.unfillable}
         event = "allocated" if new_ids else ("backordered" if backordered else "sourced")
-        await step.record(event, new_shipments=new_ids, backordered=backordered, unfillable=unfillable,
-                          status=view.status,
-                          shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments])  # fmt: skip
+        await step.record(
+            event,
+            new_shipments=new_ids,
+            backordered=backordered,
+            unfillable=unfillable,
+            status=view.status,
+            shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments],
+        )
         return Sourced(view.snapshot(), new_ids, backordered, unfillable)
 
     async def _request(
@@ -152,23 +158,21 @@ class SourcingSteps:
     ) -> list[str]:
         """One shipment per planned location, stock ones reserved through the inventory core."""
         order = step.order
-        count = await shipments.count(step.conn, order.id)
+        existing = await shipments.count(step.conn, order.id)
         new_ids: list[str] = []
-        for shp in plan.shipments:
-            count += 1
-            shipment_id = f"{order.id}-S{count}"
-            reservation_key = f"{order.id}:reserve:{shipment_id}"
-            reserve = [stock.ReserveLine(line, by_line[line].sku, shp.location, n) for line, n in shp.lines]
-            await stock.reserve(step.conn, reservation_key, order.channel, reserve, ref=order.id)
-            lines = [(line, by_line[line].sku, n) for line, n in shp.lines]
-            await shipments.insert(step.conn, shipments.NewShipment(shipment_id, order.id, shp.location, "stock",
-                                   order.promise, lines, reservation_key=reservation_key))  # fmt: skip
-            new_ids.append(shipment_id)
-        for shp in plan.dropship:
-            count += 1
+        planned = [(shp, "stock") for shp in plan.shipments] + [(shp, "dropship") for shp in plan.dropship]
+        for count, (shp, kind) in enumerate(planned, start=existing + 1):
             shipment_id = f"{order.id}-S{count}"
             lines = [(line, by_line[line].sku, n) for line, n in shp.lines]
-            await shipments.insert(step.conn, shipments.NewShipment(shipment_id, order.id, shp.location, "dropship",
-                                   order.promise, lines, supplier=suppliers[shp.location]))  # fmt: skip
+            new = shipments.NewShipment(shipment_id, order.id, shp.location, kind, order.promise, lines)
+            if kind == "stock":
+                new = replace(new, reservation_key=f"{order.id}:reserve:{shipment_id}")
+                reserve = [stock.ReserveLine(line, sku, shp.location, n) for line, sku, n in lines]
+                await stock.reserve(
+                    step.conn, new.reservation_key or "", order.channel, reserve, ref=order.id
+                )
+            else:
+                new = replace(new, supplier=suppliers[shp.location])
+            await shipments.insert(step.conn, new)
             new_ids.append(shipment_id)
         return new_ids

@@ -95,9 +95,13 @@ async def _serve(address: str, task_queue: str) -> None:
 
     client = await Client.connect(address)
     worker = Worker(
-        client, task_queue=task_queue, workflows=[CeilingWorkflow], activities=[noop],
-        graceful_shutdown_timeout=timedelta(seconds=2), **worker_options(Settings()),
-    )  # fmt: skip
+        client,
+        task_queue=task_queue,
+        workflows=[CeilingWorkflow],
+        activities=[noop],
+        graceful_shutdown_timeout=timedelta(seconds=2),
+        **worker_options(Settings()),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

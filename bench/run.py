@@ -43,17 +43,25 @@ def main() -> None:
     t0 = time.monotonic()
     print(f"omniflow bench ({profile}): levels {levels}, {per_level} orders per level", flush=True)
     result = asyncio.run(lifecycle.run(levels, per_level, None if args.skip_flash else flash))
-    result.update(profile=profile, seconds=round(time.monotonic() - t0, 1),
-                  machine={"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                           "platform": platform.platform()})  # fmt: skip
+    result.update(
+        profile=profile,
+        seconds=round(time.monotonic() - t0, 1),
+        machine={
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
     if args.out == "latest.json":
         lifecycle.plot(result, RESULTS / "lifecycle.png")
     print(lifecycle.table(result))
-    print(f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
-          f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']}, server_ratio "
-          f"{result['server_ratio']}); wrote bench/results/{args.out} in {result['seconds']} s")  # fmt: skip
+    print(
+        f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
+        f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']}, server_ratio "
+        f"{result['server_ratio']}); wrote bench/results/{args.out} in {result['seconds']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,9 @@ def check_pick(shipment: Shipment, picked: Iterable[tuple[str, int]], short_reas
 
 def short_lines(shipment: Shipment, picked: dict[str, int]) -> dict[str, int]:
     """Order line → units the shelf did not have."""
-    return {ln.line: ln.qty - picked.get(ln.sku, 0) for ln in shipment.lines if ln.qty > picked.get(ln.sku, 0)}
+    return {
+        ln.line: ln.qty - picked.get(ln.sku, 0) for ln in shipment.lines if ln.qty > picked.get(ln.sku, 0)
+    }
 
 
 def check_pack(shipment: Shipment, service: str, packages: Sequence[waves.Package]) -> None:

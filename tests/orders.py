@@ -63,12 +63,24 @@ async def place_order(
                 " 'received', :cust, 'a@example.com', CAST(:ship AS jsonb), CAST(:bill AS jsonb), :promise, :bo, :split,"
                 " 'USD', :m, :s, :t, 'card', :pay, 'pending', :amount, 'ref-1', 0, '[]', :h, :id, now(), now())"
             ),
-            {"id": order_id, "ch": channel, "ext": external_id, "cust": customer,
-             "ship": json.dumps(GOOD_ADDRESS if ship_to is None else ship_to),
-             "bill": json.dumps(billing) if billing else None, "promise": promise, "bo": allow_backorder,
-             "split": allow_split, "m": merchandise, "s": shipping, "t": tax, "pay": payment,
-             "amount": total if payment != "pending" else 0, "h": hashlib.sha256(external_id.encode()).hexdigest()},
-        )  # fmt: skip
+            {
+                "id": order_id,
+                "ch": channel,
+                "ext": external_id,
+                "cust": customer,
+                "ship": json.dumps(GOOD_ADDRESS if ship_to is None else ship_to),
+                "bill": json.dumps(billing) if billing else None,
+                "promise": promise,
+                "bo": allow_backorder,
+                "split": allow_split,
+                "m": merchandise,
+                "s": shipping,
+                "t": tax,
+                "pay": payment,
+                "amount": total if payment != "pending" else 0,
+                "h": hashlib.sha256(external_id.encode()).hexdigest(),
+            },
+        )
         for i, (sku, qty, price) in enumerate(lines, start=1):
             await conn.execute(
                 text(
@@ -80,11 +92,17 @@ async def place_order(
     pol.update(policies or {})
     return await client.start_workflow(
         "Order",
-        OrderInput(order_id=order_id, channel=channel, value=total, policies=pol,
-                   backorder_aging_seconds=aging_seconds or settings.backorder_aging_seconds,
-                   backorder_recheck_seconds=recheck_seconds or settings.backorder_recheck_seconds),
-        id=order_id, task_queue=settings.task_queue,
-    )  # fmt: skip
+        OrderInput(
+            order_id=order_id,
+            channel=channel,
+            value=total,
+            policies=pol,
+            backorder_aging_seconds=aging_seconds or settings.backorder_aging_seconds,
+            backorder_recheck_seconds=recheck_seconds or settings.backorder_recheck_seconds,
+        ),
+        id=order_id,
+        task_queue=settings.task_queue,
+    )
 
 
 async def snapshot(handle: WorkflowHandle[Any, Any]) -> OrderSnapshot:
@@ -109,9 +127,12 @@ async def open_exception(engine: AsyncEngine, order_id: str, kind: str, timeout:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         async with engine.connect() as conn:
-            row = (await conn.execute(
-                text("SELECT * FROM exception WHERE subject_id = :o AND kind = :k AND status = 'open'"),
-                {"o": order_id, "k": kind})).first()  # fmt: skip
+            row = (
+                await conn.execute(
+                    text("SELECT * FROM exception WHERE subject_id = :o AND kind = :k AND status = 'open'"),
+                    {"o": order_id, "k": kind},
+                )
+            ).first()
         if row is not None:
             return row
         await asyncio.sleep(0.05)
@@ -127,8 +148,11 @@ async def fulfil(
     picked: dict[str, int] = {}
     for ln in shipment.lines:
         picked[ln.sku] = picked.get(ln.sku, 0) + ln.qty - (short or {}).get(ln.sku, 0)
-    await handle.execute_update("pick", PickRequest(shipment_id, [PickedLine(s, q) for s, q in picked.items()]),
-                                result_type=OrderSnapshot)  # fmt: skip
+    await handle.execute_update(
+        "pick",
+        PickRequest(shipment_id, [PickedLine(s, q) for s, q in picked.items()]),
+        result_type=OrderSnapshot,
+    )
     if not any(picked.values()):
         return await snapshot(handle)
     await handle.execute_update(

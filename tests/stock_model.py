@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.atp import (
+    AvailabilitySnapshot,
     Shortage,
 )
-from models.availability import AvailabilitySnapshot
 from models.stock import ReserveLine
 
 CHANNELS = ("web", "marketplace", "b2b")

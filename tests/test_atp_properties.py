@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.atp import (
+    AvailabilitySnapshot,
     LocationStock,
     channel_atp,
     check_lines,
@@ -21,7 +22,6 @@ from domain.atp import (
     kit_location_atp,
     location_atp,
 )
-from models.availability import AvailabilitySnapshot
 from tests.stock_model import CHANNELS, LOCATIONS
 
 

@@ -51,9 +51,13 @@ T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 def addr(**kw: object) -> Address:
     base: dict[str, object] = {
-        "name": "Ada Lovelace", "line1": "1 Main St", "city": "Springfield", "region": "IL",
-        "postal_code": "62701", "country": "US",
-    }  # fmt: skip
+        "name": "Ada Lovelace",
+        "line1": "1 Main St",
+        "city": "Springfield",
+        "region": "IL",
+        "postal_code": "62701",
+        "country": "US",
+    }
     base.update(kw)
     return Address(**base)  # type: ignore[arg-type]
 
@@ -112,8 +116,10 @@ def test_germany_and_france_use_five_digits() -> None:
 def test_elsewhere_a_postal_code_is_optional_but_the_basics_are_not() -> None:
     assert validate_address(Address(name="Mei", line1="1-1 Chiyoda", city="Tokyo", country="JP")) == []
     assert fields(validate_address(Address(country="JP"))) == [
-        ("name", "missing"), ("line1", "missing"), ("city", "missing"),
-    ]  # fmt: skip
+        ("name", "missing"),
+        ("line1", "missing"),
+        ("city", "missing"),
+    ]
 
 
 def test_every_broken_field_is_named_at_once() -> None:

@@ -31,9 +31,13 @@ async def shop(engine: AsyncEngine, worker: Worker) -> AsyncEngine:
 
 async def _ledger(engine: AsyncEngine, ref: str) -> dict[str, int]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            "SELECT l.account, sum(l.debit) - sum(l.credit) AS net FROM journal_line l JOIN journal_entry e"
-            " ON e.id = l.entry_id WHERE e.ref = :r GROUP BY l.account"), {"r": ref})  # fmt: skip
+        rows = await conn.execute(
+            text(
+                "SELECT l.account, sum(l.debit) - sum(l.credit) AS net FROM journal_line l JOIN journal_entry e"
+                " ON e.id = l.entry_id WHERE e.ref = :r GROUP BY l.account"
+            ),
+            {"r": ref},
+        )
         return {r.account: int(r.net) for r in rows}
 
 
@@ -98,8 +102,14 @@ async def _exception_row(engine: AsyncEngine, exception_id: str) -> Any:
 async def test_a_bad_address_holds_the_order_until_it_is_fixed(
     shop: AsyncEngine, temporal_client: Client, settings: Settings
 ) -> None:
-    bad = {"name": "Ada", "line1": "1 Main St", "city": "New York", "region": "XX", "postal_code": "1000",
-           "country": "US"}  # fmt: skip
+    bad = {
+        "name": "Ada",
+        "line1": "1 Main St",
+        "city": "New York",
+        "region": "XX",
+        "postal_code": "1000",
+        "country": "US",
+    }
     h = await place_order(shop, temporal_client, settings, "H-1", [("TEE", 1, 2000)], ship_to=bad)
     exc = await open_exception(shop, h.id, "address_invalid")
     assert {p["field"] for p in exc.details["problems"]} == {"region", "postal_code"}
@@ -112,8 +122,11 @@ async def test_a_bad_address_holds_the_order_until_it_is_fixed(
     with pytest.raises(WorkflowUpdateFailedError) as still_bad:
         await h.execute_update("fix_ship_to", ShipToFix({**bad, "region": "NY"}))
     assert "postal_code" in str(still_bad.value.cause)
-    await h.execute_update("fix_ship_to", ShipToFix({**bad, "region": "NY", "postal_code": "10001"}, "cs-agent"),
-                           result_type=OrderSnapshot)  # fmt: skip
+    await h.execute_update(
+        "fix_ship_to",
+        ShipToFix({**bad, "region": "NY", "postal_code": "10001"}, "cs-agent"),
+        result_type=OrderSnapshot,
+    )
     snap = await until(h, lambda s: s.status == "allocated")
     assert (await _exception_row(shop, exc.id)).status == "resolved"
     desc = await h.describe()
@@ -126,8 +139,15 @@ async def test_a_bad_address_holds_the_order_until_it_is_fixed(
 async def test_an_unpaid_order_escalates_at_each_sla_then_is_cancelled_at_the_limit(
     shop: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
-    h = await place_order(shop, temporal_env.client, settings, "H-2", [("TEE", 1, 2000)], payment="pending",
-                          policies=_fast("payment_pending", "cancel", limit=2))  # fmt: skip
+    h = await place_order(
+        shop,
+        temporal_env.client,
+        settings,
+        "H-2",
+        [("TEE", 1, 2000)],
+        payment="pending",
+        policies=_fast("payment_pending", "cancel", limit=2),
+    )
     exc = await open_exception(shop, h.id, "payment_pending")
     await temporal_env.sleep(timedelta(seconds=3601))
     await until(h, lambda s: True)
@@ -220,8 +240,15 @@ async def test_a_backorder_waits_and_is_woken_by_stock(
 async def test_a_backorder_past_its_age_asks_a_person_and_stock_withdraws_the_question(
     shop: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
-    h = await place_order(shop, temporal_env.client, settings, "B-2", [("COFFEE", 3, 900)],
-                          aging_seconds=7200, recheck_seconds=3600)  # fmt: skip
+    h = await place_order(
+        shop,
+        temporal_env.client,
+        settings,
+        "B-2",
+        [("COFFEE", 3, 900)],
+        aging_seconds=7200,
+        recheck_seconds=3600,
+    )
     await until(h, lambda s: s.status == "awaiting_stock")
     await temporal_env.sleep(timedelta(seconds=7300))
     exc = await open_exception(shop, h.id, "backorder_aging")
@@ -324,8 +351,15 @@ async def test_cancel_on_hold_and_while_awaiting_stock_and_refused_after_shippin
 async def test_a_partial_cancel_refunds_an_order_paid_up_front(
     shop: AsyncEngine, temporal_client: Client, settings: Settings
 ) -> None:
-    h = await place_order(shop, temporal_client, settings, "C-P", [("TEE", 2, 2000), ("MUG", 1, 1000)],
-                          payment="captured", tax=500)  # fmt: skip
+    h = await place_order(
+        shop,
+        temporal_client,
+        settings,
+        "C-P",
+        [("TEE", 2, 2000), ("MUG", 1, 1000)],
+        payment="captured",
+        tax=500,
+    )
     await until(h, lambda s: s.status == "allocated")
     out = await h.execute_update("cancel", CancelRequest("one less", {"1": 1}), result_type=OrderSnapshot)
     assert out.lines[0].cancelled == 1 and out.payment_status == "partially_refunded"
@@ -372,10 +406,18 @@ async def test_drop_ship_lines_go_to_the_supplier_and_ship_on_its_confirmation(
 
     async with shop.begin() as conn:
         await add_sku(conn, "SOFA", unit_cost=30_000, price=80_000)
-        await conn.execute(text("INSERT INTO supplier (code, name, lead_time_days, dropship, created_at) "
-                                "VALUES ('ACME', 'Acme', 5, true, now())"))  # fmt: skip
-        await conn.execute(text("INSERT INTO supplier_item (supplier, sku, cost, moq, order_multiple) "
-                                "VALUES ('ACME', 'SOFA', 30000, 1, 1)"))  # fmt: skip
+        await conn.execute(
+            text(
+                "INSERT INTO supplier (code, name, lead_time_days, dropship, created_at) "
+                "VALUES ('ACME', 'Acme', 5, true, now())"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO supplier_item (supplier, sku, cost, moq, order_multiple) "
+                "VALUES ('ACME', 'SOFA', 30000, 1, 1)"
+            )
+        )
         await add_location(conn, "DS-ACME", type="dropship")
         await conn.execute(text("UPDATE location SET supplier = 'ACME' WHERE code = 'DS-ACME'"))
         await conn.execute(text("INSERT INTO channel_location (channel, location) VALUES ('web', 'DS-ACME')"))
@@ -448,11 +490,21 @@ async def test_a_flash_sale_of_concurrent_orders_never_promises_a_unit_twice(
     import asyncio
 
     await receive(shop, "MUG", "DC-EAST", 2)  # 12 mugs in all, 40 buyers on two channels
-    handles = await asyncio.gather(*(
-        place_order(shop, temporal_client, settings, f"FS-{i}", [("MUG", 1, 1500)], allow_backorder=False,
-                    channel=("web", "marketplace")[i % 2], customer=f"fs-{i}")
-        for i in range(40)
-    ))  # fmt: skip
+    handles = await asyncio.gather(
+        *(
+            place_order(
+                shop,
+                temporal_client,
+                settings,
+                f"FS-{i}",
+                [("MUG", 1, 1500)],
+                allow_backorder=False,
+                channel=("web", "marketplace")[i % 2],
+                customer=f"fs-{i}",
+            )
+            for i in range(40)
+        )
+    )
     settled = [await until(h, lambda s: s.status in ("allocated", "cancelled"), timeout=60) for h in handles]
     assert sum(s.lines[0].reserved for s in settled) == 12
     assert sum(s.status == "cancelled" for s in settled) == 28

@@ -263,16 +263,17 @@ async def test_the_validators_refuse_a_wrong_state_or_quantity_before_any_step(
         h = await start(temporal_env.client, order, tq)
         sid = (await snapshot_when(h, lambda s: s.shipments)).shipments[0].id
         refusals = []
-        for update, arg in [
-            (OrderWorkflow.ship, c.ShipRequest(sid, "UPS")),
-            (OrderWorkflow.pick, pick(sid, 3)),
-            (OrderWorkflow.pick, pick(f"{sid}-nope", 1)),
-            (OrderWorkflow.cancel, c.CancelRequest("x", {"1": 5})),
-            (OrderWorkflow.cancel, c.CancelRequest("x", {"9": 1})),
-            (OrderWorkflow.fix_ship_to, c.ShipToFix({"name": "x"})),
-        ]:
+        updates: list[tuple[str, object]] = [
+            ("ship", c.ShipRequest(sid, "UPS")),
+            ("pick", pick(sid, 3)),
+            ("pick", pick(f"{sid}-nope", 1)),
+            ("cancel", c.CancelRequest("x", {"1": 5})),
+            ("cancel", c.CancelRequest("x", {"9": 1})),
+            ("fix_ship_to", c.ShipToFix({"name": "x"})),
+        ]
+        for update, arg in updates:
             with pytest.raises(WorkflowUpdateFailedError) as refused:
-                await h.execute_update(update, arg)  # type: ignore[arg-type]
+                await h.execute_update(update, arg)
             refusals.append(getattr(refused.value.cause, "type", None))
         await h.execute_update(OrderWorkflow.cancel, c.CancelRequest("changed mind"))
         assert (await h.result()).status == "cancelled"

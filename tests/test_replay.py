@@ -36,8 +36,12 @@ def _recorded() -> list[Path]:
 def test_every_workflow_type_has_a_recorded_history() -> None:
     import json
 
-    recorded = {json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
-                for p in _recorded()}  # fmt: skip
+    recorded = {
+        json.loads(p.read_text())["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"][
+            "name"
+        ]
+        for p in _recorded()
+    }
     from temporalio import workflow
 
     names = {str(workflow._Definition.must_from_class(w).name) for w in WORKFLOWS}

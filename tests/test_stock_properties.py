@@ -31,13 +31,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.atp import (
+    AvailabilitySnapshot,
     LocationStock,
     check_lines,
 )
 from domain.errors import InsufficientStock, InvalidStockChange, OperationConflict, ReservationShortage
 from domain.lots import LotStock, allocate_fefo
 from models import finance, stock
-from models.availability import AvailabilitySnapshot, load_snapshot
+from models.availability import load_snapshot
 from models.stock import Move, ReserveLine
 from runtime.db import make_async_engine
 from runtime.embedded_pg import EmbeddedPostgres
