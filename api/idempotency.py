@@ -1,4 +1,4 @@
-"""The Idempotency-Key mechanism of API.md, once, for every write route that opts in with
+"""The Idempotency-Key mechanism of docs/api.md, once, for every write route that opts in with
 `guard(..., idempotency="required" | "optional")`.
 
 - Same key + same request → the first response is replayed, with `Idempotent-Replayed: true`.

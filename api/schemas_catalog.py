@@ -1,4 +1,4 @@
-"""Request and response shapes of the master data (API.md "Master data")."""
+"""Request and response shapes of the master data (docs/api.md, "Master data")."""
 
 from __future__ import annotations
 

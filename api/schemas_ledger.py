@@ -1,4 +1,4 @@
-"""Response shapes of the finance API (API.md "Finance")."""
+"""Response shapes of the finance API (docs/api.md, "Finance")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response shapes of the orders API (API.md "Orders")."""
+"""Request and response shapes of the orders API (docs/api.md, "Orders")."""
 
 from __future__ import annotations
 

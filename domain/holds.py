@@ -1,6 +1,6 @@
 """Order validation: the rules that decide whether an order waits for a person before it
-is sourced. Each hold is an exception wait in the order workflow (DESIGN.md, "Exceptions
-are waits"); this module only says *which* holds and *why*, never how long or who.
+is sourced. Each hold is an exception wait in the order workflow (docs/architecture.md,
+"Exception queues"); this module only says *which* holds and *why*, never how long or who.
 
 Three checks, each a small table so a reviewer can read the policy without the code:
 

@@ -114,7 +114,7 @@ class LineQty:
         return out
 
     def check(self) -> bool:
-        """The invariants of DESIGN.md ("shipped + cancelled <= ordered per line; returned
+        """The order line invariants ("shipped + cancelled <= ordered per line; returned
         <= shipped"), plus: every unit is in at most one place, nothing negative."""
         return not self.problems()
 

@@ -70,7 +70,7 @@ def Cr(account: str, amount: str) -> Leg:
 TO = "@to"
 FROM = "@from"
 
-# event -> legs. The table of DESIGN.md, one row per money event.
+# event -> legs. The posting table of docs/architecture.md ("Ledger model"), one row per money event.
 RULES: dict[str, tuple[Leg, ...]] = {
     "opening_stock":      (Dr(TO, "value"), Cr(OPENING_BALANCE_EQUITY, "value")),
     "goods_received":     (Dr(TO, "value"), Cr(GOODS_RECEIVED_NOT_INVOICED, "value")),

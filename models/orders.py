@@ -97,7 +97,7 @@ class OrderLine(SQLModel, table=True):
             "AND cancelled >= 0 AND returned >= 0",
             name="ck_order_line_nonneg",
         ),
-        # DESIGN.md: every unit in at most one place; shipped + cancelled <= ordered; returned <= shipped.
+        # Every unit in at most one place; shipped + cancelled <= ordered; returned <= shipped.
         CheckConstraint("reserved + backordered + shipped + cancelled <= qty", name="ck_order_line_units"),
         CheckConstraint("returned <= shipped", name="ck_order_line_returned"),
         Index("ix_order_line_backordered", "sku", postgresql_where="backordered > 0"),
