@@ -27,6 +27,7 @@ COPY models ./models
 COPY domain ./domain
 COPY runtime ./runtime
 COPY cli ./cli
+COPY client ./client
 COPY migrations ./migrations
 COPY worker.py ./
 # No dev extras. Migrations (alembic.ini, versions/) are package data of the wheel.
