@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.errors import business_outcomes
@@ -15,6 +17,7 @@ from workflows.contracts import (
     RECEIVE_TRANSFER,
     SETTLE_TRANSFER_DISCREPANCY,
     SHIP_TRANSFER,
+    ReceivedLine,
     TransferDecision,
     TransferReceipt,
     TransferShipment,
@@ -37,6 +40,76 @@ async def _header(conn: AsyncConnection, number: str) -> tuple[str, str]:
         )
     ).one()
     return row.from_location, row.to_location
+
+
+async def _shipped_lines(conn: AsyncConnection, number: str) -> dict[tuple[str, str], Row[Any]]:
+    """The transfer's lines by (sku, lot), each with what was shipped."""
+    return {
+        (r.sku, r.lot): r
+        for r in (
+            await conn.execute(
+                text("SELECT sku, lot, shipped FROM transfer_line WHERE transfer_id = :id"),
+                {"id": number},
+            )
+        )
+    }
+
+
+def _check_receipt(
+    number: str, lines: dict[tuple[str, str], Row[Any]], got: dict[tuple[str, str], ReceivedLine]
+) -> None:
+    """Every received line is on the transfer, and none receives more than was shipped."""
+    for k, ln in got.items():
+        if k not in lines:
+            raise InvalidStockChange(f"{ln.sku} {ln.lot} is not on transfer {number}")
+        if ln.qty_received < 0 or ln.qty_damaged < 0 or ln.qty_received + ln.qty_damaged > lines[k].shipped:
+            raise InvalidStockChange(f"{ln.sku}: received + damaged exceeds the {lines[k].shipped} shipped")
+
+
+def _receipt_moves(dst: str, got: dict[tuple[str, str], ReceivedLine]) -> list[stock.Move]:
+    """In transit → sellable for what was received, → damaged for what arrived damaged."""
+    moves: list[stock.Move] = []
+    for (sku, lot), ln in sorted(got.items()):
+        if ln.qty_received:
+            moves.append(stock.Move(sku, ln.qty_received, dst, "in_transit", dst, "sellable", lot))
+        if ln.qty_damaged:
+            moves.append(stock.Move(sku, ln.qty_damaged, dst, "in_transit", dst, "damaged", lot))
+    return moves
+
+
+async def _record_receipt(
+    conn: AsyncConnection,
+    number: str,
+    lines: dict[tuple[str, str], Row[Any]],
+    got: dict[tuple[str, str], ReceivedLine],
+) -> bool:
+    """Writes received and damaged on every line; True when any line received other than shipped."""
+    discrepancy = False
+    for k, row in lines.items():
+        seen = got.get(k)
+        received, damaged = (seen.qty_received, seen.qty_damaged) if seen else (0, 0)
+        discrepancy |= received != row.shipped
+        await conn.execute(
+            text(
+                "UPDATE transfer_line SET received = :r, damaged = :d WHERE transfer_id = :id AND sku = :s "
+                "AND lot = :lot"
+            ),
+            {"r": received, "d": damaged, "id": number, "s": k[0], "lot": k[1]},
+        )
+    return discrepancy
+
+
+async def _value_at_risk(
+    conn: AsyncConnection, lines: dict[tuple[str, str], Row[Any]], got: dict[tuple[str, str], ReceivedLine]
+) -> int:
+    """The units shipped but not received, at average cost."""
+    at_risk = 0
+    for k, row in lines.items():
+        seen = got.get(k)
+        short = row.shipped - (seen.qty_received if seen else 0)
+        if short > 0:
+            at_risk += short * await average_cost(conn, k[0])
+    return at_risk
 
 
 class TransferActivities:
@@ -76,33 +149,10 @@ class TransferActivities:
         number, req = inp.number, inp.receipt
         async with business_outcomes(), self.engine.begin() as conn:
             _, dst = await _header(conn, number)
-            lines = {
-                (r.sku, r.lot): r
-                for r in (
-                    await conn.execute(
-                        text("SELECT sku, lot, shipped FROM transfer_line WHERE transfer_id = :id"),
-                        {"id": number},
-                    )
-                )
-            }
+            lines = await _shipped_lines(conn, number)
             got = {(ln.sku, ln.lot): ln for ln in req.lines}
-            for k, ln in got.items():
-                if k not in lines:
-                    raise InvalidStockChange(f"{ln.sku} {ln.lot} is not on transfer {number}")
-                if (
-                    ln.qty_received < 0
-                    or ln.qty_damaged < 0
-                    or ln.qty_received + ln.qty_damaged > lines[k].shipped
-                ):
-                    raise InvalidStockChange(
-                        f"{ln.sku}: received + damaged exceeds the {lines[k].shipped} shipped"
-                    )
-            moves: list[stock.Move] = []
-            for (sku, lot), ln in sorted(got.items()):
-                if ln.qty_received:
-                    moves.append(stock.Move(sku, ln.qty_received, dst, "in_transit", dst, "sellable", lot))
-                if ln.qty_damaged:
-                    moves.append(stock.Move(sku, ln.qty_damaged, dst, "in_transit", dst, "damaged", lot))
+            _check_receipt(number, lines, got)
+            moves = _receipt_moves(dst, got)
             if moves:
                 await stock.apply_moves(
                     conn,
@@ -112,26 +162,10 @@ class TransferActivities:
                     reason="transfer",
                     ref=transfer_workflow_id(number),
                 )
-            discrepancy = False
-            for k, row in lines.items():
-                seen = got.get(k)
-                received, damaged = (seen.qty_received, seen.qty_damaged) if seen else (0, 0)
-                discrepancy |= received != row.shipped
-                await conn.execute(
-                    text(
-                        "UPDATE transfer_line SET received = :r, damaged = :d WHERE transfer_id = :id AND sku = :s "
-                        "AND lot = :lot"
-                    ),
-                    {"r": received, "d": damaged, "id": number, "s": k[0], "lot": k[1]},
-                )
+            discrepancy = await _record_receipt(conn, number, lines, got)
             status = "discrepancy" if discrepancy else "completed"
             await _set_status(conn, number, status)
-            at_risk = 0
-            for k, row in lines.items():
-                seen = got.get(k)
-                short = row.shipped - (seen.qty_received if seen else 0)
-                if short > 0:
-                    at_risk += short * await average_cost(conn, k[0])
+            at_risk = await _value_at_risk(conn, lines, got)
         return TransferState(number=number, status=status, value_at_risk=at_risk)
 
     @SETTLE_TRANSFER_DISCREPANCY.implement
