@@ -38,6 +38,18 @@ log = structlog.stdlib.get_logger("omniflow.idempotency")
 _METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _NOT_STORED = {401, 403}
 _KEPT_HEADERS = {"content-type", "location", "retry-after"}
+_TAKE = text(
+    "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
+    " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
+)
+_TAKE_IF_FREE = text(_TAKE.text + " ON CONFLICT (scope, key) DO NOTHING RETURNING key")
+_HELD = text("SELECT * FROM idempotency_record WHERE scope = :c AND key = :k FOR UPDATE")
+_TAKE_OVER = text(
+    "UPDATE idempotency_record SET method = :m, path = :p, request_hash = :h, state = 'in_flight',"
+    " response_status = NULL, response_headers = NULL, response_body = NULL,"
+    " created_at = CASE WHEN :exp THEN :now ELSE created_at END, locked_at = :now,"
+    " completed_at = NULL WHERE scope = :c AND key = :k"
+)
 _RELEASE = text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'")
 _STORE = text(
     "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
@@ -63,45 +75,54 @@ class IdempotencyMiddleware:
         self._catching_up: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS:
-            await self.app(scope, receive, send)
+        admitted = self._admit(scope)
+        if not isinstance(admitted, tuple):
+            await admitted(scope, receive, send)
             return
-        policy = self._policy(scope)
-        if policy is None:  # the route did not opt in (e.g. it returns a secret that must not be stored)
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
-        if not key:  # a required key is checked by the route, after authentication (api.auth.guard)
-            await self.app(scope, receive, send)
-            return
-        if len(key) > 255 or not key.isprintable():
-            await problem_response(
-                400, "Idempotency-Key must be 1-255 printable characters", slug="bad-idempotency-key"
-            )(scope, receive, send)
-            return
-        auth = headers.get(b"authorization", b"")
-        if not auth:
-            await self.app(scope, receive, send)  # will answer 401; nothing to remember
-            return
-
+        key, auth = admitted
         body = await _read_body(receive)  # BodyTooLarge propagates to the 413 handler outside
         caller = hashlib.sha256(auth).hexdigest()
         fingerprint = request_fingerprint(scope["method"], scope["path"], body)
-        engine: AsyncEngine = scope["app"].state.engine
+        claim = await self._try_claim(scope, caller, key, fingerprint)
+        if claim is not None:
+            await claim(scope, receive, send)
+            return
+        await self._run_and_settle(scope, body, send, caller, key)
 
+    def _admit(self, scope: Scope) -> ASGIApp | tuple[str, bytes]:
+        """The key and the caller's credentials when this request is one to remember; otherwise
+        what answers it instead: the app itself, or a 400 for a malformed key."""
+        if scope["type"] != "http" or scope["method"] not in _METHODS:
+            return self.app
+        policy = self._policy(scope)
+        if policy is None:  # the route did not opt in (e.g. it returns a secret that must not be stored)
+            return self.app
+        headers = dict(scope.get("headers") or [])
+        key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        if not key:  # a required key is checked by the route, after authentication (api.auth.guard)
+            return self.app
+        if len(key) > 255 or not key.isprintable():
+            return problem_response(
+                400, "Idempotency-Key must be 1-255 printable characters", slug="bad-idempotency-key"
+            )
+        auth = headers.get(b"authorization", b"")
+        if not auth:
+            return self.app  # will answer 401; nothing to remember
+        return key, auth
+
+    async def _try_claim(self, scope: Scope, caller: str, key: str, fingerprint: str) -> ASGIApp | None:
+        """`_claim`, or a 503 when the database is unavailable."""
+        engine: AsyncEngine = scope["app"].state.engine
         try:
-            claim = await self._claim(engine, caller, key, scope, fingerprint)
+            return await self._claim(engine, caller, key, scope, fingerprint)
         except DBAPIError as exc:
             if not database_unavailable(exc):
                 raise
             # Nothing was claimed: answer 503 here (not as an unhandled error) so the client retries.
-            await database_unavailable_response(scope["path"], exc)(scope, receive, send)
-            return
-        if claim is not None:
-            await claim(scope, receive, send)
-            return
+            return database_unavailable_response(scope["path"], exc)
 
+    async def _run_and_settle(self, scope: Scope, body: bytes, send: Send, caller: str, key: str) -> None:
+        """Run the route on the body read already, then free the key or store its response."""
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
 
         async def replay_receive() -> Message:
@@ -191,68 +212,25 @@ class IdempotencyMiddleware:
     ) -> ASGIApp | None:
         """Take the key for this request (None) or return the response to send instead."""
         now = datetime.now(UTC)
+        taken = {
+            "c": caller,
+            "k": key,
+            "m": scope["method"],
+            "p": scope["path"],
+            "h": fingerprint,
+            "now": now,
+        }
         async with engine.begin() as conn:
-            inserted = (
-                await conn.execute(
-                    text(
-                        "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
-                        " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
-                        " ON CONFLICT (scope, key) DO NOTHING RETURNING key"
-                    ),
-                    {
-                        "c": caller,
-                        "k": key,
-                        "m": scope["method"],
-                        "p": scope["path"],
-                        "h": fingerprint,
-                        "now": now,
-                    },
-                )
-            ).first()
-            if inserted is not None:
+            if (await conn.execute(_TAKE_IF_FREE, taken)).first() is not None:
                 return None
-            row = (
-                await conn.execute(
-                    text("SELECT * FROM idempotency_record WHERE scope = :c AND key = :k FOR UPDATE"),
-                    {"c": caller, "k": key},
-                )
-            ).first()
+            row = (await conn.execute(_HELD, {"c": caller, "k": key})).first()
             if row is None:  # released between our insert and select: take it now
-                await conn.execute(
-                    text(
-                        "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
-                        " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
-                    ),
-                    {
-                        "c": caller,
-                        "k": key,
-                        "m": scope["method"],
-                        "p": scope["path"],
-                        "h": fingerprint,
-                        "now": now,
-                    },
-                )
+                await conn.execute(_TAKE, taken)
                 return None
             expired = row.created_at < now - self.ttl
             abandoned = row.state == "in_flight" and row.locked_at < now - self.in_flight_timeout
             if expired or (abandoned and row.request_hash == fingerprint):
-                await conn.execute(
-                    text(
-                        "UPDATE idempotency_record SET method = :m, path = :p, request_hash = :h, state = 'in_flight',"
-                        " response_status = NULL, response_headers = NULL, response_body = NULL,"
-                        " created_at = CASE WHEN :exp THEN :now ELSE created_at END, locked_at = :now,"
-                        " completed_at = NULL WHERE scope = :c AND key = :k"
-                    ),
-                    {
-                        "m": scope["method"],
-                        "p": scope["path"],
-                        "h": fingerprint,
-                        "now": now,
-                        "exp": expired,
-                        "c": caller,
-                        "k": key,
-                    },
-                )
+                await conn.execute(_TAKE_OVER, {**taken, "exp": expired})
                 if abandoned:
                     log.warning("idempotency key taken over after an abandoned attempt", key=key)
                 return None
