@@ -48,7 +48,7 @@ import argparse
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -61,6 +61,7 @@ from bench.chaos_stack import _find_child, run_checks, temporal_process, worker_
 from bench.chaos_verify import settle, verify
 from bench.common import percentile, write_json
 from bench.stack import DevStack
+from client import Order
 
 __all__ = [
     "Chaos",
@@ -101,61 +102,79 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
                 f"stack up ({stack.api}); {cfg.clients} clients for {cfg.seconds:.0f}s, chaos: "
                 + ", ".join(f"{k}@{t:.1f}s" for t, k in cfg.schedule())
             )
-            chaos.t0 = time.monotonic()
-            chaos.give_up_at = chaos.t0 + cfg.seconds + cfg.settle_seconds
-            threads = [
-                threading.Thread(target=chaos.client_loop, args=(i,), daemon=True) for i in range(cfg.clients)
-            ]
-            side = [threading.Thread(target=f, daemon=True) for f in (chaos.restock_loop, chaos.chaos_loop)]
-            warehouse = [
-                threading.Thread(target=chaos.warehouse_loop, args=(i,), daemon=True)
-                for i in range(cfg.pickers)
-            ]
-            for t in [*threads, *side, *warehouse]:
-                t.start()
-            progress = threading.Thread(target=chaos.progress_loop, args=(say,), daemon=True)
-            progress.start()
-            time.sleep(cfg.seconds)
-            chaos.stop_orders.set()
-            for t in [*threads, *side]:
-                t.join()
-            load_s = chaos.now()
-            say(f"load over after {load_s:.1f}s: {len(chaos.placed)} orders placed; settling…")
-            report.settle_s, unsettled = settle(chaos, cfg.settle_seconds)
-            report.settle_s = round(report.settle_s, 1)
-            chaos.stop_warehouse.set()
-            for t in warehouse:
-                t.join(HTTP_TIMEOUT * 2)
-            report.stack_alive = stack.proc is not None and stack.proc.poll() is None
-            report.placed = len(chaos.placed)
-            report.not_placed = len(chaos.not_placed)
-            report.placed_per_s = round(report.placed / cfg.seconds, 2)
-            report.events = chaos.events
-            if report.stack_alive:
-                verify(chaos, report, unsettled)
-                report.checks = run_checks(stack)
-            else:
-                report.problems.append("omniflow dev exited: " + stack.stderr()[-1500:])
-            report.problems += chaos.not_placed[:10] + chaos.thread_errors
-            if chaos.thread_errors:
-                report.stuck += len(chaos.thread_errors)
-            latencies = sorted(p.latency_s * 1000 for p in chaos.placed)
-            report.capture_latency_ms = {
-                f"p{int(q * 100)}": round(percentile(latencies, q), 1) for q in (0.5, 0.95, 0.99)
-            } | {"max": round(max(latencies, default=0), 1)}
-            report.shipments_shipped = sum(chaos.ship_oks.values())
-            report.responses = dict(sorted(chaos.responses.items()))
-            report.server_errors = chaos.server_errors
-            err = stack.stderr()
-            report.restarts = {
-                "worker": err.count("worker exited"),
-                "api": err.count("api exited"),
-                "temporal": err.count("Temporal dev server exited"),
-            }
+            unsettled = _load_and_settle(chaos, cfg, report, say)
+            _check_outcome(chaos, stack, cfg, report, unsettled)
+            _measure(chaos, stack, report)
         finally:
             stack.stop()
     report.seconds_total = round(time.monotonic() - started, 1)
     return report
+
+
+def _load_and_settle(
+    chaos: Chaos, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
+) -> list[Order]:
+    """Orders, restocks and chaos for `cfg.seconds`; then the warehouse works until the orders
+    settle (or the settle time runs out). The orders still unsettled."""
+    chaos.t0 = time.monotonic()
+    chaos.give_up_at = chaos.t0 + cfg.seconds + cfg.settle_seconds
+    threads = [threading.Thread(target=chaos.client_loop, args=(i,), daemon=True) for i in range(cfg.clients)]
+    side = [threading.Thread(target=f, daemon=True) for f in (chaos.restock_loop, chaos.chaos_loop)]
+    warehouse = [
+        threading.Thread(target=chaos.warehouse_loop, args=(i,), daemon=True) for i in range(cfg.pickers)
+    ]
+    for t in [*threads, *side, *warehouse]:
+        t.start()
+    progress = threading.Thread(target=chaos.progress_loop, args=(say,), daemon=True)
+    progress.start()
+    time.sleep(cfg.seconds)
+    chaos.stop_orders.set()
+    for t in [*threads, *side]:
+        t.join()
+    load_s = chaos.now()
+    say(f"load over after {load_s:.1f}s: {len(chaos.placed)} orders placed; settling…")
+    report.settle_s, unsettled = settle(chaos, cfg.settle_seconds)
+    report.settle_s = round(report.settle_s, 1)
+    chaos.stop_warehouse.set()
+    for t in warehouse:
+        t.join(HTTP_TIMEOUT * 2)
+    return unsettled
+
+
+def _check_outcome(
+    chaos: Chaos, stack: DevStack, cfg: ChaosConfig, report: Report, unsettled: list[Order]
+) -> None:
+    """Counts, then lost / doubled / oversold / stuck and the stack's checks, while it is alive."""
+    report.stack_alive = stack.proc is not None and stack.proc.poll() is None
+    report.placed = len(chaos.placed)
+    report.not_placed = len(chaos.not_placed)
+    report.placed_per_s = round(report.placed / cfg.seconds, 2)
+    report.events = chaos.events
+    if report.stack_alive:
+        verify(chaos, report, unsettled)
+        report.checks = run_checks(stack)
+    else:
+        report.problems.append("omniflow dev exited: " + stack.stderr()[-1500:])
+    report.problems += chaos.not_placed[:10] + chaos.thread_errors
+    if chaos.thread_errors:
+        report.stuck += len(chaos.thread_errors)
+
+
+def _measure(chaos: Chaos, stack: DevStack, report: Report) -> None:
+    """Capture latencies, shipments, the responses seen and the restarts of each process."""
+    latencies = sorted(p.latency_s * 1000 for p in chaos.placed)
+    report.capture_latency_ms = {
+        f"p{int(q * 100)}": round(percentile(latencies, q), 1) for q in (0.5, 0.95, 0.99)
+    } | {"max": round(max(latencies, default=0), 1)}
+    report.shipments_shipped = sum(chaos.ship_oks.values())
+    report.responses = dict(sorted(chaos.responses.items()))
+    report.server_errors = chaos.server_errors
+    err = stack.stderr()
+    report.restarts = {
+        "worker": err.count("worker exited"),
+        "api": err.count("api exited"),
+        "temporal": err.count("Temporal dev server exited"),
+    }
 
 
 def main() -> None:
