@@ -40,6 +40,24 @@ __all__ = ["Floor", "Point", "Shop", "order_shape", "plot", "run", "shape_of", "
 CEILING_QUEUE = "bench-ceiling"
 
 
+def _stack_part(pid: int, cmd: str, data: str) -> str | None:
+    """Which part of the stack a process is, by its command line; None when it is none of them.
+    `postmaster` is Postgres's main process (counted with the backends that have exited)."""
+    if pid == os.getpid():
+        return "load_generator"
+    if "-m worker" in cmd and "python" in cmd:
+        return "worker"
+    if "-m api" in cmd and "python" in cmd:
+        return "api"
+    if "temporal server start-dev" in cmd and data in cmd:
+        return "temporal"
+    if cmd.startswith("postgres:"):  # a backend or helper, while it lives
+        return "postgres"
+    if data in cmd and "postgres" in cmd:
+        return "postmaster"
+    return None
+
+
 def cpu_seconds(stack: DevStack) -> dict[str, float]:
     """CPU time so far of each part of the stack (and of this load generator)."""
     out: dict[str, float] = defaultdict(float)
@@ -52,18 +70,8 @@ def cpu_seconds(stack: DevStack) -> dict[str, float]:
             continue
         if times is None:
             continue
-        part = None
-        if proc.info["pid"] == os.getpid():
-            part = "load_generator"
-        elif "-m worker" in cmd and "python" in cmd:
-            part = "worker"
-        elif "-m api" in cmd and "python" in cmd:
-            part = "api"
-        elif "temporal server start-dev" in cmd and data in cmd:
-            part = "temporal"
-        elif cmd.startswith("postgres:"):  # a backend or helper, while it lives
-            part = "postgres"
-        elif data in cmd and "postgres" in cmd:  # the postmaster: with the backends that have exited
+        part = _stack_part(proc.info["pid"], cmd, data)
+        if part == "postmaster":  # with the backends that have exited
             part = "postgres"
             out[part] += times.children_user + times.children_system
         if part:
