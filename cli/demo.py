@@ -164,6 +164,13 @@ def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client |
 
 
 def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
+    """Each section in turn; one the API does not have (yet) stops the load there."""
+    _load_catalog(http, say)
+    if _load_stock(http, say) and _load_transfer(http, say):
+        _load_orders(http, say)
+
+
+def _load_catalog(http: httpx.Client, say: Callable[[str], None]) -> None:
     created = 0
     for path, items in (
         ("/v1/skus", SKUS),
@@ -181,6 +188,9 @@ def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
         _call(http, "PUT", f"/v1/channels/{channel}/policies/{sku}", policy)
     say(f"{len(POLICIES)} channel policies (safety stock, ring-fences)")
 
+
+def _load_stock(http: httpx.Client, say: Callable[[str], None]) -> bool:
+    """False when the API has no stock adjustments (the rest is skipped)."""
     for sku, location, qty, lot, expires in STOCK:
         body: dict[str, Any] = {
             "sku": sku,
@@ -196,14 +206,18 @@ def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
         r = _call(http, "POST", "/v1/inventory/adjustments", body, key=key, optional=True)
         if _missing(r):
             say(f"stock and transfer skipped (POST /v1/inventory/adjustments answered {r.status_code})")
-            return
+            return False
     say(f"{len(STOCK)} stock rows ({sum(row[2] for row in STOCK)} units)")
+    return True
 
+
+def _load_transfer(http: httpx.Client, say: Callable[[str], None]) -> bool:
+    """False when the API has no transfers (the orders are skipped)."""
     number = TRANSFER["number"]
     r = _call(http, "POST", "/v1/transfers", TRANSFER, optional=True)
     if _missing(r):
         say(f"transfer skipped (POST /v1/transfers answered {r.status_code})")
-        return
+        return False
     status = r.json()["status"]
     if status == "requested":  # each step only once, even if an earlier load stopped half-way
         status = _call(http, "POST", f"/v1/transfers/{number}/ship", {"carrier": "demo"}).json()["status"]
@@ -212,7 +226,10 @@ def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
             http, "POST", f"/v1/transfers/{number}/receive", {"lines": [{"sku": "TEE-1", "qty_received": 3}]}
         )
     say(f"transfer {number} arrived one unit short and waits in the receipt_discrepancy queue")
+    return True
 
+
+def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> None:
     placed = 0
     for order in ORDERS:
         r = _call(http, "POST", "/v1/orders", order, key=f"demo-order-{order['external_id']}", optional=True)
