@@ -37,6 +37,16 @@ from models.ledger import (
 )
 from models.operations import CycleCount, CycleCountLine, Transfer, TransferLine
 from models.orders import OrderEvent, OrderLine, SalesOrder, Shipment, ShipmentLine
+from models.purchasing import (
+    PurchaseOrder,
+    PurchaseOrderEvent,
+    PurchaseOrderLine,
+    PurchaseReceipt,
+    ReplenishmentFactor,
+    ReplenishmentPolicy,
+    ReplenishmentRun,
+    VendorBill,
+)
 
 __all__ = [
     "Account",
@@ -60,6 +70,13 @@ __all__ = [
     "OrderLine",
     "Payment",
     "PaymentOperation",
+    "PurchaseOrder",
+    "PurchaseOrderEvent",
+    "PurchaseOrderLine",
+    "PurchaseReceipt",
+    "ReplenishmentFactor",
+    "ReplenishmentPolicy",
+    "ReplenishmentRun",
     "Reservation",
     "SalesOrder",
     "SandboxBehaviour",
@@ -76,4 +93,5 @@ __all__ = [
     "SupplierItem",
     "Transfer",
     "TransferLine",
+    "VendorBill",
 ]

@@ -38,6 +38,7 @@ class Sku(SQLModel, table=True):
     tracking: str = Field(default="none", max_length=10)
     returnable_days: int = 30
     release_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    category: str | None = Field(default=None, max_length=64)  # for replenishment's seasonality factors
     created_at: datetime = created_at_field()
 
 
@@ -133,3 +134,6 @@ class SupplierItem(SQLModel, table=True):
     cost: int
     moq: int = 1
     order_multiple: int = 1
+    currency: str = Field(default="USD", max_length=3)
+    lead_time_days: int | None = None  # None: the supplier's lead time
+    inspect: bool = False  # receipts of it go to quarantine until QC
