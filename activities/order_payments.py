@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import order_store as orders
-from models.payments import PaymentDeclined, PaymentGateway, authorize_payment, capture_payment
+from models.payments import (
+    CaptureSplit,
+    PaymentDeclined,
+    PaymentGateway,
+    authorize_payment,
+    capture_payment,
+)
 
 
 async def take_payment(
@@ -36,9 +42,7 @@ async def take_payment(
                 f"{key}:capture",
                 payment_id,
                 total,
-                order.tax_amount,
-                revenue=order.merchandise,
-                shipping=order.shipping_amount,
+                CaptureSplit(revenue=order.merchandise, shipping=order.shipping_amount, tax=order.tax_amount),
                 channel=order.channel,
             )
             captured = total

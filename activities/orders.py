@@ -27,7 +27,7 @@ from models import shipment_store as shipments
 from models import stock
 from models.availability import lock_skus_with_components
 from models.finance import Posting, post
-from models.payments import PaymentGateway, capture_payment
+from models.payments import CaptureSplit, PaymentGateway, capture_payment
 from workflows.contracts import (
     BACKORDER_UNITS,
     PACK_SHIPMENT,
@@ -338,9 +338,7 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 f"{step.key}:capture",
                 order.payment_id,
                 charge.total,
-                charge.tax,
-                revenue=charge.merchandise,
-                shipping=charge.shipping,
+                CaptureSplit(revenue=charge.merchandise, shipping=charge.shipping, tax=charge.tax),
                 channel=order.channel,
             )
             await orders.add_captured(step.conn, order.id, charge.total)

@@ -39,6 +39,7 @@ __all__ = [
     "APPROVED",
     "DECLINED",
     "CaptureExceedsAuthorization",
+    "CaptureSplit",
     "GatewayOutcome",
     "GatewayTimeout",
     "InvalidPaymentAmount",
@@ -263,22 +264,30 @@ async def authorize_payment(
     return payment_id
 
 
+@dataclass(frozen=True)
+class CaptureSplit:
+    """What a capture is for (minor units): merchandise revenue, shipping revenue and tax."""
+
+    revenue: int
+    shipping: int
+    tax: int
+
+
 async def capture_payment(
     conn: AsyncConnection,
     gateway: PaymentGateway,
     key: str,
     payment_id: str,
     amount: int,
-    tax: int,
+    split: CaptureSplit,
     *,
-    revenue: int,
-    shipping: int,
     channel: str | None = None,
 ) -> PaymentResult:
-    """Capture `amount` (= revenue + shipping + tax) of the authorization and post the
-    `capture` entry. Partial captures add up to the authorization, but none after a refund
+    """Capture `amount` (= revenue + shipping + tax of `split`) of the authorization and post
+    the `capture` entry. Partial captures add up to the authorization, but none after a refund
     (refunds split tax in proportion to a settled capture). Idempotent by `key`: a retry
     captures once and posts once; the same key with another split raises LedgerConflict."""
+    revenue, shipping, tax = split.revenue, split.shipping, split.tax
     _positive(amount, "capture")
     if min(revenue, shipping, tax) < 0:
         raise InvalidPaymentAmount("revenue, shipping and tax must not be negative")

@@ -20,6 +20,7 @@ from models import finance
 from models.finance import LedgerConflict
 from models.payments import (
     CaptureExceedsAuthorization,
+    CaptureSplit,
     GatewayTimeout,
     InvalidPaymentAmount,
     PaymentDeclined,
@@ -64,9 +65,7 @@ async def capture(eng: AsyncEngine, pid: str, key: str = "o1:capture", **split: 
             key,
             pid,
             amount,
-            parts["tax"],
-            revenue=parts["revenue"],
-            shipping=parts["shipping"],
+            CaptureSplit(revenue=parts["revenue"], shipping=parts["shipping"], tax=parts["tax"]),
             channel="web",
         ),
     )
@@ -178,7 +177,12 @@ async def test_a_capture_must_add_up(engine: AsyncEngine) -> None:
         with pytest.raises(InvalidPaymentAmount):
             async with engine.begin() as conn:
                 await capture_payment(
-                    conn, gateway, "bad", pid, amount, tax, revenue=revenue, shipping=shipping
+                    conn,
+                    gateway,
+                    "bad",
+                    pid,
+                    amount,
+                    CaptureSplit(revenue=revenue, shipping=shipping, tax=tax),
                 )
     with pytest.raises(InvalidPaymentAmount):
         await refund(engine, pid, "bad", 0)
