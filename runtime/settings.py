@@ -63,6 +63,9 @@ class Settings(BaseSettings):
             "fraud_review": 7_200,
             "backorder_aging": 86_400,
             "short_pick": 3_600,
+            "po_approval": 86_400,
+            "supplier_unconfirmed": 172_800,
+            "bill_mismatch": 172_800,
         },
         description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
     )
@@ -80,8 +83,11 @@ class Settings(BaseSettings):
             "fraud_review": "cancel",
             "backorder_aging": "keep_waiting",
             "short_pick": "cancel",
+            "po_approval": "reject",
+            "supplier_unconfirmed": "keep_waiting",
+            "bill_mismatch": "dispute",
         },
-        description="Action taken at the limit, per order exception kind (JSON object).",
+        description="Action taken at the limit, per exception kind (JSON object).",
     )
     backorder_aging_seconds: int = Field(
         default=259_200, description="A backordered order opens `backorder_aging` after this long."
@@ -94,6 +100,29 @@ class Settings(BaseSettings):
     )
     count_tolerance_value: int = Field(
         default=5_000, description="Cycle count: variance value (minor units) posted without approval."
+    )
+
+    # Purchasing.
+    po_approval_threshold: int = Field(
+        default=500_000, description="A purchase order worth more (minor units) waits in `po_approval`."
+    )
+    po_over_receipt_tolerance: float = Field(
+        default=0.05,
+        description="A receipt may exceed the expected units by this fraction before it is a discrepancy.",
+    )
+    bill_quantity_tolerance: float = Field(
+        default=0.0, description="Three-way match: a bill may exceed the units kept by this fraction."
+    )
+    bill_value_tolerance: float = Field(
+        default=0.02,
+        description="Three-way match: a bill's unit cost may differ from the PO's by this fraction.",
+    )
+    replenishment_interval_seconds: int = Field(
+        default=86_400, description="How often the replenishment schedule runs."
+    )
+    replenishment_demand_days: int = Field(
+        default=28,
+        description="Replenishment: the window of recent shipments the demand rate is measured over.",
     )
 
     # Operations.
@@ -130,6 +159,15 @@ class Settings(BaseSettings):
         """The exception policy of every kind an order can wait in."""
         kinds = ("address_invalid", "payment_pending", "fraud_review", "backorder_aging", "short_pick")
         return {kind: self.exception_policy(kind, "cancel") for kind in kinds}
+
+    def purchase_policies(self) -> dict[str, ExceptionPolicyInput]:
+        """The exception policy of every kind a purchase order can wait in."""
+        return {
+            "po_approval": self.exception_policy("po_approval", "reject"),
+            "supplier_unconfirmed": self.exception_policy("supplier_unconfirmed", "keep_waiting"),
+            "receipt_discrepancy": self.exception_policy("receipt_discrepancy", "accept"),
+            "bill_mismatch": self.exception_policy("bill_mismatch", "dispute"),
+        }
 
     @property
     def pg_data_dir(self) -> Path:
