@@ -8,60 +8,92 @@ order number, survives a restart of your process too)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from client.models import (
     Address,
-    ApiKey,
-    Availability,
-    AvailabilityChanges,
     CancelLine,
-    Channel,
     ExceptionItem,
-    Location,
-    Movement,
-    NewChannel,
-    NewLocation,
     NewOrder,
-    NewSku,
-    NewTransferLine,
     Order,
     Package,
     Page,
     PickLine,
-    Policy,
-    Readiness,
-    ReceivedLine,
-    Ringfence,
     Shipment,
-    Sku,
-    SkuStock,
-    StockAdjustment,
-    StockChange,
-    Transfer,
     Wave,
 )
+from client.models_inventory import ApiKey, Readiness
+from client.operations_inventory import (
+    Stock,
+    adjust_stock,
+    availability_changes,
+    create_channel,
+    create_location,
+    create_sku,
+    create_transfer,
+    get_availability,
+    get_sku,
+    get_stock,
+    get_transfer,
+    list_movements,
+    list_skus,
+    list_transfers,
+    move_stock,
+    receive_transfer,
+    set_policy,
+    ship_transfer,
+)
+from client.reads import get
 from client.request import Request, path, write
 
-T = TypeVar("T")
-
-Stock = Literal["sellable", "in_transit", "inbound", "returns", "quarantine", "damaged"]
-
-
-def _get(
-    route: str, parse: Callable[[Any], T], params: Mapping[str, Any] | None = None, **values: str
-) -> Request[T]:
-    return Request("GET", route, path(route, **values), parse, params=dict(params or {}))
-
+# The catalog, inventory, availability and transfer operations are declared in
+# client/operations_inventory.py; every operation is one of this module all the same.
+__all__ = [
+    "Stock",
+    "adjust_stock",
+    "availability_changes",
+    "cancel_order",
+    "confirm_payment",
+    "create_api_key",
+    "create_channel",
+    "create_location",
+    "create_order",
+    "create_sku",
+    "create_transfer",
+    "fix_ship_to",
+    "get_availability",
+    "get_exception",
+    "get_order",
+    "get_shipment",
+    "get_sku",
+    "get_stock",
+    "get_transfer",
+    "health",
+    "list_exceptions",
+    "list_movements",
+    "list_orders",
+    "list_skus",
+    "list_transfers",
+    "move_stock",
+    "pack_shipment",
+    "pick_shipment",
+    "pick_tasks",
+    "ready",
+    "receive_transfer",
+    "resolve_exception",
+    "set_policy",
+    "ship_shipment",
+    "ship_transfer",
+]
 
 # -- operations ----------------------------------------------------------------------------
 
 
 def health() -> Request[dict[str, Any]]:
     """`GET /healthz`: the API process is alive."""
-    return _get("/healthz", lambda b: dict(b))
+    return get("/healthz", lambda b: dict(b))
 
 
 def ready() -> Request[Readiness]:
@@ -74,73 +106,6 @@ def create_api_key(role: str, *, channel: str | None = None, name: str = "") -> 
     """An admin creates a key for a role (a channel key names its channel)."""
     body = {"role": role, "name": name, **({"channel": channel} if channel else {})}
     return write("POST", "/v1/api-keys", "/v1/api-keys", ApiKey.model_validate, body, key=None, policy=None)
-
-
-# -- catalog -------------------------------------------------------------------------------
-
-
-def create_sku(sku: NewSku, *, idempotency_key: str | None = None) -> Request[Sku]:
-    """201 new, 200 when it exists with the same data, 409 with other data."""
-    return write(
-        "POST",
-        "/v1/skus",
-        "/v1/skus",
-        Sku.model_validate,
-        sku.to_json(),
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def get_sku(code: str) -> Request[Sku]:
-    return _get("/v1/skus/{code}", Sku.model_validate, code=code)
-
-
-def list_skus(
-    *, kind: str | None = None, limit: int | None = None, cursor: str | None = None
-) -> Request[Page[Sku]]:
-    return _get("/v1/skus", Page[Sku].model_validate, {"kind": kind, "limit": limit, "cursor": cursor})
-
-
-def create_location(location: NewLocation, *, idempotency_key: str | None = None) -> Request[Location]:
-    return write(
-        "POST",
-        "/v1/locations",
-        "/v1/locations",
-        Location.model_validate,
-        location.to_json(),
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def create_channel(channel: NewChannel, *, idempotency_key: str | None = None) -> Request[Channel]:
-    return write(
-        "POST",
-        "/v1/channels",
-        "/v1/channels",
-        Channel.model_validate,
-        channel.to_json(),
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def set_policy(
-    channel: str, sku: str, *, safety_stock: int = 0, ringfence: Sequence[Ringfence] = ()
-) -> Request[Policy]:
-    """A channel's safety stock of a SKU and the units ring-fenced for it (replaces the last)."""
-    route = "/v1/channels/{channel}/policies/{sku}"
-    body = {"safety_stock": safety_stock, "ringfence": [r.to_json() for r in ringfence]}
-    return write(
-        "PUT",
-        route,
-        path(route, channel=channel, sku=sku),
-        Policy.model_validate,
-        body,
-        key=None,
-        policy=None,
-    )
 
 
 # -- orders --------------------------------------------------------------------------------
@@ -161,7 +126,7 @@ def create_order(order: NewOrder, *, idempotency_key: str | None = None) -> Requ
 
 
 def get_order(order_id: str) -> Request[Order]:
-    return _get("/v1/orders/{order_id}", Order.model_validate, order_id=order_id)
+    return get("/v1/orders/{order_id}", Order.model_validate, order_id=order_id)
 
 
 def list_orders(
@@ -184,7 +149,7 @@ def list_orders(
         "limit": limit,
         "cursor": cursor,
     }
-    return _get("/v1/orders", Page[Order].model_validate, params)
+    return get("/v1/orders", Page[Order].model_validate, params)
 
 
 def cancel_order(
@@ -252,12 +217,12 @@ def confirm_payment(
 
 
 def get_shipment(shipment_id: str) -> Request[Shipment]:
-    return _get("/v1/shipments/{shipment_id}", Shipment.model_validate, shipment_id=shipment_id)
+    return get("/v1/shipments/{shipment_id}", Shipment.model_validate, shipment_id=shipment_id)
 
 
 def pick_tasks(*, location: str | None = None, max_lines: int | None = None) -> Request[Page[Wave]]:
     """Open pick work in waves (express first, then oldest); all waves on one page."""
-    return _get("/v1/pick-tasks", Page[Wave].model_validate, {"location": location, "max_lines": max_lines})
+    return get("/v1/pick-tasks", Page[Wave].model_validate, {"location": location, "max_lines": max_lines})
 
 
 def _shipment_action(step: str, shipment_id: str, body: dict[str, Any], key: str | None) -> Request[Shipment]:
@@ -332,11 +297,11 @@ def list_exceptions(
         "limit": limit,
         "cursor": cursor,
     }
-    return _get("/v1/exceptions", Page[ExceptionItem].model_validate, params)
+    return get("/v1/exceptions", Page[ExceptionItem].model_validate, params)
 
 
 def get_exception(exception_id: str) -> Request[ExceptionItem]:
-    return _get("/v1/exceptions/{exception_id}", ExceptionItem.model_validate, exception_id=exception_id)
+    return get("/v1/exceptions/{exception_id}", ExceptionItem.model_validate, exception_id=exception_id)
 
 
 def resolve_exception(
@@ -356,167 +321,6 @@ def resolve_exception(
         path(route, exception_id=exception_id),
         lambda b: ExceptionItem.model_validate(b["exception"]),
         body,
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-# -- inventory and availability ------------------------------------------------------------
-
-
-def adjust_stock(adjustment: StockAdjustment, *, idempotency_key: str | None = None) -> Request[StockChange]:
-    """Add or remove units in one bucket (409 if it would go negative)."""
-    route = "/v1/inventory/adjustments"
-    return write(
-        "POST",
-        route,
-        route,
-        StockChange.model_validate,
-        adjustment.to_json(),
-        key=idempotency_key,
-        policy="required",
-    )
-
-
-def move_stock(
-    sku: str,
-    location: str,
-    qty: int,
-    *,
-    from_status: Stock,
-    to_status: Stock,
-    lot: str = "",
-    reason: str = "status_move",
-    idempotency_key: str | None = None,
-) -> Request[StockChange]:
-    """Move units between statuses at one location (sellable → quarantine, say)."""
-    body = {
-        "sku": sku,
-        "location": location,
-        "qty": qty,
-        "from_status": from_status,
-        "to_status": to_status,
-        "lot": lot,
-        "reason": reason,
-    }
-    return write(
-        "POST",
-        "/v1/inventory/moves",
-        "/v1/inventory/moves",
-        StockChange.model_validate,
-        body,
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def get_stock(sku: str) -> Request[SkuStock]:
-    """Per location on hand, reserved, available and every bucket; ATP per channel."""
-    return _get("/v1/inventory/{sku}", SkuStock.model_validate, sku=sku)
-
-
-def list_movements(
-    *,
-    sku: str | None = None,
-    location: str | None = None,
-    ref: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> Request[Page[Movement]]:
-    params = {"sku": sku, "location": location, "ref": ref, "limit": limit, "cursor": cursor}
-    return _get("/v1/inventory/movements", Page[Movement].model_validate, params)
-
-
-def get_availability(*, channel: str | None = None, skus: Sequence[str] = ()) -> Request[list[Availability]]:
-    """ATP per SKU (a channel key: its own channel) as of the last committed change."""
-    return _get(
-        "/v1/availability",
-        lambda b: [Availability.model_validate(i) for i in b["items"]],
-        {"channel": channel, "sku": list(skus)},
-    )
-
-
-def availability_changes(
-    *, channel: str | None = None, after: str | None = None, limit: int | None = None, wait: float = 0
-) -> Request[AvailabilityChanges]:
-    """The next page of a channel's ATP change feed after `after` (the last page's
-    `next_after`; None = from the start); `wait` long-polls up to that many seconds."""
-    params = {"channel": channel, "after": after, "limit": limit, "wait": wait or None}
-    return Request(
-        "GET",
-        "/v1/availability/changes",
-        "/v1/availability/changes",
-        AvailabilityChanges.model_validate,
-        params=params,
-        extra_timeout=wait,
-    )
-
-
-# -- transfers -----------------------------------------------------------------------------
-
-
-def create_transfer(
-    from_location: str,
-    to_location: str,
-    lines: Sequence[NewTransferLine],
-    *,
-    number: str | None = None,
-    idempotency_key: str | None = None,
-) -> Request[Transfer]:
-    body = {
-        "from": from_location,
-        "to": to_location,
-        "lines": [ln.to_json() for ln in lines],
-        **({"number": number} if number else {}),
-    }
-    return write(
-        "POST",
-        "/v1/transfers",
-        "/v1/transfers",
-        Transfer.model_validate,
-        body,
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def get_transfer(number: str) -> Request[Transfer]:
-    return _get("/v1/transfers/{number}", Transfer.model_validate, number=number)
-
-
-def list_transfers(
-    *, status: str | None = None, limit: int | None = None, cursor: str | None = None
-) -> Request[Page[Transfer]]:
-    return _get(
-        "/v1/transfers", Page[Transfer].model_validate, {"status": status, "limit": limit, "cursor": cursor}
-    )
-
-
-def ship_transfer(
-    number: str, *, carrier: str = "", tracking: str = "", idempotency_key: str | None = None
-) -> Request[Transfer]:
-    route = "/v1/transfers/{number}/ship"
-    return write(
-        "POST",
-        route,
-        path(route, number=number),
-        Transfer.model_validate,
-        {"carrier": carrier, "tracking": tracking},
-        key=idempotency_key,
-        policy="optional",
-    )
-
-
-def receive_transfer(
-    number: str, lines: Sequence[ReceivedLine], *, idempotency_key: str | None = None
-) -> Request[Transfer]:
-    route = "/v1/transfers/{number}/receive"
-    return write(
-        "POST",
-        route,
-        path(route, number=number),
-        Transfer.model_validate,
-        {"lines": [ln.to_json() for ln in lines]},
         key=idempotency_key,
         policy="optional",
     )
