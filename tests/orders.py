@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,8 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 
 from bench.common import NYC
+from models.order_intake import IntakeLine, OrderIntake, insert_order
 from runtime.settings import Settings
+from tests.factories import receive, standard_catalog
 from workflows.contracts import (
+    ExceptionPolicyInput,
     OrderInput,
     OrderSnapshot,
     PackageIn,
@@ -53,41 +55,30 @@ async def place_order(
     order_id = order_workflow_id(channel, external_id)
     merchandise = sum(q * p for _, q, p in lines)
     total = merchandise + shipping + tax
+    intake = OrderIntake(
+        order_id=order_id,
+        channel=channel,
+        external_id=external_id,
+        customer_id=customer,
+        customer_email="a@example.com",
+        ship_to=GOOD_ADDRESS if ship_to is None else ship_to,
+        billing_address=billing or None,
+        promise=promise,
+        allow_backorder=allow_backorder,
+        allow_split=allow_split,
+        currency="USD",
+        shipping_amount=shipping,
+        tax_amount=tax,
+        payment_method="card",
+        payment_reported=payment,
+        payment_amount=total if payment != "pending" else 0,
+        payment_reference="ref-1",
+        request_hash=hashlib.sha256(external_id.encode()).hexdigest(),
+        lines=[IntakeLine(sku, qty, price) for sku, qty, price in lines],
+    )
     async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO sales_order (id, channel, external_id, status, customer_id, customer_email, ship_to,"
-                " billing_address, promise, allow_backorder, allow_split, currency, merchandise, shipping_amount,"
-                " tax_amount, payment_method, payment_reported, payment_status, payment_amount, payment_reference,"
-                " captured, fraud_reasons, request_hash, workflow_id, created_at, updated_at) VALUES (:id, :ch, :ext,"
-                " 'received', :cust, 'a@example.com', CAST(:ship AS jsonb), CAST(:bill AS jsonb), :promise, :bo, :split,"
-                " 'USD', :m, :s, :t, 'card', :pay, 'pending', :amount, 'ref-1', 0, '[]', :h, :id, now(), now())"
-            ),
-            {
-                "id": order_id,
-                "ch": channel,
-                "ext": external_id,
-                "cust": customer,
-                "ship": json.dumps(GOOD_ADDRESS if ship_to is None else ship_to),
-                "bill": json.dumps(billing) if billing else None,
-                "promise": promise,
-                "bo": allow_backorder,
-                "split": allow_split,
-                "m": merchandise,
-                "s": shipping,
-                "t": tax,
-                "pay": payment,
-                "amount": total if payment != "pending" else 0,
-                "h": hashlib.sha256(external_id.encode()).hexdigest(),
-            },
-        )
-        for i, (sku, qty, price) in enumerate(lines, start=1):
-            await conn.execute(
-                text(
-                    "INSERT INTO order_line (order_id, line, sku, qty, unit_price) VALUES (:o, :l, :s, :q, :p)"
-                ),
-                {"o": order_id, "l": str(i), "s": sku, "q": qty, "p": price},
-            )
+        if not await insert_order(conn, intake):  # the rows the API writes (models.order_intake)
+            raise AssertionError(f"order {order_id} was placed already")
     pol = settings.order_policies()
     pol.update(policies or {})
     return await client.start_workflow(
@@ -164,3 +155,37 @@ async def fulfil(
         "ship", ShipRequest(shipment_id, "UPS", "ground", f"1Z{shipment_id[-6:]}"), result_type=OrderSnapshot
     )
     return result
+
+
+# -- shared by the order workflow tests ----------------------------------------------------
+
+
+async def stocked_shop(engine: AsyncEngine) -> AsyncEngine:
+    """The standard catalog, with 10 TEE at DC-EAST and 10 MUG at DC-WEST."""
+    await standard_catalog(engine)
+    await receive(engine, "TEE", "DC-EAST", 10)
+    await receive(engine, "MUG", "DC-WEST", 10)
+    return engine
+
+
+async def ledger(engine: AsyncEngine, ref: str) -> dict[str, int]:
+    """Account -> net (debit − credit) of the journal entries for `ref`."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT l.account, sum(l.debit) - sum(l.credit) AS net FROM journal_line l JOIN journal_entry e"
+                " ON e.id = l.entry_id WHERE e.ref = :r GROUP BY l.account"
+            ),
+            {"r": ref},
+        )
+        return {r.account: int(r.net) for r in rows}
+
+
+def fast_policy(kind: str, default: str, limit: int = 1) -> dict[str, ExceptionPolicyInput]:
+    """An exception policy for `kind` with a one-hour SLA, `limit` escalations, then `default`."""
+    return {kind: ExceptionPolicyInput(sla_seconds=3600, max_escalations=limit, default_action=default)}
+
+
+async def exception_row(engine: AsyncEngine, exception_id: str) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text("SELECT * FROM exception WHERE id = :i"), {"i": exception_id})).one()
