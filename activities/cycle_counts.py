@@ -18,8 +18,10 @@ from workflows.contracts import (
     DECIDE_COUNT,
     EVALUATE_COUNT,
     CountDecision,
+    CountedLine,
     CountEvaluation,
     CountState,
+    CountTolerance,
     count_workflow_id,
 )
 
@@ -48,6 +50,80 @@ async def _post(
         )
 
 
+async def _skus_to_count(conn: AsyncConnection, count_id: str) -> set[str]:
+    return {
+        r.sku
+        for r in await conn.execute(
+            text("SELECT sku FROM cycle_count_line WHERE count_id = :id"), {"id": count_id}
+        )
+    }
+
+
+def _check_submission(count_id: str, wanted: set[str], lines: list[CountedLine]) -> None:
+    """Every counted line is a SKU of the count, with a count of zero or more."""
+    for ln in lines:
+        if ln.sku not in wanted:
+            raise InvalidStockChange(f"{ln.sku} is not part of count {count_id}")
+        if ln.counted < 0:
+            raise InvalidStockChange(f"{ln.sku}: a count cannot be negative")
+
+
+async def _expected(conn: AsyncConnection, location: str, skus: set[str]) -> dict[tuple[str, str], int]:
+    """(sku, lot) -> the sellable units the system holds at `location`."""
+    return {
+        (r.sku, r.lot): int(r.qty)
+        for r in await conn.execute(
+            text(
+                "SELECT sku, lot, qty FROM stock_balance WHERE location = :l AND status = 'sellable' "
+                "AND sku = ANY(:s)"
+            ),
+            {"l": location, "s": sorted(skus)},
+        )
+    }
+
+
+def _count_keys(
+    wanted: set[str], expected: dict[tuple[str, str], int], counted: dict[tuple[str, str], int]
+) -> list[tuple[str, str]]:
+    """Every (sku, lot) expected or counted, and (sku, "") for a SKU of the count with neither."""
+    seen = set(expected) | set(counted)
+    return sorted(seen | {(s, "") for s in wanted if not any(k[0] == s for k in seen)})
+
+
+async def _record_lines(
+    conn: AsyncConnection,
+    count_id: str,
+    wanted: set[str],
+    expected: dict[tuple[str, str], int],
+    counted: dict[tuple[str, str], int],
+    tolerance: CountTolerance,
+) -> tuple[list[Variance], int, int]:
+    """A count line per (sku, lot) with its variance and whether it is within tolerance. The
+    variances within tolerance, how many lines are over it, and their value at risk."""
+    within: list[Variance] = []
+    over = 0
+    at_risk = 0
+    for sku, lot in _count_keys(wanted, expected, counted):
+        exp = expected.get((sku, lot), 0)
+        got = counted.get((sku, lot), exp)  # a lot not counted is taken as found as expected
+        variance = got - exp
+        value = abs(variance) * await average_cost(conn, sku)
+        ok = abs(variance) <= tolerance.units and value <= tolerance.value
+        await conn.execute(
+            text(
+                "INSERT INTO cycle_count_line (count_id, sku, lot, expected, counted, variance, variance_value,"
+                " within_tolerance) VALUES (:id, :s, :lot, :e, :c, :v, :vv, :ok)"
+            ),
+            {"id": count_id, "s": sku, "lot": lot, "e": exp, "c": got, "v": variance, "vv": value, "ok": ok},
+        )
+        if ok:
+            within.append(Variance(sku, lot, variance))
+        else:
+            over += 1
+            at_risk += value
+    return within, over, at_risk
+
+
 class CycleCountActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -65,64 +141,13 @@ class CycleCountActivities:
             ).one()
             if head.status != "open":  # a retry after the commit: report what was decided
                 return await _state(conn, count_id)
-            wanted = {
-                r.sku
-                for r in await conn.execute(
-                    text("SELECT sku FROM cycle_count_line WHERE count_id = :id"), {"id": count_id}
-                )
-            }
-            for ln in req.lines:
-                if ln.sku not in wanted:
-                    raise InvalidStockChange(f"{ln.sku} is not part of count {count_id}")
-                if ln.counted < 0:
-                    raise InvalidStockChange(f"{ln.sku}: a count cannot be negative")
+            wanted = await _skus_to_count(conn, count_id)
+            _check_submission(count_id, wanted, req.lines)
             await lock_skus(conn, wanted)  # the expected quantity must not move while we compare
-            expected = {
-                (r.sku, r.lot): int(r.qty)
-                for r in await conn.execute(
-                    text(
-                        "SELECT sku, lot, qty FROM stock_balance WHERE location = :l AND status = 'sellable' "
-                        "AND sku = ANY(:s)"
-                    ),
-                    {"l": head.location, "s": sorted(wanted)},
-                )
-            }
+            expected = await _expected(conn, head.location, wanted)
             counted = {(ln.sku, ln.lot): ln.counted for ln in req.lines}
-            within: list[Variance] = []
-            over = 0
-            at_risk = 0
             await conn.execute(text("DELETE FROM cycle_count_line WHERE count_id = :id"), {"id": count_id})
-            for sku, lot in sorted(
-                set(expected)
-                | set(counted)
-                | {(s, "") for s in wanted if not any(k[0] == s for k in set(expected) | set(counted))}
-            ):
-                exp = expected.get((sku, lot), 0)
-                got = counted.get((sku, lot), exp)  # a lot not counted is taken as found as expected
-                variance = got - exp
-                value = abs(variance) * await average_cost(conn, sku)
-                ok = abs(variance) <= tolerance.units and value <= tolerance.value
-                await conn.execute(
-                    text(
-                        "INSERT INTO cycle_count_line (count_id, sku, lot, expected, counted, variance, variance_value,"
-                        " within_tolerance) VALUES (:id, :s, :lot, :e, :c, :v, :vv, :ok)"
-                    ),
-                    {
-                        "id": count_id,
-                        "s": sku,
-                        "lot": lot,
-                        "e": exp,
-                        "c": got,
-                        "v": variance,
-                        "vv": value,
-                        "ok": ok,
-                    },
-                )
-                if ok:
-                    within.append(Variance(sku, lot, variance))
-                else:
-                    over += 1
-                    at_risk += value
+            within, over, at_risk = await _record_lines(conn, count_id, wanted, expected, counted, tolerance)
             await _post(conn, count_id, head.location, "post-within", within)
             status = "awaiting_approval" if over else "posted"
             await conn.execute(
