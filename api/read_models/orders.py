@@ -4,12 +4,12 @@ holds, timeline) as OrderRead, and the filtered, paged list of them."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.auth import Principal
@@ -26,6 +26,21 @@ from api.schemas_orders import (
     TimelineEvent,
 )
 
+T = TypeVar("T")
+
+
+_LINES = "SELECT * FROM order_line WHERE order_id = ANY(:ids) ORDER BY order_id, length(line), line"
+_SHIPMENT_LINES = (
+    "SELECT sl.* FROM shipment_line sl JOIN shipment s ON s.id = sl.shipment_id "
+    "WHERE s.order_id = ANY(:ids) ORDER BY sl.shipment_id, length(sl.line), sl.line"
+)
+_SHIPMENTS = "SELECT * FROM shipment WHERE order_id = ANY(:ids) ORDER BY created_at, id"
+_HOLDS = (
+    "SELECT id AS exception_id, subject_id, kind, status, opened_at, due_at, escalation_level, actions "
+    "FROM exception WHERE subject_type = 'order' AND subject_id = ANY(:ids) ORDER BY opened_at, id"
+)
+_TIMELINE = "SELECT order_id, at, event, detail FROM order_event WHERE order_id = ANY(:ids) ORDER BY id"
+
 
 async def load_orders(conn: AsyncConnection, heads: Sequence[Any]) -> list[OrderRead]:
     """The full read of these `sales_order` rows, in their order: one query per child table,
@@ -33,86 +48,96 @@ async def load_orders(conn: AsyncConnection, heads: Sequence[Any]) -> list[Order
     ids = [h.id for h in heads]
     if not ids:
         return []
-    lines: dict[str, list[OrderLineRead]] = defaultdict(list)
-    for r in await conn.execute(
-        text("SELECT * FROM order_line WHERE order_id = ANY(:ids) ORDER BY order_id, length(line), line"),
-        {"ids": ids},
-    ):
-        lines[r.order_id].append(OrderLineRead.model_validate(r._mapping))
-    shipment_lines: dict[str, list[ShipmentLineBrief]] = defaultdict(list)
-    for r in await conn.execute(
-        text(
-            "SELECT sl.* FROM shipment_line sl JOIN shipment s ON s.id = sl.shipment_id "
-            "WHERE s.order_id = ANY(:ids) ORDER BY sl.shipment_id, length(sl.line), sl.line"
-        ),
-        {"ids": ids},
-    ):
-        shipment_lines[r.shipment_id].append(ShipmentLineBrief.model_validate(r._mapping))
-    shipments: dict[str, list[OrderShipmentRead]] = defaultdict(list)
-    for r in await conn.execute(
-        text("SELECT * FROM shipment WHERE order_id = ANY(:ids) ORDER BY created_at, id"), {"ids": ids}
-    ):
-        shipments[r.order_id].append(
-            OrderShipmentRead.model_validate({**r._mapping, "lines": shipment_lines.get(r.id, [])})
+    lines = await _by_parent(conn, _LINES, ids, "order_id", OrderLineRead.model_validate)
+    shipment_lines = await _by_parent(
+        conn, _SHIPMENT_LINES, ids, "shipment_id", ShipmentLineBrief.model_validate
+    )
+    shipments = await _by_parent(
+        conn,
+        _SHIPMENTS,
+        ids,
+        "order_id",
+        lambda m: OrderShipmentRead.model_validate({**m, "lines": shipment_lines.get(m["id"], [])}),
+    )
+    holds = await _by_parent(conn, _HOLDS, ids, "subject_id", HoldRead.model_validate)
+    timeline = await _by_parent(conn, _TIMELINE, ids, "order_id", TimelineEvent.model_validate)
+    return [
+        _order_read(
+            h,
+            lines=lines.get(h.id, []),
+            shipments=shipments.get(h.id, []),
+            holds=holds.get(h.id, []),
+            timeline=timeline.get(h.id, []),
         )
-    holds: dict[str, list[HoldRead]] = defaultdict(list)
-    for r in await conn.execute(
-        text(
-            "SELECT id AS exception_id, subject_id, kind, status, opened_at, due_at, escalation_level, actions "
-            "FROM exception WHERE subject_type = 'order' AND subject_id = ANY(:ids) ORDER BY opened_at, id"
-        ),
-        {"ids": ids},
-    ):
-        holds[r.subject_id].append(HoldRead.model_validate(r._mapping))
-    timeline: dict[str, list[TimelineEvent]] = defaultdict(list)
-    for r in await conn.execute(
-        text("SELECT order_id, at, event, detail FROM order_event WHERE order_id = ANY(:ids) ORDER BY id"),
-        {"ids": ids},
-    ):
-        timeline[r.order_id].append(TimelineEvent.model_validate(r._mapping))
-    out = []
-    for h in heads:
-        m = h._mapping
-        out.append(
-            OrderRead(
-                id=h.id,
-                channel=h.channel,
-                external_id=h.external_id,
-                status=h.status,
-                customer=CustomerRead(id=h.customer_id, email=h.customer_email),
-                ship_to=h.ship_to,
-                billing_address=h.billing_address,
-                promise=h.promise,
-                allow_backorder=h.allow_backorder,
-                allow_split=h.allow_split,
-                currency=h.currency,
-                amounts=AmountsRead(
-                    merchandise=h.merchandise,
-                    shipping=h.shipping_amount,
-                    tax=h.tax_amount,
-                    total=h.merchandise + h.shipping_amount + h.tax_amount,
-                ),
-                payment=PaymentRead(
-                    method=h.payment_method,
-                    status=h.payment_status,
-                    reported=m.get("payment_reported"),
-                    amount=h.payment_amount,
-                    reference=h.payment_reference,
-                    captured=h.captured,
-                ),
-                lines=lines.get(h.id, []),
-                shipments=shipments.get(h.id, []),
-                holds=holds.get(h.id, []),
-                timeline=timeline.get(h.id, []),
-                fraud_score=h.fraud_score,
-                fraud_reasons=h.fraud_reasons or [],
-                workflow_id=h.workflow_id,
-                created_at=h.created_at,
-                updated_at=h.updated_at,
-                completed_at=h.completed_at,
-            )
-        )
+        for h in heads
+    ]
+
+
+async def _by_parent(
+    conn: AsyncConnection, sql: str, ids: list[str], parent: str, read: Callable[[RowMapping], T]
+) -> dict[str, list[T]]:
+    """The rows of one child table for these orders, read, grouped by their `parent` column
+    in the query's order."""
+    out: dict[str, list[T]] = defaultdict(list)
+    for r in await conn.execute(text(sql), {"ids": ids}):
+        out[r._mapping[parent]].append(read(r._mapping))
     return out
+
+
+def _order_read(
+    h: Any,
+    *,
+    lines: list[OrderLineRead],
+    shipments: list[OrderShipmentRead],
+    holds: list[HoldRead],
+    timeline: list[TimelineEvent],
+) -> OrderRead:
+    """One `sales_order` row and its children as the API shows them."""
+    return OrderRead(
+        id=h.id,
+        channel=h.channel,
+        external_id=h.external_id,
+        status=h.status,
+        customer=CustomerRead(id=h.customer_id, email=h.customer_email),
+        ship_to=h.ship_to,
+        billing_address=h.billing_address,
+        promise=h.promise,
+        allow_backorder=h.allow_backorder,
+        allow_split=h.allow_split,
+        currency=h.currency,
+        amounts=_amounts(h),
+        payment=_payment(h),
+        lines=lines,
+        shipments=shipments,
+        holds=holds,
+        timeline=timeline,
+        fraud_score=h.fraud_score,
+        fraud_reasons=h.fraud_reasons or [],
+        workflow_id=h.workflow_id,
+        created_at=h.created_at,
+        updated_at=h.updated_at,
+        completed_at=h.completed_at,
+    )
+
+
+def _amounts(h: Any) -> AmountsRead:
+    return AmountsRead(
+        merchandise=h.merchandise,
+        shipping=h.shipping_amount,
+        tax=h.tax_amount,
+        total=h.merchandise + h.shipping_amount + h.tax_amount,
+    )
+
+
+def _payment(h: Any) -> PaymentRead:
+    return PaymentRead(
+        method=h.payment_method,
+        status=h.payment_status,
+        reported=h._mapping.get("payment_reported"),
+        amount=h.payment_amount,
+        reference=h.payment_reference,
+        captured=h.captured,
+    )
 
 
 async def read_order(engine: AsyncEngine, order_id: str, principal: Principal | None = None) -> OrderRead:
