@@ -4,8 +4,9 @@ the per-SKU view and the immutable movement ledger."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from pydantic import Field, field_validator
@@ -208,24 +209,9 @@ class SkuStockRead(ResponseModel):
     available_to_promise: dict[str, int]
 
 
-@router.get("/v1/inventory/{sku}", response_model=SkuStockRead, **guard(ANY))
-async def get_sku_stock(sku: str, engine: EngineDep, principal: CurrentPrincipal) -> SkuStockRead:
-    """Per location: on hand, reserved, available and every bucket; ATP per channel (a
-    channel key sees its own channel only)."""
-    async with engine.connect() as conn:
-        kind = (await conn.execute(text("SELECT kind FROM sku WHERE code = :c"), {"c": sku})).scalar()
-        if kind is None:
-            raise not_found(f"SKU {sku}")
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT location, status, lot, expires_at, qty, reserved, (expires_at IS NOT NULL AND "
-                    "expires_at <= now()) AS expired FROM stock_balance WHERE sku = :s ORDER BY location, status, lot"
-                ),
-                {"s": sku},
-            )
-        ).all()
-        snapshot = await load_snapshot(conn, [sku], with_kits=False)
+def _stock_by_location(rows: Sequence[Any]) -> dict[str, LocationStockRead]:
+    """The SKU's balances per location: every bucket; on hand and reserved count sellable units
+    that have not expired; the sellable lots with their expiry."""
     per: dict[str, LocationStockRead] = {}
     for r in rows:
         loc = per.setdefault(
@@ -251,6 +237,28 @@ async def get_sku_stock(sku: str, engine: EngineDep, principal: CurrentPrincipal
                 )
     for loc in per.values():
         loc.available = loc.on_hand - loc.reserved
+    return per
+
+
+@router.get("/v1/inventory/{sku}", response_model=SkuStockRead, **guard(ANY))
+async def get_sku_stock(sku: str, engine: EngineDep, principal: CurrentPrincipal) -> SkuStockRead:
+    """Per location: on hand, reserved, available and every bucket; ATP per channel (a
+    channel key sees its own channel only)."""
+    async with engine.connect() as conn:
+        kind = (await conn.execute(text("SELECT kind FROM sku WHERE code = :c"), {"c": sku})).scalar()
+        if kind is None:
+            raise not_found(f"SKU {sku}")
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT location, status, lot, expires_at, qty, reserved, (expires_at IS NOT NULL AND "
+                    "expires_at <= now()) AS expired FROM stock_balance WHERE sku = :s ORDER BY location, status, lot"
+                ),
+                {"s": sku},
+            )
+        ).all()
+        snapshot = await load_snapshot(conn, [sku], with_kits=False)
+    per = _stock_by_location(rows)
     channels = sorted(snapshot.channel_locations)
     if principal.role is Role.channel:
         channels = [c for c in channels if c == principal.channel]
