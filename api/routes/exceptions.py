@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -11,7 +12,7 @@ from sqlalchemy import text
 
 from api.auth import CurrentPrincipal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
-from api.pagination import PageDep, encode_cursor
+from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
 from api.schemas import Page, RequestModel, ResponseModel
 from api.temporal import update
@@ -71,6 +72,12 @@ _ORDER = {
 }
 
 
+_FILTERS = (
+    "(CAST(:kind AS text) IS NULL OR kind = :kind) AND (CAST(:st AS text) IS NULL OR status = :st) AND "
+    "(CAST(:stype AS text) IS NULL OR subject_type = :stype) AND (CAST(:sid AS text) IS NULL OR subject_id = :sid)"
+)
+
+
 @router.get("/v1/exceptions", response_model=Page[ExceptionRead], **guard(*QUEUE_ROLES))
 async def list_exceptions(
     engine: EngineDep,
@@ -91,16 +98,10 @@ async def list_exceptions(
         "sid": subject_id,
         "lim": page.limit + 1,
     }
-    where = (
-        "(CAST(:kind AS text) IS NULL OR kind = :kind) AND (CAST(:st AS text) IS NULL OR status = :st) AND "
-        "(CAST(:stype AS text) IS NULL OR subject_type = :stype) AND (CAST(:sid AS text) IS NULL OR subject_id = :sid)"
-    )
+    where = _FILTERS
     if page.after:
-        if len(page.after) != 2:
-            raise Problem(400, "the cursor is not valid for this sort", slug="bad-cursor")
         where += f" AND {after_sql}"
-        first = page.after[0]
-        params.update(c0=-float(first) if sort == "priority" else first, c1=str(page.after[1]))
+        params.update(_after(page.after, sort))
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -109,11 +110,21 @@ async def list_exceptions(
             )
         ).all()
     items = [_read(r) for r in rows[: page.limit]]
-    cursor = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1]._mapping
-        cursor = encode_cursor([str(last[c]) if c != "priority" else float(last[c]) for c in cursor_cols])
-    return Page(items=items, next_cursor=cursor)
+    return Page(
+        items=items, next_cursor=next_cursor(list(rows), page.limit, partial(_cursor_of, cursor_cols))
+    )
+
+
+def _cursor_of(cursor_cols: tuple[str, ...], row: Any) -> list[Any]:
+    return [str(row._mapping[c]) if c != "priority" else float(row._mapping[c]) for c in cursor_cols]
+
+
+def _after(after: list[Any], sort: str) -> dict[str, Any]:
+    """The parameters of the page cursor's condition (400 if the cursor is not one of `sort`)."""
+    if len(after) != 2:
+        raise Problem(400, "the cursor is not valid for this sort", slug="bad-cursor")
+    first = after[0]
+    return {"c0": -float(first) if sort == "priority" else first, "c1": str(after[1])}
 
 
 @router.get("/v1/exceptions/{exception_id}", response_model=ExceptionRead, **guard(*QUEUE_ROLES))
@@ -152,22 +163,7 @@ async def resolve_exception(
     """Decide an exception. The owning workflow validates the action at once (422 if it is not
     one of `actions`, 409 if already decided) and carries it out; the row closes when done."""
     current = await get_exception(exception_id, engine)
-    if not may_resolve(principal.role, current.kind):
-        raise Problem(403, f"role '{principal.role}' may not decide {current.kind}", slug="forbidden")
-    if current.status != "open":
-        raise Problem(
-            409,
-            f"exception {exception_id} is already {current.status}",
-            slug="already-resolved",
-            current_status=current.status,
-        )
-    if body.action not in current.actions:
-        raise Problem(
-            422,
-            f"action {body.action!r} is not one of {current.actions}",
-            slug="validation-error",
-            errors=[{"loc": ["body", "action"], "msg": f"must be one of {current.actions}"}],
-        )
+    _check_decidable(current, body.action, principal.role)
     resolution = Resolution(
         exception_id=exception_id,
         action=body.action,
@@ -185,3 +181,24 @@ async def resolve_exception(
         result_type=str,
     )
     return ResolveAccepted(exception=await get_exception(exception_id, engine))
+
+
+def _check_decidable(current: ExceptionRead, action: str, role: Role) -> None:
+    """403 if the role may not decide this kind, 409 if it is decided already, 422 if the
+    action is not one of its actions."""
+    if not may_resolve(role, current.kind):
+        raise Problem(403, f"role '{role}' may not decide {current.kind}", slug="forbidden")
+    if current.status != "open":
+        raise Problem(
+            409,
+            f"exception {current.id} is already {current.status}",
+            slug="already-resolved",
+            current_status=current.status,
+        )
+    if action not in current.actions:
+        raise Problem(
+            422,
+            f"action {action!r} is not one of {current.actions}",
+            slug="validation-error",
+            errors=[{"loc": ["body", "action"], "msg": f"must be one of {current.actions}"}],
+        )
