@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import Field
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
 from api.deps import EngineDep
 from api.problems import Problem, not_found
 from api.schemas import ResponseModel
-from models.availability import decode_after, encode_after, read_feed
+from models.availability import FeedEvent, decode_after, encode_after, read_feed
 
 router = APIRouter(tags=["availability"])
 
@@ -101,14 +102,7 @@ async def availability_changes(
 ) -> FeedPage:
     """The change feed of a channel's ATP. A consumer that applies every page in order ends
     with the true ATP: events are ordered so that one committing late is never skipped."""
-    ch = _channel_for(principal, channel)
-    if ch is None:
-        raise Problem(
-            422,
-            "name the channel",
-            slug="validation-error",
-            errors=[{"loc": ["query", "channel"], "msg": "Field required"}],
-        )
+    ch = _feed_channel(principal, channel)
     if after is not None and not _AFTER.match(after):
         raise Problem(
             422,
@@ -117,13 +111,7 @@ async def availability_changes(
             errors=[{"loc": ["query", "after"], "msg": "not a feed position"}],
         )
     position = decode_after(after)
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        async with engine.connect() as conn:
-            events = await read_feed(conn, ch, position, limit)
-        if events or asyncio.get_running_loop().time() >= deadline:
-            break
-        await asyncio.sleep(_POLL_SECONDS)
+    events = await _poll_feed(engine, ch, position, limit, wait)
     if events:
         position = (events[-1].txid, events[-1].seq)
     return FeedPage(
@@ -131,3 +119,29 @@ async def availability_changes(
         events=[FeedEventRead(seq=e.seq, sku=e.sku, available=e.available) for e in events],
         next_after=encode_after(*position),
     )
+
+
+def _feed_channel(principal: Principal, channel: str | None) -> str:
+    """The channel whose feed is read: the caller's own, or the one named (422 if none is)."""
+    ch = _channel_for(principal, channel)
+    if ch is None:
+        raise Problem(
+            422,
+            "name the channel",
+            slug="validation-error",
+            errors=[{"loc": ["query", "channel"], "msg": "Field required"}],
+        )
+    return ch
+
+
+async def _poll_feed(
+    engine: AsyncEngine, channel: str, position: tuple[int, int], limit: int, wait: float
+) -> list[FeedEvent]:
+    """The feed's next events after `position`; none yet, ask again until `wait` seconds are up."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        async with engine.connect() as conn:
+            events = await read_feed(conn, channel, position, limit)
+        if events or asyncio.get_running_loop().time() >= deadline:
+            return events
+        await asyncio.sleep(_POLL_SECONDS)
