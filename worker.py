@@ -30,6 +30,7 @@ from activities.exceptions import ExceptionActivities
 from activities.gateways import gateway_from_settings
 from activities.housekeeping import HousekeepingActivities
 from activities.orders import OrderActivities
+from activities.replenishment import ReplenishmentActivities
 from activities.transfers import TransferActivities
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
@@ -37,10 +38,17 @@ from runtime.settings import Settings, get_settings
 from runtime.temporal import connect_or_fail, run_event_loop, worker_options
 from runtime.worker_logging import LogContextInterceptor
 from workflows.backorders import BackorderDispatcherWorkflow
-from workflows.contracts import BACKORDER_DISPATCHER_ID, HousekeepingInput, WakeInput
+from workflows.contracts import (
+    BACKORDER_DISPATCHER_ID,
+    REPLENISHMENT_SCHEDULE_ID,
+    HousekeepingInput,
+    ReplenishmentInput,
+    WakeInput,
+)
 from workflows.cycle_count import CycleCountWorkflow
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
 from workflows.order import OrderWorkflow
+from workflows.replenishment import ReplenishmentWorkflow
 from workflows.transfer import TransferWorkflow
 
 log = get_logger("omniflow.worker")
@@ -51,6 +59,7 @@ WORKFLOWS: list[type] = [
     CycleCountWorkflow,
     OrderWorkflow,
     BackorderDispatcherWorkflow,
+    ReplenishmentWorkflow,
 ]
 
 
@@ -61,6 +70,7 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)
     counts = CycleCountActivities(engine)
+    replenishment = ReplenishmentActivities(engine, settings, client)
     return [
         housekeeping.purge_idempotency_records,
         housekeeping.refresh_expired_availability,
@@ -83,6 +93,8 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
         transfers.settle_transfer_discrepancy,
         counts.evaluate_count,
         counts.decide_count,
+        replenishment.draft_replenishment,
+        replenishment.start_replenishment_orders,
     ]
 
 
@@ -113,6 +125,21 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
                     task_queue=settings.task_queue,
                 ),
                 spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    every = timedelta(seconds=settings.replenishment_interval_seconds)
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(
+            REPLENISHMENT_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    ReplenishmentWorkflow.run,
+                    ReplenishmentInput(),
+                    id="replenishment",
+                    task_queue=settings.task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
                 policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             ),
         )
