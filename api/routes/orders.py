@@ -160,6 +160,26 @@ async def _record(conn: AsyncConnection, body: OrderCreate, order_id: str) -> bo
     return False
 
 
+async def _start_order(temporal: Client, settings: Settings, order_id: str, channel: str, total: int) -> None:
+    """Start the order's workflow with the policies of these settings."""
+    order_input = OrderInput(
+        order_id=order_id,
+        channel=channel,
+        value=total,
+        policies=settings.order_policies(),
+        backorder_aging_seconds=settings.backorder_aging_seconds,
+        backorder_recheck_seconds=settings.backorder_recheck_seconds,
+    )
+    await start(
+        temporal,
+        "Order",
+        order_input,
+        id=order_id,
+        task_queue=settings.task_queue,
+        search_attributes=sa_pairs(channel),
+    )
+
+
 @router.post(
     "/v1/orders",
     status_code=202,
@@ -187,22 +207,7 @@ async def create_order(
         new = await _record(conn, body, order_id)
     # Started on every create, new or not: an order whose first start did not reach the engine
     # (503) gets its workflow when the channel retries; a running or finished one is left alone.
-    order_input = OrderInput(
-        order_id=order_id,
-        channel=body.channel,
-        value=total,
-        policies=settings.order_policies(),
-        backorder_aging_seconds=settings.backorder_aging_seconds,
-        backorder_recheck_seconds=settings.backorder_recheck_seconds,
-    )
-    await start(
-        temporal,
-        "Order",
-        order_input,
-        id=order_id,
-        task_queue=settings.task_queue,
-        search_attributes=sa_pairs(body.channel),
-    )
+    await _start_order(temporal, settings, order_id, body.channel, total)
     order = await read_order(engine, order_id)
     return JSONResponse(
         order.model_dump(mode="json"),
