@@ -176,9 +176,17 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
+    import sys
+
+    from runtime.errors import StartupError
+
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    run_event_loop(run(settings))
+    try:
+        run_event_loop(run(settings))
+    except StartupError as exc:  # one line naming the setting, no traceback (as cli/main.py)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
