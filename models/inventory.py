@@ -4,7 +4,8 @@ availability change feed and the sellable-stock announcements.
 Invariants held by the database itself:
 - real buckets never go negative; 0 <= reserved <= qty (CHECK constraints);
 - moves are never updated or deleted (trigger in the migration);
-- each balance equals the sum of its moves (checked by `activities.inventory.check`)."""
+- each balance equals the sum of its moves (checked by `models.stock.check`, which
+  `omniflow inventory check` runs)."""
 
 from __future__ import annotations
 
