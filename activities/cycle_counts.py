@@ -18,10 +18,10 @@ from workflows.contracts import (
     DECIDE_COUNT,
     EVALUATE_COUNT,
     CountDecision,
-    CountedLine,
     CountEvaluation,
     CountState,
     CountTolerance,
+    SubmitCount,
     count_workflow_id,
 )
 
@@ -59,9 +59,9 @@ async def _skus_to_count(conn: AsyncConnection, count_id: str) -> set[str]:
     }
 
 
-def _check_submission(count_id: str, wanted: set[str], lines: list[CountedLine]) -> None:
+def _check_submission(count_id: str, wanted: set[str], submitted: SubmitCount) -> None:
     """Every counted line is a SKU of the count, with a count of zero or more."""
-    for ln in lines:
+    for ln in submitted.lines:
         if ln.sku not in wanted:
             raise InvalidStockChange(f"{ln.sku} is not part of count {count_id}")
         if ln.counted < 0:
@@ -142,7 +142,7 @@ class CycleCountActivities:
             if head.status != "open":  # a retry after the commit: report what was decided
                 return await _state(conn, count_id)
             wanted = await _skus_to_count(conn, count_id)
-            _check_submission(count_id, wanted, req.lines)
+            _check_submission(count_id, wanted, req)
             await lock_skus(conn, wanted)  # the expected quantity must not move while we compare
             expected = await _expected(conn, head.location, wanted)
             counted = {(ln.sku, ln.lot): ln.counted for ln in req.lines}
