@@ -25,6 +25,7 @@ from api.routes import (
     keys,
     ledger,
     orders,
+    replenishment,
     shipments,
     transfers,
 )
@@ -100,6 +101,7 @@ def create_app(
         ledger,
         orders,
         shipments,
+        replenishment,
     ):
         app.include_router(module.router)
     return app

@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -155,6 +156,11 @@ async def load_inputs(
     )
 
 
+def _decimal(x: Fraction) -> Decimal:
+    """A factor as the column keeps it (three decimals)."""
+    return (Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal("0.001"))
+
+
 async def replace_factors(conn: AsyncConnection, new: list[Factor]) -> None:
     """The whole set of factors becomes `new` (in the caller's transaction)."""
     await conn.execute(text("DELETE FROM replenishment_factor"))
@@ -170,7 +176,7 @@ async def replace_factors(conn: AsyncConnection, new: list[Factor]) -> None:
                     "category": f.category,
                     "starts_on": f.starts_on,
                     "ends_on": f.ends_on,
-                    "factor": f.factor,
+                    "factor": _decimal(f.factor),
                 }
                 for f in new
             ],
