@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from runtime.settings import Settings
+from tests.test_replay import record_history
 from tests.test_replenishment_db import replenishment_world
 from workflows.contracts import (
     PURCHASE_ORDER_WORKFLOW,
@@ -51,6 +52,7 @@ async def test_a_run_drafts_pos_and_starts_their_workflows(
     # drafted; the PO workflow (once registered) moves it on to wait for a person's approval
     assert {r.status for r in rows} <= {"draft", "awaiting_approval"}
     assert run.status == "done" and run.finished_at is not None
+    await record_history(temporal_client, replenishment_workflow_id("wf-1"), "replenishment")
     for number, value in zip(numbers, (4000, 10_500), strict=True):
         handle = temporal_client.get_workflow_handle(purchase_order_workflow_id(number))
         described = await handle.describe()
@@ -77,5 +79,6 @@ async def test_a_scheduled_run_is_named_by_its_start_time(
 ) -> None:
     await replenishment_world(engine)
     result = await _run(temporal_client, settings, "", "replenishment-scheduled")
+    await record_history(temporal_client, "replenishment-scheduled", "replenishment-scheduled")
     assert result.run_id.startswith("S") and len(result.run_id) == len("S20260101T000000")
     assert all(o.number.startswith(f"R-{result.run_id}-") for o in result.orders) and len(result.orders) == 2
