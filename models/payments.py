@@ -273,6 +273,18 @@ class CaptureSplit:
     tax: int
 
 
+def _check_split(amount: int, split: CaptureSplit) -> None:
+    """A capture is positive, its parts are not negative, and they add up to it."""
+    revenue, shipping, tax = split.revenue, split.shipping, split.tax
+    _positive(amount, "capture")
+    if min(revenue, shipping, tax) < 0:
+        raise InvalidPaymentAmount("revenue, shipping and tax must not be negative")
+    if amount != revenue + shipping + tax:
+        raise InvalidPaymentAmount(
+            f"the capture amount {amount} must equal revenue {revenue} + shipping {shipping} + tax {tax}"
+        )
+
+
 async def capture_payment(
     conn: AsyncConnection,
     gateway: PaymentGateway,
@@ -287,19 +299,10 @@ async def capture_payment(
     the `capture` entry. Partial captures add up to the authorization, but none after a refund
     (refunds split tax in proportion to a settled capture). Idempotent by `key`: a retry
     captures once and posts once; the same key with another split raises LedgerConflict."""
-    revenue, shipping, tax = split.revenue, split.shipping, split.tax
-    _positive(amount, "capture")
-    if min(revenue, shipping, tax) < 0:
-        raise InvalidPaymentAmount("revenue, shipping and tax must not be negative")
-    if amount != revenue + shipping + tax:
-        raise InvalidPaymentAmount(
-            f"the capture amount {amount} must equal revenue {revenue} + shipping {shipping} + tax {tax}"
-        )
+    _check_split(amount, split)
     pay = await _lock_payment(conn, payment_id)
-    postings = [
-        Posting.of(ln, channel=channel)
-        for ln in lines_for("capture", capture_amounts(revenue, shipping, tax))
-    ]
+    amounts = capture_amounts(split.revenue, split.shipping, split.tax)
+    postings = [Posting.of(ln, channel=channel) for ln in lines_for("capture", amounts)]
     done = await _replay(conn, key, "capture", payment_id, amount)
     if done is not None:
         # Posting again is a no-op for the same split, and LedgerConflict for another one.
@@ -319,7 +322,7 @@ async def capture_payment(
             "UPDATE payment SET captured = captured + :a, captured_tax = captured_tax + :t, status = 'captured' "
             "WHERE id = :id"
         ),
-        {"a": amount, "t": tax, "id": payment_id},
+        {"a": amount, "t": split.tax, "id": payment_id},
     )
     entry = await post(
         conn,
