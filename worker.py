@@ -30,6 +30,7 @@ from activities.exceptions import ExceptionActivities
 from activities.gateways import gateway_from_settings
 from activities.housekeeping import HousekeepingActivities
 from activities.orders import OrderActivities
+from activities.purchasing import PurchasingActivities
 from activities.replenishment import ReplenishmentActivities
 from activities.transfers import TransferActivities
 from runtime.db import make_async_engine
@@ -48,6 +49,7 @@ from workflows.contracts import (
 from workflows.cycle_count import CycleCountWorkflow
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
 from workflows.order import OrderWorkflow
+from workflows.purchase_order import PurchaseOrderWorkflow
 from workflows.replenishment import ReplenishmentWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -60,6 +62,7 @@ WORKFLOWS: list[type] = [
     OrderWorkflow,
     BackorderDispatcherWorkflow,
     ReplenishmentWorkflow,
+    PurchaseOrderWorkflow,
 ]
 
 
@@ -71,6 +74,7 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
     transfers = TransferActivities(engine)
     counts = CycleCountActivities(engine)
     replenishment = ReplenishmentActivities(engine, settings, client)
+    purchasing = PurchasingActivities(engine)
     return [
         housekeeping.purge_idempotency_records,
         housekeeping.refresh_expired_availability,
@@ -95,6 +99,16 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
         counts.decide_count,
         replenishment.draft_replenishment,
         replenishment.start_replenishment_orders,
+        purchasing.record_purchase_order,
+        purchasing.send_purchase_order,
+        purchasing.cancel_purchase_order,
+        purchasing.confirm_purchase_order,
+        purchasing.receive_purchase_order,
+        purchasing.settle_receipt_discrepancy,
+        purchasing.release_quarantine,
+        purchasing.match_vendor_bill,
+        purchasing.settle_bill_mismatch,
+        purchasing.close_purchase_order,
     ]
 
 

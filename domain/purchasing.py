@@ -225,11 +225,12 @@ def check_receipt(
             raise InvalidRequest(
                 f"{r.sku}: receive a positive quantity (received and damaged are not negative)"
             )
-        allowed = int(ln.expected * (1 + tolerance)) - ln.received - ln.damaged
-        over = max(0, r.qty_received + r.qty_damaged - max(allowed, 0))
+        # Over is counted on good units: a damaged unit is its own discrepancy.
+        allowed = int(ln.expected * (1 + tolerance)) - ln.received
+        over = max(0, r.qty_received - max(allowed, 0))
         check.good[r.sku] = r.qty_received
         if over:
-            check.over[r.sku] = min(over, r.qty_received)
+            check.over[r.sku] = over
         if r.qty_damaged:
             check.damaged[r.sku] = r.qty_damaged
     if final:

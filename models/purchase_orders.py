@@ -181,10 +181,10 @@ async def set_promised(conn: AsyncConnection, number: str, sku: str, promised_at
 
 async def set_status(conn: AsyncConnection, number: str, status: str, *, note: str | None = None) -> None:
     sql = text(
-        "UPDATE purchase_order SET status = :status, note = coalesce(:note, note), updated_at = now(),"
-        " sent_at = CASE WHEN :status = 'sent' THEN coalesce(sent_at, now()) ELSE sent_at END,"
-        " closed_at = CASE WHEN :status IN ('closed', 'cancelled') THEN coalesce(closed_at, now()) ELSE closed_at END"
-        " WHERE number = :number"
+        "UPDATE purchase_order SET status = CAST(:status AS varchar), note = coalesce(CAST(:note AS varchar), note),"
+        " updated_at = now(), sent_at = CASE WHEN CAST(:status AS varchar) = 'sent' THEN coalesce(sent_at, now())"
+        " ELSE sent_at END, closed_at = CASE WHEN CAST(:status AS varchar) IN ('closed', 'cancelled')"
+        " THEN coalesce(closed_at, now()) ELSE closed_at END WHERE number = :number"
     )
     await conn.execute(sql, {"status": status, "note": note, "number": number})
 

@@ -115,7 +115,12 @@ def _validate_move(m: Move, types: dict[str, str], skus: dict[str, tuple[str, st
         raise InvalidStockChange("a move needs at least one real location")
     if (m.from_location, m.from_status) == (m.to_location, m.to_status):
         raise InvalidStockChange("a move must change location or status")
-    if tracking == "lot" and not m.lot:
+    # Units on order (inbound) have no lot yet: the lot is known when they are received.
+    on_order = "inbound" in (m.from_status, m.to_status) and "virtual" in (
+        types[m.from_location],
+        types[m.to_location],
+    )
+    if tracking == "lot" and not m.lot and not on_order:
         raise InvalidStockChange(f"{m.sku} is lot-tracked: name the lot")
     if tracking != "lot" and m.lot:
         raise InvalidStockChange(f"{m.sku} is not lot-tracked: leave the lot out")

@@ -3,6 +3,7 @@ snapshot each step answers, what the supplier, the warehouse and finance send, a
 (one dataclass in and one out each, keyed `po-{number}:{step}`)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from workflows.contracts.activity import ActivityRef
 from workflows.contracts.exceptions import ExceptionPolicyInput, Resolution
@@ -31,7 +32,7 @@ class PurchaseOrderInput:
     ]  # po_approval, supplier_unconfirmed, receipt_discrepancy, bill_mismatch
     tolerances: PurchaseTolerances
     steps_named: int = 0  # carried over continue-as-new, so step names stay unique
-    sent: bool = False  # carried over continue-as-new
+    continued: bool = False  # a run continued-as-new: recording, approval and confirmation are behind it
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,12 @@ class PoStep:
 
 
 @dataclass(frozen=True)
+class PoRecord:
+    number: str
+    approval_required: bool
+
+
+@dataclass(frozen=True)
 class PoRecorded:
     snapshot: PoSnapshot
     sent: bool  # sent to the supplier at once (no approval needed)
@@ -212,7 +219,7 @@ class PoBill:
 @dataclass(frozen=True)
 class BillMismatch:
     invoice_number: str
-    mismatches: list[dict[str, object]]
+    mismatches: list[dict[str, Any]]  # Any: the converter cannot decode `object` values
     value_at_risk: int
 
 
@@ -236,7 +243,7 @@ class PoClose:
     bill_quantity: float
 
 
-RECORD_PO = ActivityRef("record_purchase_order", PoStep, PoRecorded)
+RECORD_PO = ActivityRef("record_purchase_order", PoRecord, PoRecorded)
 SEND_PO = ActivityRef("send_purchase_order", PoDecision, PoSnapshot)
 CANCEL_PO = ActivityRef("cancel_purchase_order", PoCancel, PoSnapshot)
 CONFIRM_PO = ActivityRef("confirm_purchase_order", PoConfirm, PoSnapshot)
