@@ -27,6 +27,7 @@ from api.routes import (
     orders,
     replenishment,
     shipments,
+    suppliers,
     transfers,
 )
 from runtime.db import make_async_engine
@@ -101,6 +102,7 @@ def create_app(
         ledger,
         orders,
         shipments,
+        suppliers,
         replenishment,
     ):
         app.include_router(module.router)
