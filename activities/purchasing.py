@@ -35,12 +35,10 @@ from workflows.contracts import (
 )
 
 
-def _inbound(step: PoStep, sku: str, units: int, *, leaving: bool) -> stock.Move:
-    """Units on order arrive in (or leave) the location's `inbound` bucket: not ours yet, not
-    valued, not promisable, but counted by replenishment."""
-    if leaving:
-        return stock.Move(sku, units, step.po.location, "inbound", "supplier", "virtual")
-    return stock.Move(sku, units, "supplier", "virtual", step.po.location, "inbound")
+def _off_order(step: PoStep, sku: str, units: int) -> stock.Move:
+    """Units no longer on order leave the location's `inbound` bucket (they arrived in it with
+    the PO's intake, models.purchase_orders.insert_po)."""
+    return stock.Move(sku, units, step.po.location, "inbound", "supplier", "virtual")
 
 
 class PurchasingActivities(ReceiptSteps, BillSteps):
@@ -49,12 +47,11 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
 
     @RECORD_PO.implement
     async def record_purchase_order(self, inp: PoRecord) -> PoRecorded:
-        """Put the ordered units in `inbound`; send the PO at once unless it needs approval."""
+        """Send the PO at once unless it needs approval (its units went to `inbound` with
+        its intake, models.purchase_orders.insert_po)."""
         async with po_step(self.engine, inp.number, "record") as step:
             if step.done is not None:
                 return PoRecorded(await step.snapshot(), step.done["sent"])
-            moves = [_inbound(step, sku, row.qty.qty, leaving=False) for sku, row in step.lines.items()]
-            await step.move("inbound", moves, "purchase_order")
             status = rules.AWAITING_APPROVAL if inp.approval_required else rules.SENT
             await pos.set_status(step.conn, inp.number, status)
             await step.record("sent" if status == rules.SENT else "awaiting_approval", status=status)
@@ -88,7 +85,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                     f"purchase order {inp.number} has nothing left to receive: nothing to cancel"
                 )
             await step.move(
-                "cancel", [_inbound(step, sku, n, leaving=True) for sku, n in open_units.items()], "cancelled"
+                "cancel", [_off_order(step, sku, n) for sku, n in open_units.items()], "cancelled"
             )
             for sku, n in open_units.items():
                 q = step.lines[sku].qty
@@ -119,7 +116,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                 line = confirmed.get(sku)
                 qty = line.qty if line is not None else row.qty.qty
                 if qty < row.qty.qty:
-                    leaving.append(_inbound(step, sku, row.qty.qty - qty, leaving=True))
+                    leaving.append(_off_order(step, sku, row.qty.qty - qty))
                 await step.write(rules.PoLineQty(**{**row.qty.__dict__, "confirmed": qty}))
                 await pos.set_promised(step.conn, inp.number, sku, _when(line.promised_at if line else ""))
             await step.move("confirm", leaving, "confirmed_below_order")

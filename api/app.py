@@ -25,6 +25,7 @@ from api.routes import (
     keys,
     ledger,
     orders,
+    purchase_orders,
     replenishment,
     shipments,
     suppliers,
@@ -104,6 +105,7 @@ def create_app(
         shipments,
         suppliers,
         replenishment,
+        purchase_orders,
     ):
         app.include_router(module.router)
     return app

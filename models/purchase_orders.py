@@ -14,6 +14,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.purchasing import PoLineQty, SupplierTerms
+from models import stock
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class PoIntake:
 
 
 async def insert_po(conn: AsyncConnection, po: PoIntake) -> bool:
-    """Record the PO (`draft`) and its lines; False if its number is already taken."""
+    """Record the PO (`draft`) and its lines, and put the ordered units in the location's
+    `inbound` bucket in the same transaction (on order: counted by replenishment, not valued,
+    not promisable); False if its number is already taken."""
     sql = text(
         "INSERT INTO purchase_order (number, supplier, location, status, currency, value, expected_at, source,"
         " run_id, request_hash, note, created_at, updated_at) VALUES (:number, :supplier, :location, 'draft',"
@@ -69,6 +72,9 @@ async def insert_po(conn: AsyncConnection, po: PoIntake) -> bool:
         await conn.execute(
             sql, {"number": po.number, "sku": ln.sku, "qty": ln.qty, "unit_cost": ln.unit_cost}
         )
+    moves = [stock.Move(ln.sku, ln.qty, "supplier", "virtual", po.location, "inbound") for ln in po.lines]
+    ref = f"po-{po.number}"
+    await stock.apply_moves(conn, f"{ref}:inbound", "purchasing", moves, reason="purchase_order", ref=ref)
     return True
 
 
@@ -260,3 +266,40 @@ async def set_bill_status(
         "UPDATE vendor_bill SET status = :status, total = :total WHERE supplier = :supplier AND invoice_number = :invoice"
     )
     await conn.execute(sql, {"status": status, "total": total, "supplier": supplier, "invoice": invoice})
+
+
+async def upsert_supplier_item(
+    conn: AsyncConnection, supplier: str, sku: str, terms: SupplierTerms, lead_time_days: int | None
+) -> None:
+    """A supplier's terms for a SKU, created or replaced (`lead_time_days` None: the supplier's)."""
+    sql = text(
+        "INSERT INTO supplier_item (supplier, sku, cost, currency, moq, order_multiple, lead_time_days, inspect)"
+        " VALUES (:supplier, :sku, :cost, :currency, :moq, :order_multiple, :lead_time_days, :inspect)"
+        " ON CONFLICT (supplier, sku) DO UPDATE SET cost = EXCLUDED.cost, currency = EXCLUDED.currency,"
+        " moq = EXCLUDED.moq, order_multiple = EXCLUDED.order_multiple, lead_time_days = EXCLUDED.lead_time_days,"
+        " inspect = EXCLUDED.inspect"
+    )
+    params = {
+        "supplier": supplier,
+        "sku": sku,
+        "cost": terms.cost,
+        "currency": terms.currency,
+        "moq": terms.moq,
+        "order_multiple": terms.order_multiple,
+        "lead_time_days": lead_time_days,
+        "inspect": terms.inspect,
+    }
+    await conn.execute(sql, params)
+
+
+async def kinds_of(
+    conn: AsyncConnection, supplier: str, location: str, skus: Sequence[str]
+) -> dict[str, Any]:
+    """What a new PO names, as the database knows it: the supplier, the location's type, the SKUs' kinds."""
+    sql = text(
+        "SELECT (SELECT code FROM supplier WHERE code = :supplier) AS supplier,"
+        " (SELECT type FROM location WHERE code = :location) AS location_type,"
+        " (SELECT coalesce(json_object_agg(code, kind), '{}') FROM sku WHERE code = ANY(:skus)) AS skus"
+    )
+    row = (await conn.execute(sql, {"supplier": supplier, "location": location, "skus": list(skus)})).one()
+    return dict(row._mapping)
