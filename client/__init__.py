@@ -7,7 +7,7 @@
 
 It talks HTTP only (nothing of the server is imported); docs/client.md has the guide."""
 
-from client import operations
+from client import operations, operations_purchasing
 from client.clients import AsyncOmniflowClient, OmniflowClient
 from client.errors import ApiError
 from client.models import (
@@ -61,6 +61,24 @@ from client.models_inventory import (
     Transfer,
     TransferLine,
 )
+from client.models_purchasing import (
+    BillLine,
+    ConfirmedLine,
+    NewPoLine,
+    NewPurchaseOrder,
+    PoBill,
+    PoEvent,
+    PoLine,
+    PoReceipt,
+    PurchaseOrder,
+    QcLine,
+    ReceiptLine,
+    ReplenishmentPolicy,
+    Suggestion,
+    Suggestions,
+    SupplierItem,
+    SupplierTerms,
+)
 from client.request import Attempt, Reply, Request
 from client.retry import RetryPolicy
 
@@ -75,8 +93,10 @@ __all__ = [
     "AvailabilityChange",
     "AvailabilityChanges",
     "Balance",
+    "BillLine",
     "CancelLine",
     "Channel",
+    "ConfirmedLine",
     "Customer",
     "ExceptionItem",
     "Hold",
@@ -88,6 +108,8 @@ __all__ = [
     "NewLocation",
     "NewOrder",
     "NewPayment",
+    "NewPoLine",
+    "NewPurchaseOrder",
     "NewSku",
     "NewTransferLine",
     "OmniflowClient",
@@ -99,9 +121,17 @@ __all__ = [
     "Payment",
     "PickLine",
     "PickListLine",
+    "PoBill",
+    "PoEvent",
+    "PoLine",
+    "PoReceipt",
     "Policy",
+    "PurchaseOrder",
+    "QcLine",
     "Readiness",
+    "ReceiptLine",
     "ReceivedLine",
+    "ReplenishmentPolicy",
     "Reply",
     "Request",
     "RetryPolicy",
@@ -113,6 +143,10 @@ __all__ = [
     "StockAdjustment",
     "StockChange",
     "Subject",
+    "Suggestion",
+    "Suggestions",
+    "SupplierItem",
+    "SupplierTerms",
     "TimelineEvent",
     "Transfer",
     "TransferLine",
@@ -120,4 +154,5 @@ __all__ = [
     "WaveShipment",
     "WaveShipmentLine",
     "operations",
+    "operations_purchasing",
 ]

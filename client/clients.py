@@ -17,6 +17,7 @@ import httpx
 import tenacity
 
 from client import operations as ops
+from client import operations_purchasing as buy
 from client.errors import ApiError
 from client.models import Page
 from client.request import Attempt, Observer, Reply, Request
@@ -160,7 +161,8 @@ class _Pages(Generic[P, T]):
 
 
 class _Api:
-    """Every operation, once (see client/operations.py for their arguments)."""
+    """Every operation, once (see client/operations.py and client/operations_purchasing.py for
+    their arguments)."""
 
     health = _Operation(ops.health)
     ready = _Operation(ops.ready)
@@ -201,6 +203,21 @@ class _Api:
     iter_transfers = _Pages(ops.list_transfers)
     ship_transfer = _Operation(ops.ship_transfer)
     receive_transfer = _Operation(ops.receive_transfer)
+    put_supplier_item = _Operation(buy.put_supplier_item)  # purchasing: client/operations_purchasing.py
+    get_supplier_item = _Operation(buy.get_supplier_item)
+    create_purchase_order = _Operation(buy.create_purchase_order)
+    get_purchase_order = _Operation(buy.get_purchase_order)
+    list_purchase_orders = _Operation(buy.list_purchase_orders)
+    iter_purchase_orders = _Pages(buy.list_purchase_orders)
+    approve_purchase_order = _Operation(buy.approve_purchase_order)
+    reject_purchase_order = _Operation(buy.reject_purchase_order)
+    confirm_purchase_order = _Operation(buy.confirm_purchase_order)
+    receive_purchase_order = _Operation(buy.receive_purchase_order)
+    inspect_purchase_order = _Operation(buy.inspect_purchase_order)
+    bill_purchase_order = _Operation(buy.bill_purchase_order)
+    cancel_purchase_order = _Operation(buy.cancel_purchase_order)
+    replenishment_suggestions = _Operation(buy.replenishment_suggestions)
+    set_replenishment_policy = _Operation(buy.set_replenishment_policy)
 
 
 class OmniflowClient(_Api, _Core):
