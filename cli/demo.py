@@ -3,6 +3,7 @@ call is an idempotent create or carries an Idempotency-Key, so a second run chan
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -37,7 +38,7 @@ POLICIES = [
     ("marketplace", "TEE-1", {"safety_stock": 2, "ringfence": [{"location": "DC-EAST", "qty": 5}]}),
     ("web", "BOOT-1", {"safety_stock": 1, "ringfence": []}),
 ]
-SUPPLIERS = [
+SUPPLIERS: list[dict[str, Any]] = [
     {"code": "NORTHWIND", "name": "Northwind Apparel", "lead_time_days": 14,
      "items": [{"sku": "TEE-1", "cost": 600, "moq": 50, "order_multiple": 25},
                {"sku": "HOODIE-1", "cost": 1800, "moq": 20, "order_multiple": 10}]},
@@ -113,6 +114,28 @@ ORDERS = [
     _demo_order("DEMO-1004", "web", [("SOFA-1", 1, 99000)]),  # drop-shipped by ACME
 ]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 
+# The suppliers' terms beyond cost, MOQ and multiple (PUT /v1/suppliers/{code}/items/{sku}
+# takes those from SUPPLIERS, so the supplier reads back as created): lead time, inspection.
+SUPPLIER_TERMS = {
+    ("NORTHWIND", "TEE-1"): {"lead_time_days": 10},
+    ("NORTHWIND", "HOODIE-1"): {},
+    ("KILN", "MUG-1"): {},
+    ("KILN", "COFFEE-1"): {"lead_time_days": 7, "inspect": True},  # food: receipts wait for QC
+    ("ACME", "SOFA-1"): {},
+}
+# One PO over the approval threshold (OMNIFLOW_PO_APPROVAL_THRESHOLD, default 500,000 minor
+# units: 300 × 1,800 = 540,000) waits for an approver; one below it is sent, confirmed and
+# received in part with damaged units, so a receipt_discrepancy waits for a person.
+PURCHASE_ORDERS = [
+    {"number": "DEMO-PO-1", "supplier": "NORTHWIND", "location": "DC-WEST", "lines": [{"sku": "HOODIE-1", "qty": 300}]},
+    {"number": "DEMO-PO-2", "supplier": "NORTHWIND", "location": "DC-EAST", "lines": [{"sku": "TEE-1", "qty": 100}]},
+]  # fmt: skip # kept aligned: one demo record a row, its fields read across
+PO_CONFIRMATION = {"lines": [{"sku": "TEE-1", "qty": 100, "promised_at": "2030-01-15T00:00:00Z"}]}
+PO_RECEIPT = {"receipt": "DEMO-GRN-1", "lines": [{"sku": "TEE-1", "qty_received": 48, "qty_damaged": 2}]}
+# A safety stock above what is on hand (10 mugs at DC-WEST): no shipments yet, so the reorder
+# point is the safety stock and the suggestions list MUG-1 there.
+REPLENISHMENT_POLICY = ("MUG-1", "DC-WEST", {"safety_stock": 24, "review_days": 14, "supplier": "KILN"})
+
 # A transfer that arrives one unit short, so the exception queue has something to show.
 TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
 
@@ -166,8 +189,8 @@ def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client |
 def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
     """Each section in turn; one the API does not have (yet) stops the load there."""
     _load_catalog(http, say)
-    if _load_stock(http, say) and _load_transfer(http, say):
-        _load_orders(http, say)
+    if _load_stock(http, say) and _load_transfer(http, say) and _load_orders(http, say):
+        _load_purchasing(http, say)
 
 
 def _load_catalog(http: httpx.Client, say: Callable[[str], None]) -> None:
@@ -229,14 +252,58 @@ def _load_transfer(http: httpx.Client, say: Callable[[str], None]) -> bool:
     return True
 
 
-def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> None:
+def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> bool:
+    """False when the API has no orders (purchasing is skipped)."""
     placed = 0
     for order in ORDERS:
         r = _call(http, "POST", "/v1/orders", order, key=f"demo-order-{order['external_id']}", optional=True)
         if _missing(r):
             say(f"orders skipped (POST /v1/orders answered {r.status_code})")
-            return
+            return False
         placed += 1
     say(
         f"{placed} orders: waiting on address, payment, fraud review and stock, one drop-shipped, one to pick"
     )
+    return True
+
+
+def _load_purchasing(http: httpx.Client, say: Callable[[str], None]) -> None:
+    """Supplier terms, the two POs and a replenishment policy; each PO step is taken only if
+    the PO has not taken it yet, so a second load (or one after a stop half-way) adds nothing."""
+    items = {(s["code"], i["sku"]): i for s in SUPPLIERS for i in s["items"]}
+    for (supplier, sku), extra in SUPPLIER_TERMS.items():
+        terms = {k: v for k, v in items[(supplier, sku)].items() if k != "sku"} | extra
+        r = _call(http, "PUT", f"/v1/suppliers/{supplier}/items/{sku}", terms, optional=True)
+        if _missing(r):
+            say(f"purchasing skipped (PUT /v1/suppliers/…/items/… answered {r.status_code})")
+            return
+    say(f"{len(SUPPLIER_TERMS)} supplier items with their terms (cost, MOQ, multiple, lead time, inspection)")
+    waiting, partial = (_placed(http, po) for po in PURCHASE_ORDERS)
+    if partial["status"] == "sent":
+        partial = _call(
+            http, "POST", f"/v1/purchase-orders/{partial['number']}/confirm", PO_CONFIRMATION
+        ).json()
+    if partial["status"] in ("confirmed", "partially_received") and not any(
+        r["receipt_number"] == PO_RECEIPT["receipt"] for r in partial["receipts"]
+    ):
+        path = f"/v1/purchase-orders/{partial['number']}/receipts"
+        partial = _call(http, "POST", path, PO_RECEIPT, key=f"demo-{PO_RECEIPT['receipt']}").json()
+    say(
+        f"purchase orders: {waiting['number']} {waiting['status']} (over the approval threshold), "
+        f"{partial['number']} {partial['status']} with 2 damaged units in the receipt_discrepancy queue"
+    )
+    sku, location, policy = REPLENISHMENT_POLICY
+    _call(http, "PUT", f"/v1/replenishment/policies/{sku}/{location}", policy)
+    say(f"replenishment: {sku} at {location} below its reorder point (safety stock {policy['safety_stock']})")
+
+
+def _placed(http: httpx.Client, po: dict[str, Any]) -> dict[str, Any]:
+    """The PO, created if new (the number is its business key: the same body again answers the
+    PO), once its workflow has recorded it (sent, or waiting for approval)."""
+    _call(http, "POST", "/v1/purchase-orders", po)
+    for _ in range(300):
+        read: dict[str, Any] = _call(http, "GET", f"/v1/purchase-orders/{po['number']}").json()
+        if read["status"] != "draft" and (read["status"] != "awaiting_approval" or read["holds"]):
+            return read
+        time.sleep(0.05)
+    raise RuntimeError(f"demo data: purchase order {po['number']} stayed {read['status']}")

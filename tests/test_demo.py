@@ -15,7 +15,17 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
-from cli.demo import CHANNELS, LOCATIONS, ORDERS, SKUS, STOCK, SUPPLIERS, load_demo
+from cli.demo import (
+    CHANNELS,
+    LOCATIONS,
+    ORDERS,
+    PURCHASE_ORDERS,
+    SKUS,
+    STOCK,
+    SUPPLIER_TERMS,
+    SUPPLIERS,
+    load_demo,
+)
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean
@@ -34,12 +44,58 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
                 "journal_entry",
                 "exception",
                 "sales_order",
+                "purchase_order",
+                "po_receipt",
+                "supplier_item",
+                "replenishment_policy",
             )
         }
 
 
+OPEN = [
+    "address_invalid",
+    "fraud_review",
+    "payment_pending",
+    "po_approval",
+    "receipt_discrepancy",  # the short transfer
+    "receipt_discrepancy",  # the PO received with damaged units
+]
+
+
+async def _purchasing_is_there(url: str, admin_key: str) -> None:
+    """What the purchasing demo shows through the API: the terms, the two POs where they
+    wait, the damaged receipt in the exception queue, and a replenishment suggestion."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(base_url=url, headers=auth) as http:
+        coffee = (await http.get("/v1/suppliers/KILN/items/COFFEE-1")).json()
+        assert (coffee["cost"], coffee["moq"], coffee["lead_time_days"], coffee["inspect"]) == (
+            500,
+            20,
+            7,
+            True,
+        )
+        waiting = (await http.get("/v1/purchase-orders/DEMO-PO-1")).json()
+        assert waiting["value"] > 500_000 and [h["kind"] for h in waiting["holds"]] == ["po_approval"]
+        partial = (await http.get("/v1/purchase-orders/DEMO-PO-2")).json()
+        line = partial["lines"][0]
+        assert (line["confirmed"], line["received"], line["damaged"], line["inbound"]) == (100, 48, 2, 50)
+        assert [h["kind"] for h in partial["holds"]] == ["receipt_discrepancy"]
+        queue = (await http.get("/v1/exceptions", params={"kind": "receipt_discrepancy"})).json()["items"]
+        assert {(e["subject"]["type"], e["subject"]["id"]) for e in queue} >= {
+            ("purchase_order", "DEMO-PO-2")
+        }
+        suggestions = (await http.get("/v1/replenishment/suggestions")).json()["items"]
+        mug = next(s for s in suggestions if (s["sku"], s["location"]) == ("MUG-1", "DC-WEST"))
+        assert (mug["position"], mug["reorder_point"], mug["supplier"], mug["suggested_qty"]) == (
+            10,
+            24,
+            "KILN",
+            48,
+        )
+
+
 async def _queues_settled(engine: AsyncEngine) -> list[str]:
-    """The open exception kinds once the demo orders have reached their queues."""
+    """The open exception kinds once the demo orders and POs have reached their queues."""
     kinds: list[str] = []
     for _ in range(200):
         async with engine.connect() as conn:
@@ -49,7 +105,7 @@ async def _queues_settled(engine: AsyncEngine) -> list[str]:
             busy = (
                 await conn.execute(text("SELECT count(*) FROM sales_order WHERE status = 'received'"))
             ).scalar()
-        if len(kinds) == 4 and not busy:
+        if len(kinds) == len(OPEN) and not busy:
             break
         await asyncio.sleep(0.05)
     return kinds
@@ -70,7 +126,7 @@ async def test_demo_loads_once(
         out1, out2 = io.StringIO(), io.StringIO()
         await asyncio.to_thread(load_demo, url, admin_key, out1)
         kinds = await _queues_settled(engine)
-        assert kinds == ["address_invalid", "fraud_review", "payment_pending", "receipt_discrepancy"]
+        assert kinds == OPEN
         first = await _counts(engine)
         await asyncio.to_thread(load_demo, url, admin_key, out2)
         assert await _counts(engine) == first
@@ -81,11 +137,20 @@ async def test_demo_loads_once(
             len(SUPPLIERS),
         )
         assert first["stock_move"] >= len(STOCK)
-        assert first["exception"] == 4  # the short transfer and three held orders wait for a person
+        # the short transfer, three held orders and two POs (approval, damaged units) wait for a person
+        assert first["exception"] == 6
+        assert first["purchase_order"] == len(PURCHASE_ORDERS) and first["po_receipt"] == 1
+        assert first["supplier_item"] == len(SUPPLIER_TERMS)
         assert first["sales_order"] == len(ORDERS)
         lines = out1.getvalue().splitlines()
         assert lines[0] == "demo: 4 locations, 3 channels, 7 SKUs, 3 suppliers (17 new)"
-        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 5
+        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 8
+        assert lines[-2] == (
+            "demo: purchase orders: DEMO-PO-1 awaiting_approval (over the approval threshold), "
+            "DEMO-PO-2 partially_received with 2 damaged units in the receipt_discrepancy queue"
+        )
+        assert out2.getvalue().splitlines()[5:] == lines[5:]  # the second load finds them as they were
+        await _purchasing_is_there(url, admin_key)
         assert out2.getvalue().splitlines()[0].endswith("(0 new)")
         await assert_inventory_clean(engine)
         async with engine.connect() as conn:
