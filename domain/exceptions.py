@@ -46,6 +46,7 @@ RESOLVER_ROLES: dict[str, frozenset[str]] = {
     "po_approval": frozenset({"approver"}),
     "supplier_unconfirmed": frozenset({"approver"}),
     "receipt_discrepancy": frozenset({"warehouse", "approver"}),
+    "bill_mismatch": frozenset({"finance"}),
     "count_variance": frozenset({"approver"}),
     "return_approval": frozenset({"approver"}),
     "refund_approval": frozenset({"finance", "approver"}),
