@@ -14,6 +14,9 @@ the API client (client/), as channels and a warehouse use it:
   with a tee (they wait in `awaiting_stock`, or ship the tee and wait for the rest, until a
   restock wakes them);
 - a restocker adds a few units of the limited SKU now and then;
+- a receiving dock places a purchase order for the limited SKU every `po_every` seconds and
+  receives it in three deliveries, each posted once (its receipt number and Idempotency-Key,
+  retried until answered) while the worker dies (bench/chaos_purchasing.py);
 - `--pickers` warehouse threads pick, pack and ship every open shipment, and take up again
   the ones a crash left `picked` or `packed`;
 - the chaos thread SIGKILLs the worker every `--kill-every` seconds (the `omniflow dev`
@@ -31,6 +34,8 @@ Verified and printed:
   shipments, a line shipped beyond its quantity, or captured ≠ the shipped part's total;
 - oversold: per SKU, units shipped + reserved beyond what was ever put in stock, or a
   negative / over-reserved balance; drift: sellable on hand ≠ stocked − shipped;
+- lost / doubled receipts: a delivery taken (2xx) but not on its PO; a receipt twice, or a
+  PO's received units ≠ the sum of its distinct receipts (their units count as stocked);
 - stuck: an order in no final or expected state when the settle time runs out, or whose
   workflow disagrees with its row (failed, terminated, still running when done);
 - `omniflow inventory check` and `omniflow ledger check` against the stack's database.
@@ -55,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_load import Chaos
+from bench.chaos_purchasing import Dock
 from bench.chaos_report import ChaosEvent, Placed, Report, console, print_report
 from bench.chaos_setup import HTTP_TIMEOUT, STACK_ENV, ChaosConfig
 from bench.chaos_stack import _find_child, run_checks, temporal_process, worker_process
@@ -67,6 +73,7 @@ __all__ = [
     "Chaos",
     "ChaosConfig",
     "ChaosEvent",
+    "Dock",
     "Placed",
     "Report",
     "_find_child",
@@ -98,12 +105,14 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
         try:
             chaos = Chaos(stack, cfg)
             chaos.setup()
+            dock = Dock(chaos)
+            dock.setup()
             say(
                 f"stack up ({stack.api}); {cfg.clients} clients for {cfg.seconds:.0f}s, chaos: "
                 + ", ".join(f"{k}@{t:.1f}s" for t, k in cfg.schedule())
             )
-            unsettled = _load_and_settle(chaos, cfg, report, say)
-            _check_outcome(chaos, stack, cfg, report, unsettled)
+            unsettled = _load_and_settle(chaos, dock, cfg, report, say)
+            _check_outcome(chaos, dock, stack, cfg, report, unsettled)
             _measure(chaos, stack, report)
         finally:
             stack.stop()
@@ -112,14 +121,16 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
 
 
 def _load_and_settle(
-    chaos: Chaos, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
+    chaos: Chaos, dock: Dock, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
 ) -> list[Order]:
     """Orders, restocks and chaos for `cfg.seconds`; then the warehouse works until the orders
     settle (or the settle time runs out). The orders still unsettled."""
     chaos.t0 = time.monotonic()
     chaos.give_up_at = chaos.t0 + cfg.seconds + cfg.settle_seconds
     threads = [threading.Thread(target=chaos.client_loop, args=(i,), daemon=True) for i in range(cfg.clients)]
-    side = [threading.Thread(target=f, daemon=True) for f in (chaos.restock_loop, chaos.chaos_loop)]
+    side = [
+        threading.Thread(target=f, daemon=True) for f in (chaos.restock_loop, chaos.chaos_loop, dock.loop)
+    ]
     warehouse = [
         threading.Thread(target=chaos.warehouse_loop, args=(i,), daemon=True) for i in range(cfg.pickers)
     ]
@@ -142,7 +153,7 @@ def _load_and_settle(
 
 
 def _check_outcome(
-    chaos: Chaos, stack: DevStack, cfg: ChaosConfig, report: Report, unsettled: list[Order]
+    chaos: Chaos, dock: Dock, stack: DevStack, cfg: ChaosConfig, report: Report, unsettled: list[Order]
 ) -> None:
     """Counts, then lost / doubled / oversold / stuck and the stack's checks, while it is alive."""
     report.stack_alive = stack.proc is not None and stack.proc.poll() is None
@@ -151,7 +162,7 @@ def _check_outcome(
     report.placed_per_s = round(report.placed / cfg.seconds, 2)
     report.events = chaos.events
     if report.stack_alive:
-        verify(chaos, report, unsettled)
+        verify(chaos, report, unsettled, dock)
         report.checks = run_checks(stack)
     else:
         report.problems.append("omniflow dev exited: " + stack.stderr()[-1500:])
@@ -189,6 +200,7 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=150.0, help="max seconds to wait for orders to settle"
     )
+    parser.add_argument("--po-every", type=float, default=6.0, help="place and receive a PO this often (s)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the stack's data here")
     args = parser.parse_args()
@@ -201,6 +213,7 @@ def main() -> None:
         pg_down=args.pg_down,
         pg_stop_mode=args.pg_stop_mode,
         settle_seconds=args.settle,
+        po_every=args.po_every,
         seed=args.seed,
         data_dir=args.data_dir,
     )

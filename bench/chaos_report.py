@@ -60,6 +60,7 @@ class Report:
         default_factory=dict
     )  # sku -> stocked, shipped, reserved, on_hand
     capture_latency_ms: dict[str, float] = field(default_factory=dict)
+    purchasing: dict[str, int] = field(default_factory=dict)  # the receiving dock's POs and receipts
     placed_per_s: float = 0.0
     shipments_shipped: int = 0
     settle_s: float = 0.0
@@ -91,6 +92,7 @@ def print_report(r: Report) -> None:
     console.print(_counts(r))
     console.print(_events(r))
     console.print(f"supervisor restarts: {r.restarts}")
+    console.print(f"receiving dock: {r.purchasing}")
     console.print(_stock(r))
     console.print(_answers(r))
     for line in r.server_errors[:8]:

@@ -63,6 +63,7 @@ class ChaosConfig:
     pg_down: float = 3.0  # seconds Postgres stays down
     pg_stop_mode: str = "immediate"  # pg_ctl stop mode: immediate = a crash, fast = a clean restart
     restock_every: float = 8.0  # add RESTOCK_UNITS of the limited SKU this often
+    po_every: float = 6.0  # place a PO for the limited SKU this often and receive it (chaos_purchasing)
     settle_seconds: float = 150.0  # after the load, wait at most this long for every order to settle
     seed: int = 7
     data_dir: Path | None = None  # default: a temporary directory, removed afterwards

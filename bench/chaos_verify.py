@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from bench.chaos_load import Chaos
+from bench.chaos_purchasing import Dock
 from bench.chaos_report import Placed, Report
 from bench.chaos_setup import EXPECTED_WAITS, OPEN_STATUSES
 from bench.chaos_stack import describe_workflows
@@ -37,7 +38,9 @@ def settle(chaos: Chaos, timeout: float) -> tuple[float, list[Order]]:
     return time.monotonic() - t, unsettled
 
 
-def verify(chaos: Chaos, report: Report, unsettled: list[Order]) -> None:
+def verify(chaos: Chaos, report: Report, unsettled: list[Order], dock: Dock | None = None) -> None:
+    """Lost, doubled, stuck and waiting orders (and the dock's receipts, whose units count as
+    stocked), then the stock."""
     with chaos.client() as admin:
         orders = {o.id: o for o in chaos.orders(admin)}
     workflows = asyncio.run(describe_workflows(chaos.stack.temporal_address, [p.id for p in chaos.placed]))
@@ -78,6 +81,8 @@ def verify(chaos: Chaos, report: Report, unsettled: list[Order]) -> None:
     extra = sorted(set(orders) - {p.id for p in chaos.placed})
     if extra:  # an order the API took but never confirmed to its channel
         report.problems.append(f"{len(extra)} order rows no client was told about: {extra[:5]}")
+    if dock is not None:
+        dock.verify(report)
     verify_stock(chaos, report, shipped_units, reserved_units)
 
 

@@ -1,5 +1,6 @@
 """Chaos at small scale (bench/chaos.py; `python -m bench.chaos` is the full run): 25 s of
 orders from three channels, some for a limited SKU, a warehouse picking, packing and shipping,
+purchase orders for the limited SKU received in deliveries posted once each,
 while the worker is SIGKILLed twice, the Temporal dev server is killed once and Postgres is
 crashed once (`pg_ctl stop -m immediate`). Afterwards nothing is lost, doubled or oversold,
 the inventory and ledger checks are clean, and the API answered 503 (never 500) while a
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import ChaosConfig, Report, print_report, run
+from bench.chaos_purchasing import DELIVERIES
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +50,17 @@ def test_nothing_lost_doubled_or_oversold_and_the_books_are_clean(report: Report
     assert report.completed > report.placed // 2
     assert (report.lost, report.doubled, report.oversold, report.drift) == (0, 0, 0, 0), report.problems[:20]
     assert report.checks_clean, report.checks
+
+
+def test_each_receipt_is_taken_once_while_the_worker_dies(report: Report) -> None:
+    """Every delivery the dock posted is on its PO once; received = the sum of the distinct
+    receipts (lost and doubled above count the misses; the receipts' units are stocked)."""
+    dock = report.purchasing
+    assert dock["pos"] >= 3 and dock["not_placed"] == 0, report.problems[:10]
+    assert dock["taken"] == dock["deliveries"] == dock["receipts_on_pos"] == len(DELIVERIES) * dock["pos"], (
+        dock
+    )
+    assert dock["units_received"] == sum(DELIVERIES) * dock["pos"], dock
 
 
 def test_a_dependency_down_is_503_not_500(report: Report) -> None:
