@@ -51,7 +51,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
         its intake, models.purchase_orders.insert_po)."""
         async with po_step(self.engine, inp.number, "record") as step:
             if step.done is not None:
-                return PoRecorded(await step.snapshot(), step.done["sent"])
+                return PoRecorded(await step.snapshot(), step.done.get("status") == rules.SENT)
             status = rules.AWAITING_APPROVAL if inp.approval_required else rules.SENT
             await pos.set_status(step.conn, inp.number, status)
             await step.record("sent" if status == rules.SENT else "awaiting_approval", status=status)

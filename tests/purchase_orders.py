@@ -62,6 +62,7 @@ async def place_po(
     supplier: str = "ACME",
     approval: bool = False,
     policies: dict[str, Any] | None = None,
+    history_limit: int = 2_000,
 ) -> WorkflowHandle[Any, PoSnapshot]:
     intake = PoIntake(
         number,
@@ -80,6 +81,7 @@ async def place_po(
         approval,
         {**settings.purchase_policies(), **(policies or {})},
         tolerances(settings),
+        history_limit=history_limit,
     )
     return await client.start_workflow(
         PurchaseOrderWorkflow.run, inp, id=purchase_order_workflow_id(number), task_queue=settings.task_queue

@@ -61,9 +61,9 @@ class PoState:
     hold: str = ""  # the exception being waited on
     busy: bool = False  # a warehouse, supplier or finance step is in flight
     pending: list[Discrepancy | BillMismatch] = field(default_factory=list)  # waiting for a person, in order
-    queued: set[str] = field(
-        default_factory=set
-    )  # receipts and invoices already queued (a retry replays them)
+    # Receipts and invoices already queued (a retry replays them).
+    queued: set[str] = field(default_factory=set)
+    steps_taken: int = 0  # steps this run took: an estimate of its history where the server gives none
 
 
 def line_qty(ln: PoLineSnap) -> rules.PoLineQty:
@@ -219,7 +219,9 @@ class PurchaseOrderMessages(AwaitsDecisions):
 
     async def _step(self, ref: ActivityRef[In, Out], arg: In) -> Out:
         """One keyed step under the lock; a refusal fails the update, not the purchase order."""
+        await workflow.wait_condition(lambda: self.state.po is not None)
         self.state.busy = True
+        self.state.steps_taken += 1
         try:
             async with self.lock:
                 result = await calls.run_local(ref, arg, start_to_close=STEP_TIMEOUT)
@@ -269,10 +271,9 @@ class PurchaseOrderMessages(AwaitsDecisions):
         return {ln.sku: line_qty(ln) for ln in self._po().lines}
 
     def _at_rest(self) -> PoSnapshot | None:
-        """The PO to validate against; None while a step is in flight (the snapshot is about
-        to change: the handler waits for the lock and the activity checks the same rules)."""
-        if self.state.po is None:
-            raise WrongState(f"purchase order {self.inp.number} is still being recorded")
+        """The PO to validate against; None while it is being read (a run that continued as
+        new) or a step is in flight: the snapshot is about to change, so the handler waits
+        and the activity checks the same rules."""
         return None if self.state.busy else self.state.po
 
     def _done(self) -> bool:

@@ -33,6 +33,7 @@ class PurchaseOrderInput:
     tolerances: PurchaseTolerances
     steps_named: int = 0  # carried over continue-as-new, so step names stay unique
     continued: bool = False  # a run continued-as-new: recording, approval and confirmation are behind it
+    history_limit: int = 2_000  # events: continue-as-new past this, well before Temporal's warning at 10,240
 
 
 @dataclass(frozen=True)
