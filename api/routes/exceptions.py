@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 from sqlalchemy import text
 
@@ -16,6 +18,7 @@ from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
 from api.schemas import Page, RequestModel, ResponseModel
 from api.temporal import update
+from domain.exception_actions import check_data, data_schema
 from domain.exceptions import may_resolve
 from workflows.contracts import Resolution
 
@@ -26,6 +29,13 @@ QUEUE_ROLES = (Role.approver, Role.warehouse, Role.finance)
 class Subject(ResponseModel):
     type: str
     id: str
+
+
+class ActionSchema(ResponseModel):
+    name: str
+    data_schema: dict[str, Any] = Field(
+        description="JSON Schema of the action's `data` (domain/exception_actions.py)."
+    )
 
 
 class ExceptionRead(ResponseModel):
@@ -44,11 +54,15 @@ class ExceptionRead(ResponseModel):
     resolution: dict[str, Any] | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    action_schemas: list[ActionSchema] = Field(
+        default_factory=list, description="Each of `actions` with the schema of the `data` it takes."
+    )
 
 
 def _read(row: Any) -> ExceptionRead:
     data = dict(row._mapping)
     data["subject"] = Subject(type=data.pop("subject_type"), id=data.pop("subject_id"))
+    data["action_schemas"] = [ActionSchema(name=a, data_schema=data_schema(a)) for a in data["actions"]]
     return ExceptionRead.model_validate(data)
 
 
@@ -139,7 +153,11 @@ async def get_exception(exception_id: str, engine: EngineDep) -> ExceptionRead:
 class ResolveBody(RequestModel):
     action: str = Field(min_length=1, max_length=40)
     note: str = Field(default="", max_length=2000)
-    data: dict[str, Any] = Field(default_factory=dict, description="Action data (e.g. a corrected quantity).")
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The action's data, as the exception's `action_schemas` declare it (e.g. "
+        "`{ship_to: {...}}` for fix_address); `{}` for an action that takes none.",
+    )
 
 
 class ResolveAccepted(ResponseModel):
@@ -150,20 +168,33 @@ class ResolveAccepted(ResponseModel):
 @router.post(
     "/v1/exceptions/{exception_id}/resolve",
     response_model=ResolveAccepted,
+    responses={202: {"description": "Accepted; not carried out within the RPC timeout (`resolving`)."}},
     **guard(*QUEUE_ROLES, idempotency="optional"),
 )
 async def resolve_exception(
     exception_id: str,
     body: ResolveBody,
+    response: Response,
     engine: EngineDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
 ) -> ResolveAccepted:
-    """Decide an exception. The owning workflow validates the action at once (422 if it is not
-    one of `actions`, 409 if already decided) and carries it out; the row closes when done."""
+    """Decide an exception. Checked here first: 403 for a role that may not decide this kind,
+    409 `already-resolved` if it is decided, 422 if the action is not one of `actions` or its
+    `data` is not the action's declared data (`action_schemas`; the error names the field).
+    Then the owning workflow is asked (its validator may still refuse, with the business
+    reason) and carries the decision out in an activity that closes the row.
+
+    The answer shows the decision: the route waits, within OMNIFLOW_RPC_TIMEOUT_SECONDS in
+    all, until the row is no longer open and answers **200** with the exception as it now is
+    (status `resolved` or `cancelled`, `resolution`, `resolved_by`). If the workflow has not
+    carried it out by then (a busy or restarting worker) it answers **202** with the
+    exception's status shown as `resolving` and a `Location` to read it from later."""
+    started = time.monotonic()
     current = await get_exception(exception_id, engine)
     _check_decidable(current, body.action, principal.role)
+    _check_data(body.action, body.data)
     resolution = Resolution(
         exception_id=exception_id,
         action=body.action,
@@ -171,16 +202,78 @@ async def resolve_exception(
         resolved_by=f"{principal.name} ({principal.key_id})",
         data=body.data,
     )
-    await update(
-        temporal,
-        current.workflow_id,
-        "resolve_exception",
-        resolution,
-        workflow=current.subject.type,
-        rpc_seconds=settings.rpc_timeout_seconds,
-        result_type=str,
+    try:
+        await update(
+            temporal,
+            current.workflow_id,
+            "resolve_exception",
+            resolution,
+            workflow=current.subject.type,
+            rpc_seconds=settings.rpc_timeout_seconds,
+            result_type=str,
+        )
+    except Problem as exc:
+        raise await _refusal(exc, current, engine) from exc
+    decided = await _wait_decided(exception_id, engine, started + settings.rpc_timeout_seconds)
+    if decided.status == "open":
+        response.status_code = 202
+        response.headers["Location"] = f"/v1/exceptions/{exception_id}"
+        decided = decided.model_copy(update={"status": "resolving"})
+    return ResolveAccepted(exception=decided)
+
+
+async def _wait_decided(exception_id: str, engine: Any, deadline: float) -> ExceptionRead:
+    """The exception once its row is no longer open, or as it is at `deadline`."""
+    pause = 0.02
+    while True:
+        current = await get_exception(exception_id, engine)
+        if current.status != "open" or time.monotonic() + pause > deadline:
+            return current
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+async def _refusal(exc: Problem, current: ExceptionRead, engine: Any) -> Problem:
+    """A refusal of the workflow as the business reason: an exception decided meanwhile is
+    409 `already-resolved` (as when it was decided before the request), one whose workflow
+    has finished is 409 `refused` saying so; the workflow's own refusals pass unchanged."""
+    if exc.status_code != 409:
+        return exc
+    now = await get_exception(current.id, engine)
+    if now.status != "open":
+        return _already_decided(now)
+    if exc.slug == "refused" and current.workflow_id in str(exc.detail):  # api.temporal: finished
+        subject = f"{current.subject.type} {current.subject.id}"
+        return Problem(
+            409,
+            f"exception {current.id} can no longer be decided: {subject} has finished",
+            slug="refused",
+            current_status=now.status,
+        )
+    return exc
+
+
+def _already_decided(current: ExceptionRead) -> Problem:
+    return Problem(
+        409,
+        f"exception {current.id} is already {current.status}",
+        slug="already-resolved",
+        current_status=current.status,
     )
-    return ResolveAccepted(exception=await get_exception(exception_id, engine))
+
+
+def _check_data(action: str, data: dict[str, Any]) -> None:
+    """422 naming each field of `data` that is not the action's declared data."""
+    problems = check_data(action, data)
+    if problems:
+        errors = [{"loc": ["body", "data", *p.loc], "msg": p.message} for p in problems]
+        first = problems[0]
+        raise Problem(
+            422,
+            f"data.{'.'.join(first.loc)} {first.message} (action {action!r})",
+            slug="validation-error",
+            errors=errors,
+        )
 
 
 def _check_decidable(current: ExceptionRead, action: str, role: Role) -> None:
@@ -189,12 +282,7 @@ def _check_decidable(current: ExceptionRead, action: str, role: Role) -> None:
     if not may_resolve(role, current.kind):
         raise Problem(403, f"role '{role}' may not decide {current.kind}", slug="forbidden")
     if current.status != "open":
-        raise Problem(
-            409,
-            f"exception {current.id} is already {current.status}",
-            slug="already-resolved",
-            current_status=current.status,
-        )
+        raise _already_decided(current)
     if action not in current.actions:
         raise Problem(
             422,
