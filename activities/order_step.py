@@ -110,16 +110,31 @@ class OrderStep:
         """Every unit shipped or cancelled (`view`: the order as this transaction left it):
         the order is done in this same transaction — `completed` when something shipped
         (payment captured and posted by then), else `cancelled`; exceptions still open for it
-        are withdrawn. The key is the one `complete_order` uses, so either closes it once.
-        Sets the view's status."""
+        are withdrawn. Sets the view's status.
+
+        The timeline says it once: a closing event (`completed` or `cancelled`, with the final
+        status and the units shipped and cancelled) under the key `complete_order` uses, so
+        either closes it once — unless the order had already ended before this step, or the
+        step's own event already records the final status (a cancel that leaves nothing: its
+        `cancelled` event says `status: cancelled`)."""
         lines = view.quantities()
         if not rules.nothing_open(lines):
             return None
         status = rules.COMPLETED if any(q.shipped for q in lines) else rules.CANCELLED
         await orders.close(self.conn, self.order_id, status)
         await orders.withdraw_exceptions(self.conn, self.order_id, f"order {status}")
-        await orders.add_event(self.conn, self.order_id, f"{self.order_id}:complete", status, {}, once=True)
         view.status = status
+        own = await orders.step_result(self.conn, self.key)
+        if self.order.status == status or (own or {}).get("status") == status:
+            return status
+        detail = {
+            "status": status,
+            "shipped": sum(q.shipped for q in lines),
+            "cancelled": sum(q.cancelled for q in lines),
+        }
+        await orders.add_event(
+            self.conn, self.order_id, f"{self.order_id}:complete", status, detail, once=True
+        )
         return status
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.domain_errors import as_problem
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem, not_found
 from api.read_models.orders import OrderFilter, page_of_orders, read_order
@@ -39,6 +40,8 @@ from api.schemas_orders import (
     PaymentBody,
 )
 from api.temporal import start, update
+from domain import orders as order_rules
+from domain.errors import DomainError, WrongState
 from models.order_intake import IntakeLine, OrderIntake, insert_order, recorded_as
 from models.orders import ORDER_STATUSES
 from runtime.settings import Settings
@@ -238,7 +241,7 @@ async def list_orders(
     engine: EngineDep,
     page: PageDep,
     principal: CurrentPrincipal,
-    status: Annotated[str | None, Query(max_length=20, description="One order status.")] = None,
+    status: Annotated[Literal[ORDER_STATUSES] | None, Query(description="One order status.")] = None,  # type: ignore[valid-type]
     channel: Annotated[str | None, Query(max_length=64)] = None,
     customer_id: Annotated[str | None, Query(max_length=200)] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after (naive = UTC).")] = None,
@@ -293,7 +296,10 @@ async def cancel_order(
     settings: SettingsDep,
     principal: CurrentPrincipal,
 ) -> OrderRead:
-    """Cancel the order, or some units of some lines. What has shipped cannot be cancelled (409)."""
+    """Cancel the order, or some units of some lines. What has shipped cannot be cancelled (409).
+    An order that has ended (completed, cancelled) is refused here, from the read model, with
+    the business reason (409 `/problems/refused`: "order … is completed: nothing left to
+    cancel"), before the engine is asked."""
     order = await read_order(engine, order_id, principal)
     lines: dict[str, int] | None = None
     if body.lines is not None:
@@ -305,8 +311,28 @@ async def cancel_order(
             if line_of[ln.sku] in lines:
                 raise invalid(["body", "lines", i, "sku"], f"SKU {ln.sku!r} is listed twice")
             lines[line_of[ln.sku]] = ln.qty
+    if order.status in order_rules.DONE:
+        _refuse_cancel_of_ended(order, lines)
     await _update(temporal, settings, order, "cancel", CancelRequest(body.reason, lines, by(principal)))
     return await read_order(engine, order_id)
+
+
+def _refuse_cancel_of_ended(order: OrderRead, lines: dict[str, int] | None) -> None:
+    """The refusal the order's rules give for a cancel of an order that has ended (its
+    workflow is no longer running to say it)."""
+    qty = {
+        ln.line: order_rules.LineQty(
+            ln.qty, ln.reserved, ln.backordered, ln.shipped, ln.cancelled, ln.returned
+        )
+        for ln in order.lines
+    }
+    try:
+        order_rules.units_to_cancel(order.id, order.status, qty, lines)
+    except DomainError as exc:
+        raise as_problem(exc) from None
+    raise as_problem(
+        WrongState(f"order {order.id} is {order.status}: nothing left to cancel", status=order.status)
+    )
 
 
 @router.patch("/v1/orders/{order_id}/ship-to", response_model=OrderRead, **guard(Role.channel))
