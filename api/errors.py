@@ -45,10 +45,20 @@ async def _http(request: Request, exc: Exception) -> Response:
 
 async def _validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
-        for e in exc.errors()
-    ]
+    return validation_problem(
+        [
+            {
+                "loc": _loc(e.get("loc", ())),
+                "msg": e.get("msg", "invalid"),
+                "type": e.get("type", "value_error"),
+            }
+            for e in exc.errors()
+        ]
+    )
+
+
+def validation_problem(errors: list[dict[str, Any]]) -> Response:
+    """The 422 of an invalid request: each error's `loc` (e.g. ["query", "kind"]), `msg`, `type`."""
     first = errors[0] if errors else None
     detail = (
         f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first else "the request is not valid"

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: a request id bound into every log line, the body size limit,
+"""The outermost ASGI layer: a request id bound into every log line, the body size limit, a
+NUL byte refused in the path and the query (Postgres text cannot hold one: a 422, not a 500),
 one access log line and the Prometheus request metrics per request."""
 
 from __future__ import annotations
@@ -6,10 +7,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import validation_problem
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from api.problems import Problem, problem_response
 
@@ -70,6 +74,10 @@ class RequestContextMiddleware:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 raise BodyTooLarge(self.max_body_bytes)
+            nul = nul_errors(scope)
+            if nul:
+                await validation_problem(nul)(scope, receive, send_wrapper)
+                return
             await self.app(scope, limited_receive(receive, self.max_body_bytes), send_wrapper)
         except BodyTooLarge as exc:
             if started:
@@ -91,6 +99,53 @@ class RequestContextMiddleware:
                 ms=round(elapsed * 1000, 1),
             )
             structlog.contextvars.clear_contextvars()
+
+
+_NUL_MSG = "must not contain a NUL character (\\u0000)"
+
+
+def nul_errors(scope: Scope) -> list[dict[str, Any]]:
+    """Where the path or the query holds a NUL, as validation errors: `["path", <parameter>]`
+    (the route's name for the segment; `["path"]` when no route matches) and `["query", <name>]`.
+    JSON bodies are checked by the request models (api.schemas.RequestModel)."""
+    errors: list[dict[str, Any]] = []
+    path: str = scope.get("path", "")
+    if "\x00" in path:
+        names = [name for name, value in _path_params(scope).items() if "\x00" in str(value)]
+        for loc in [["path", name] for name in names] or [["path"]]:
+            errors.append({"loc": loc, "msg": _NUL_MSG, "type": "value_error"})
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "\x00" in query or "%00" in query:
+        seen: set[str] = set()
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if ("\x00" in name or "\x00" in value) and name not in seen:
+                seen.add(name)
+                errors.append({"loc": ["query", name], "msg": _NUL_MSG, "type": "value_error"})
+    return errors
+
+
+def _path_params(scope: Scope) -> dict[str, str]:
+    """The path parameters of the documented route the path matches (the OpenAPI templates,
+    indexed once per app), before routing: e.g. `code` for /v1/skus/%00."""
+    app = scope.get("app")
+    state = getattr(app, "state", None)
+    if app is None or state is None or not hasattr(app, "openapi"):
+        return {}
+    index: list[tuple[re.Pattern[str], list[str]]] | None = getattr(state, "path_param_index", None)
+    if index is None:
+        index = []
+        for template in app.openapi().get("paths", {}):
+            names = re.findall(r"\{([^}/]+)\}", template)
+            if names:
+                regex = re.sub(r"\\\{[^}/]+\\\}", "([^/]+)", re.escape(template))
+                index.append((re.compile(f"^{regex}$"), names))
+        state.path_param_index = index
+    path: str = scope.get("path", "")
+    for pattern, names in index:
+        found = pattern.match(path)
+        if found:
+            return dict(zip(names, found.groups(), strict=True))
+    return {}
 
 
 def _route_label(scope: Scope) -> str:
