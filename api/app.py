@@ -15,6 +15,8 @@ from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.middleware import RequestContextMiddleware
+from api.openapi import install as install_openapi
+from api.openapi import serve_docs
 from api.routes import (
     availability,
     catalog,
@@ -79,7 +81,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc are served from local assets: api.openapi.serve_docs
         redoc_url=None,
     )
     app.state.settings = settings
@@ -108,4 +110,6 @@ def create_app(
         purchase_orders,
     ):
         app.include_router(module.router)
+    install_openapi(app)
+    serve_docs(app)
     return app

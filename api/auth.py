@@ -164,16 +164,6 @@ def guard(
         dependencies.append(Depends(_RoleCheck(allowed)))
     if idempotency == "required":
         dependencies.append(Depends(_require_idempotency_key))
-    if idempotency:
+    if idempotency:  # api.openapi declares the Idempotency-Key header from this, once
         extra["x-idempotency"] = idempotency
-        extra["parameters"] = [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": idempotency == "required",
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Same key + same body replays the first response; different body → 422; "
-                "while the first is in flight → 409.",
-            }
-        ]
     return {"dependencies": dependencies, "openapi_extra": extra}

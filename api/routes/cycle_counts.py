@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -211,9 +211,15 @@ async def count_accuracy(
     return Accuracy(lines_counted=n, lines_within_tolerance=ok, accuracy=round(ok / n, 4) if n else None)
 
 
+# The statuses of the cycle_count table (models.operations).
+CountStatus = Literal["open", "submitted", "awaiting_approval", "posted", "rejected", "cancelled"]
+
+
 @router.get("/v1/cycle-counts", response_model=Page[CountRead], **guard(ANY))
 async def list_counts(
-    engine: EngineDep, page: PageDep, status: Annotated[str | None, Query(max_length=20)] = None
+    engine: EngineDep,
+    page: PageDep,
+    status: Annotated[CountStatus | None, Query()] = None,
 ) -> Page[CountRead]:
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:

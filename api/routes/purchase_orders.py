@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -171,7 +171,7 @@ async def create_purchase_order(
 async def list_purchase_orders(
     engine: EngineDep,
     page: PageDep,
-    status: Annotated[str | None, Query(max_length=24)] = None,
+    status: Annotated[Literal[rules.PO_STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
     supplier: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[PoRead]:
     if status is not None and status not in rules.PO_STATUSES:

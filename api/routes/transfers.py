@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -134,9 +134,15 @@ def sa_pairs(status: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(sa.OMNI_STATUS, status)])
 
 
+# The statuses of the transfer table (models.operations).
+TransferStatus = Literal["requested", "shipped", "received", "discrepancy", "completed", "cancelled"]
+
+
 @router.get("/v1/transfers", response_model=Page[TransferRead], **guard(ANY))
 async def list_transfers(
-    engine: EngineDep, page: PageDep, status: Annotated[str | None, Query(max_length=20)] = None
+    engine: EngineDep,
+    page: PageDep,
+    status: Annotated[TransferStatus | None, Query()] = None,
 ) -> Page[TransferRead]:
     after = str(page.after[0]) if page.after else ""
     ids = await transfer_ids_after(engine, after, status, page.limit)
