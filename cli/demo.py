@@ -136,6 +136,9 @@ PO_RECEIPT = {"receipt": "DEMO-GRN-1", "lines": [{"sku": "TEE-1", "qty_received"
 # point is the safety stock and the suggestions list MUG-1 there.
 REPLENISHMENT_POLICY = ("MUG-1", "DC-WEST", {"safety_stock": 24, "review_days": 14, "supplier": "KILN"})
 
+# How long the summary waits for a new workflow to reach its first wait (polls × pause).
+SETTLE_POLLS, SETTLE_PAUSE = 100, 0.05
+
 # A transfer that arrives one unit short, so the exception queue has something to show.
 TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
 
@@ -162,9 +165,12 @@ def _call(
     key: str | None = None,
     *,
     optional: bool = False,
+    params: dict[str, str] | None = None,
 ) -> httpx.Response:
     """One request; an error status stops the load (unless `optional` and the endpoint is missing)."""
-    r = http.request(method, path, json=body, headers={"Idempotency-Key": key} if key else None)
+    r = http.request(
+        method, path, json=body, params=params, headers={"Idempotency-Key": key} if key else None
+    )
     if r.status_code >= 400 and not (optional and _missing(r)):
         raise RuntimeError(f"demo data: {method} {path} answered {r.status_code}: {r.text[:300]}")
     return r
@@ -248,8 +254,24 @@ def _load_transfer(http: httpx.Client, say: Callable[[str], None]) -> bool:
         _call(
             http, "POST", f"/v1/transfers/{number}/receive", {"lines": [{"sku": "TEE-1", "qty_received": 3}]}
         )
-    say(f"transfer {number} arrived one unit short and waits in the receipt_discrepancy queue")
+    say(f"transfer {number} {_transfer_state(http, str(number))}")
     return True
+
+
+def _transfer_state(http: httpx.Client, number: str) -> str:
+    """What the transfer is now: waiting in a queue, or how it ended (after a restart its
+    discrepancy may have been decided long ago)."""
+    params, status = {"subject_type": "transfer", "subject_id": number, "status": "open"}, ""
+    for _ in range(SETTLE_POLLS):
+        waiting = _call(http, "GET", "/v1/exceptions", params=params).json()["items"]
+        if waiting:
+            kinds = " and ".join(sorted({e["kind"] for e in waiting}))
+            return f"arrived one unit short and waits in the {kinds} queue"
+        status = _call(http, "GET", f"/v1/transfers/{number}").json()["status"]
+        if status not in ("requested", "shipped"):
+            return f"is {status} (nothing waits for a person)"
+        time.sleep(SETTLE_PAUSE)
+    return f"is {status}"
 
 
 def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> bool:
@@ -261,10 +283,28 @@ def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> bool:
             say(f"orders skipped (POST /v1/orders answered {r.status_code})")
             return False
         placed += 1
+    states = [_order_state(http, f"order-{o['channel']}-{o['external_id']}") for o in ORDERS]
     say(
-        f"{placed} orders: waiting on address, payment, fraud review and stock, one drop-shipped, one to pick"
+        f"{placed} orders: "
+        + ", ".join(f"{o['external_id']} {state}" for o, state in zip(ORDERS, states, strict=True))
     )
     return True
+
+
+def _order_state(http: httpx.Client, order_id: str) -> str:
+    """What the order is now, read back (the create's answer may be a replay of the first
+    load's): the queue it waits in, else its status. Waits a little for a new order's
+    workflow to take it past `received`."""
+    order: dict[str, Any] = {}
+    for _ in range(SETTLE_POLLS):
+        order = _call(http, "GET", f"/v1/orders/{order_id}").json()
+        waiting = [h["kind"] for h in order.get("holds", []) if h["status"] == "open"]
+        if waiting:
+            return "waits in " + " and ".join(waiting)
+        if order["status"] not in ("received", "on_hold"):
+            return str(order["status"])
+        time.sleep(SETTLE_PAUSE)
+    return str(order.get("status", "unknown"))
 
 
 def _load_purchasing(http: httpx.Client, say: Callable[[str], None]) -> None:
@@ -289,12 +329,20 @@ def _load_purchasing(http: httpx.Client, say: Callable[[str], None]) -> None:
         path = f"/v1/purchase-orders/{partial['number']}/receipts"
         partial = _call(http, "POST", path, PO_RECEIPT, key=f"demo-{PO_RECEIPT['receipt']}").json()
     say(
-        f"purchase orders: {waiting['number']} {waiting['status']} (over the approval threshold), "
-        f"{partial['number']} {partial['status']} with 2 damaged units in the receipt_discrepancy queue"
+        f"purchase orders: {waiting['number']} {waiting['status']}{_po_waits(waiting, ' (over the approval threshold)')}"
+        f", {partial['number']} {partial['status']}"
+        f"{_po_waits(partial, ' with 2 damaged units in the receipt_discrepancy queue')}"
     )
     sku, location, policy = REPLENISHMENT_POLICY
     _call(http, "PUT", f"/v1/replenishment/policies/{sku}/{location}", policy)
     say(f"replenishment: {sku} at {location} below its reorder point (safety stock {policy['safety_stock']})")
+
+
+def _po_waits(po: dict[str, Any], why: str) -> str:
+    """`why` while the PO waits for a person; after a restart it may not any more."""
+    if not any(h.get("status", "open") == "open" for h in po.get("holds", [])):
+        return " (nothing waits for a person)"
+    return why
 
 
 def _placed(http: httpx.Client, po: dict[str, Any]) -> dict[str, Any]:

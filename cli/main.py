@@ -91,7 +91,8 @@ def keys_create(
     channel: Annotated[str | None, typer.Option(help="The channel a channel key is bound to.")] = None,
     name: Annotated[str, typer.Option(help="A name people recognise.")] = "",
 ) -> None:
-    """Create an API key in DATABASE_URL and print it (once)."""
+    """Create an API key in DATABASE_URL (unset: the embedded stack's database under
+    OMNIFLOW_DATA_DIR, as `omniflow dev` runs it) and print it (once)."""
     from models.auth import ROLES
     from runtime.admin_key import KEY_PREFIX, install_key
     from runtime.db import make_sync_engine
@@ -101,16 +102,46 @@ def keys_create(
         _fail(StartupError("--role", f"must be one of {', '.join(ROLES)}"))
     if (role == "channel") != bool(channel):
         _fail(StartupError("--channel", "is required for channel keys and only for them"))
-    if not settings.database_url:
-        _fail(StartupError("DATABASE_URL", "is not set (point it at the omniflow database)"))
+    database_url = _database_url(settings)
     import secrets
 
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    engine = make_sync_engine(settings.database_url or "", pool_size=1)
-    key_id = install_key(engine, secret, role=role, channel=channel, name=name or f"{role} key")
-    engine.dispose()
+    from sqlalchemy.exc import OperationalError
+
+    engine = make_sync_engine(database_url, pool_size=1)
+    try:
+        key_id = install_key(engine, secret, role=role, channel=channel, name=name or f"{role} key")
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        _fail(
+            StartupError(
+                "DATABASE_URL", f"cannot reach {database_url} (is `omniflow dev` running?): {reason}"
+            )
+        )
+    finally:
+        engine.dispose()
     typer.echo(f"id={key_id} role={role}{f' channel={channel}' if channel else ''}")
     typer.echo(secret)
+
+
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or when it is unset the embedded Postgres `omniflow dev` keeps under the
+    data directory (OMNIFLOW_DATA_DIR, on OMNIFLOW_PG_PORT). Neither: exit 2 saying so."""
+    if settings.database_url:
+        return settings.database_url
+    from runtime.embedded_pg import EmbeddedPostgres
+
+    if (settings.pg_data_dir / "PG_VERSION").exists():
+        return EmbeddedPostgres(settings.pg_data_dir, settings.pg_port).url
+    _fail(
+        StartupError(
+            "DATABASE_URL",
+            f"is not set and there is no embedded database under {settings.data_dir} (start it with"
+            " `omniflow dev` / `make run`, set OMNIFLOW_DATA_DIR to its data directory, or set DATABASE_URL"
+            " to the omniflow database)",
+        )
+    )
+    return ""  # _fail exits
 
 
 def _run_check(name: str, check: Any) -> None:
@@ -118,12 +149,10 @@ def _run_check(name: str, check: Any) -> None:
 
     from runtime.db import make_async_engine
 
-    settings = Settings()
-    if not settings.database_url:
-        _fail(StartupError("DATABASE_URL", "is not set (point it at the omniflow database)"))
+    database_url = _database_url(Settings())
 
     async def run() -> list[str]:
-        engine = make_async_engine(settings.database_url or "", pool_size=1)
+        engine = make_async_engine(database_url, pool_size=1)
         try:
             async with engine.connect() as conn:
                 return list(await check(conn))
