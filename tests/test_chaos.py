@@ -56,7 +56,8 @@ def test_each_receipt_is_taken_once_while_the_worker_dies(report: Report) -> Non
     """Every delivery the dock posted is on its PO once; received = the sum of the distinct
     receipts (lost and doubled above count the misses; the receipts' units are stocked)."""
     dock = report.purchasing
-    assert dock["pos"] >= 3 and dock["not_placed"] == 0, report.problems[:10]
+    # A PO every few seconds of the load window: on a loaded machine fewer fit, never none.
+    assert dock["pos"] >= 1 and dock["not_placed"] == 0, (dock, report.problems[:10])
     assert dock["taken"] == dock["deliveries"] == dock["receipts_on_pos"] == len(DELIVERIES) * dock["pos"], (
         dock
     )
