@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint typecheck imports shape pytest bench bench-quick clean fmt
+.PHONY: run test install lint typecheck imports shape chromium pytest bench bench-quick clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/omniflow dev
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint typecheck imports shape pytest
+	$(MAKE) --no-print-directory lint typecheck imports shape chromium pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,6 +41,11 @@ imports: $(STAMP)
 # (where the `duplicates` command is installed): see tools/code_shape.py.
 shape: $(STAMP)
 	$(BIN)/python -m tools.code_shape
+
+# Chromium for the headless /docs check (tests/test_docs_offline.py): installed with apt-get
+# only when missing and apt-get is there; otherwise that test skips and says why.
+chromium:
+	sh tools/install_chromium.sh
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
