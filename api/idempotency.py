@@ -8,7 +8,9 @@
 Keys are scoped to the caller (the hash of its API key), so clients never collide. The
 request fingerprint is the method, the path and the body as canonical JSON (key order and
 whitespace do not matter). Responses below 500 are kept (except 401/403, which ran nothing);
-a 5xx or a crash frees the key so the client can retry. When the database is what failed
+a 5xx or a crash frees the key so the client can retry. The key is settled (the response stored,
+or the key freed) before the response is sent: a client that has its answer and retries at once
+meets the replay, never its own request still "in flight". When the database is what failed
 (restarting), freeing the key or storing the response is retried in the background until it
 is back, so a retry is not kept waiting as "in flight". A key whose first request died
 mid-flight with its process is taken over after `idempotency_in_flight_seconds`; the business
@@ -122,8 +124,11 @@ class IdempotencyMiddleware:
             return database_unavailable_response(scope["path"], exc)
 
     async def _run_and_settle(self, scope: Scope, body: bytes, send: Send, caller: str, key: str) -> None:
-        """Run the route on the body read already, then free the key or store its response."""
+        """Run the route on the body read already, free the key or store its response, and only
+        then send the response: a client that has its answer and retries at once meets the
+        stored replay (or a free key), never this request still in flight (409)."""
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+        held: list[Message] = []
 
         async def replay_receive() -> Message:
             nonlocal body
@@ -136,7 +141,7 @@ class IdempotencyMiddleware:
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"] += message.get("body", b"")
-            await send(message)
+            held.append(message)  # sent once the key is settled
 
         release = {"c": caller, "k": key}
         try:
@@ -144,6 +149,15 @@ class IdempotencyMiddleware:
         except BaseException:
             await self._write(scope, _RELEASE, release, key, "release the key")
             raise
+        try:
+            await self._settle(scope, captured, release, key)
+        finally:
+            for message in held:
+                await send(message)
+
+    async def _settle(
+        self, scope: Scope, captured: dict[str, Any], release: dict[str, str], key: str
+    ) -> None:
         status = captured["status"]
         if status >= 500 or status in _NOT_STORED:
             await self._write(scope, _RELEASE, release, key, "release the key")
