@@ -1,9 +1,11 @@
-"""The outermost ASGI layer: a request id bound into every log line, the body size limit, a
-NUL byte refused in the path and the query (Postgres text cannot hold one: a 422, not a 500),
-one access log line and the Prometheus request metrics per request."""
+"""The outermost ASGI layer: a request id bound into every log line, the body size limit (a 413,
+the body read and dropped up to a bound first, so that the client gets it), a NUL byte refused
+in the path and the query (Postgres text cannot hold one: a 422, not a 500), one access log
+line and the Prometheus request metrics per request."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -26,6 +28,14 @@ class BodyTooLarge(Problem):
         super().__init__(413, f"the request body is larger than {limit} bytes", slug="body-too-large")
 
 
+# A body over the limit is still read (and dropped) up to these bounds before the 413 is sent:
+# a client that sends its whole body before it reads (no `Expect: 100-continue`, e.g. urllib)
+# would otherwise have the connection reset under it, the answer unread. Past them the server
+# stops reading and the connection is closed, as before.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+
+
 def limited_receive(receive: Receive, limit: int) -> Receive:
     """Count body bytes as they arrive: chunked uploads cannot slip past the limit."""
     seen = 0
@@ -36,10 +46,28 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
+                if message.get("more_body", False):
+                    await drain(receive)
                 raise BodyTooLarge(limit)
         return message
 
     return wrapped
+
+
+async def drain(receive: Receive) -> None:
+    """Read and drop the rest of the request body, up to DRAIN_BYTES and DRAIN_SECONDS."""
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 class RequestContextMiddleware:
@@ -73,6 +101,7 @@ class RequestContextMiddleware:
         try:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await drain(receive)
                 raise BodyTooLarge(self.max_body_bytes)
             nul = nul_errors(scope)
             if nul:
