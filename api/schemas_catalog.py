@@ -10,6 +10,11 @@ from pydantic import Field, ValidationInfo, field_validator
 from api.schemas import RequestModel, ResponseModel
 
 CODE = r"^[A-Za-z0-9._-]{1,64}$"
+# A channel code has no '-': an order's id is `order-{channel}-{external_id}` (its workflow
+# id, workflows.contracts.orders.order_workflow_id) and the external id may hold '-', so the
+# first '-' after `order-` must end the channel, or `web` + `a-b` and `web-a` + `b` would be
+# one id. Existing ids are unchanged; only a new channel with '-' in its code is refused.
+CHANNEL_CODE = r"^[A-Za-z0-9._]{1,64}$"
 VIRTUAL_CODES = ("supplier", "customer", "adjustment", "scrap")
 
 # Cross-field rules are field validators (not model validators) so that a 422 names the
@@ -127,7 +132,10 @@ class LocationRead(ResponseModel):
 
 
 class ChannelCreate(RequestModel):
-    code: str = Field(pattern=CODE)
+    code: str = Field(
+        pattern=CHANNEL_CODE,
+        description="Letters, digits, `.` and `_` (no `-`: order ids are `order-{channel}-{external_id}`).",
+    )
     name: str | None = Field(default=None, max_length=200)
     type: Literal["web", "marketplace", "b2b", "pos", "edi"]
     locations: list[str] = Field(default_factory=list, max_length=200)
