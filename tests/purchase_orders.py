@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from models.purchase_orders import PoIntake, PoIntakeLine, insert_po
 from runtime.settings import Settings
@@ -125,3 +125,17 @@ async def ledger(engine: AsyncEngine, ref: str) -> dict[str, int]:
             {"r": ref},
         )
         return {r.account: int(r.net) for r in rows}
+
+
+async def once_open(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> Any:
+    """Send a decision as soon as the workflow has its exception open: the row is written by
+    the activity a moment before the workflow applies its answer, and until then the waiter
+    refuses (NotOpen, or WrongState for a PO not yet waiting). Other refusals raise."""
+    for _ in range(200):
+        try:
+            return await handle.execute_update(update, arg)
+        except WorkflowUpdateFailedError as err:
+            if getattr(err.cause, "type", None) not in ("NotOpen", "WrongState"):
+                raise
+        await asyncio.sleep(0.02)
+    raise AssertionError("the exception never opened in the workflow")
