@@ -56,5 +56,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
 
+# Schemathesis over every operation (tests/test_schemathesis.py) with FUZZ_EXAMPLES requests an
+# operation, random each run; `make test` runs the same test with 10, derandomized.
+FUZZ_EXAMPLES ?= 200
+.PHONY: fuzz
+fuzz: $(STAMP)
+	OMNIFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/test_schemathesis.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -16,6 +16,8 @@ CODE = r"^[A-Za-z0-9._-]{1,64}$"
 # one id. Existing ids are unchanged; only a new channel with '-' in its code is refused.
 CHANNEL_CODE = r"^[A-Za-z0-9._]{1,64}$"
 VIRTUAL_CODES = ("supplier", "customer", "adjustment", "scrap")
+# Money, costs and pack sizes are kept in 32-bit integer columns: past this a write was a 500.
+INT4_MAX = 2_147_483_647
 
 # Cross-field rules are field validators (not model validators) so that a 422 names the
 # field at fault (`loc: ["body", "components"]`), not just `["body"]`. A field validator
@@ -41,8 +43,8 @@ class SkuCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["simple", "kit"] = "simple"
     components: list[ComponentIn] = Field(default_factory=list, max_length=50, validate_default=True)
-    unit_cost: int = Field(default=0, ge=0)
-    price: int = Field(default=0, ge=0)
+    unit_cost: int = Field(default=0, ge=0, le=INT4_MAX)
+    price: int = Field(default=0, ge=0, le=INT4_MAX)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     tracking: Literal["none", "lot", "serial"] = "none"
     returnable_days: int = Field(default=30, ge=0, le=3650)
@@ -89,7 +91,7 @@ class LocationCreate(RequestModel):
     type: Literal["dc", "store", "3pl", "dropship"]
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180, validate_default=True)
-    ship_cost: int = Field(default=0, ge=0)
+    ship_cost: int = Field(default=0, ge=0, le=INT4_MAX)
     priority: int = Field(default=100, ge=0, le=1_000_000)
     can_ship: bool = True
     supplier: str | None = Field(
@@ -182,9 +184,9 @@ class PolicyRead(ResponseModel):
 
 class SupplierItemIn(RequestModel):
     sku: str = Field(pattern=CODE)
-    cost: int = Field(ge=0)
-    moq: int = Field(default=1, ge=1)
-    order_multiple: int = Field(default=1, ge=1)
+    cost: int = Field(ge=0, le=INT4_MAX)
+    moq: int = Field(default=1, ge=1, le=INT4_MAX)
+    order_multiple: int = Field(default=1, ge=1, le=INT4_MAX)
 
 
 class SupplierCreate(RequestModel):

@@ -37,6 +37,11 @@ from models.availability import lock_skus, refresh_availability
 router = APIRouter(tags=["master data"])
 
 
+def _same_again(model: type) -> dict[int | str, dict[str, Any]]:
+    """The create's documented 200: the same body again answers the existing record."""
+    return {200: {"model": model, "description": "It already exists with the same data."}}
+
+
 def _invalid(loc: Sequence[str | int], msg: str) -> Problem:
     return Problem(422, msg, slug="validation-error", errors=[{"loc": list(loc), "msg": msg}])
 
@@ -55,7 +60,13 @@ async def _codes(conn: AsyncConnection, table: str, codes: list[str], where: str
 # -- SKUs ------------------------------------------------------------------------------
 
 
-@router.post("/v1/skus", status_code=201, response_model=SkuRead, **guard(Role.admin, idempotency="optional"))
+@router.post(
+    "/v1/skus",
+    status_code=201,
+    response_model=SkuRead,
+    responses=_same_again(SkuRead),
+    **guard(Role.admin, idempotency="optional"),
+)
 async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
     """Create a SKU (a kit names its simple components)."""
     async with engine.begin() as conn:
@@ -128,7 +139,11 @@ async def get_sku(code: str, engine: EngineDep) -> SkuRead:
 
 
 @router.post(
-    "/v1/locations", status_code=201, response_model=LocationRead, **guard(Role.admin, idempotency="optional")
+    "/v1/locations",
+    status_code=201,
+    response_model=LocationRead,
+    responses=_same_again(LocationRead),
+    **guard(Role.admin, idempotency="optional"),
 )
 async def create_location(body: LocationCreate, engine: EngineDep) -> JSONResponse:
     """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost. A
@@ -194,7 +209,11 @@ async def get_location(code: str, engine: EngineDep) -> LocationRead:
 
 
 @router.post(
-    "/v1/channels", status_code=201, response_model=ChannelRead, **guard(Role.admin, idempotency="optional")
+    "/v1/channels",
+    status_code=201,
+    response_model=ChannelRead,
+    responses=_same_again(ChannelRead),
+    **guard(Role.admin, idempotency="optional"),
 )
 async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse:
     """Create a sales channel: which locations may fulfil it and how it sources."""
@@ -308,7 +327,11 @@ async def get_policy(code: str, sku: str, engine: EngineDep) -> PolicyRead:
 
 
 @router.post(
-    "/v1/suppliers", status_code=201, response_model=SupplierRead, **guard(Role.admin, idempotency="optional")
+    "/v1/suppliers",
+    status_code=201,
+    response_model=SupplierRead,
+    responses=_same_again(SupplierRead),
+    **guard(Role.admin, idempotency="optional"),
 )
 async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONResponse:
     """Create a supplier with its items (cost, minimum order, order multiple) and lead time."""

@@ -111,6 +111,9 @@ async def _check_references(conn: AsyncConnection, body: CountCreate) -> None:
     "/v1/cycle-counts",
     status_code=202,
     response_model=CountRead,
+    responses={
+        200: {"model": CountRead, "description": "The count already exists with the same location and SKUs."}
+    },
     **guard(Role.warehouse, idempotency="optional"),
 )
 async def create_count(

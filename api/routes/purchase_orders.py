@@ -137,6 +137,9 @@ async def _intake(conn: AsyncConnection, body: PoCreate) -> pos.PoIntake:
     "/v1/purchase-orders",
     status_code=202,
     response_model=PoRead,
+    responses={
+        200: {"model": PoRead, "description": "The purchase order already exists with the same data."}
+    },
     **guard(Role.approver, idempotency="optional"),
 )
 async def create_purchase_order(

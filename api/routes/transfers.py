@@ -94,6 +94,9 @@ def _same(existing: TransferRead, body: TransferCreate) -> bool:
     "/v1/transfers",
     status_code=202,
     response_model=TransferRead,
+    responses={
+        200: {"model": TransferRead, "description": "The transfer already exists with the same data."}
+    },
     **guard(Role.warehouse, idempotency="optional"),
 )
 async def create_transfer(
