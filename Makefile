@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint typecheck imports shape chromium pytest bench bench-quick clean fmt
+.PHONY: run test install lint typecheck imports shape chromium test-tools pytest bench bench-quick clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/omniflow dev
 
 test: $(STAMP)
-	$(MAKE) --no-print-directory lint typecheck imports shape chromium pytest
+	$(MAKE) --no-print-directory lint typecheck imports shape chromium test-tools pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,6 +46,11 @@ shape: $(STAMP)
 # only when missing and apt-get is there; otherwise that test skips and says why.
 chromium:
 	sh tools/install_chromium.sh
+
+# curl and jq for the README's quick tour run as a test (tests/test_readme_tour.py): installed
+# the same way, only when missing; otherwise that test skips and says why.
+test-tools:
+	sh tools/install_test_tools.sh
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
