@@ -15,7 +15,6 @@ body on an error but exit 0, as a reader pasting them sees it)."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import shutil
@@ -26,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from tests.stack import DevStack
-from workflows.transfer import TransferWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -70,20 +68,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     s.stop()
 
 
-# Known bug: a `ship` update that reaches a Transfer workflow in its first activation runs
-# before run() has set self.number, so ship_transfer gets number "" and fails (NoResultFound)
-# until the API answers 503; the tour (and the demo load) ship right after creating. The fix
-# is to take the input in @workflow.init, as the order workflow does; the test runs once it is.
-TRANSFER_TAKES_INPUT_IN_INIT = len(inspect.signature(TransferWorkflow.__init__).parameters) > 1
-
-
 @pytest.mark.skipif(
     shutil.which("jq") is None or shutil.which("curl") is None,
     reason="curl or jq is missing (tools/install_test_tools.sh, run by make test, installs them)",
-)
-@pytest.mark.skipif(
-    not TRANSFER_TAKES_INPUT_IN_INIT,
-    reason="flaky until TransferWorkflow takes its input in @workflow.init (ship before run() ships number '')",
 )
 def test_the_tour_runs_as_written(stack: DevStack) -> None:
     script = PRELUDE + "".join(tour_blocks(README.read_text())).replace(README_API, stack.api)

@@ -38,8 +38,11 @@ DISCREPANCY_ACTIONS = ["write_off", "found"]
 
 @workflow.defn(name="Transfer")
 class TransferWorkflow(AwaitsDecisions):
-    def __init__(self) -> None:
-        self.number = ""
+    @workflow.init
+    def __init__(self, inp: TransferInput) -> None:
+        # The number from the input at once: a ship or receive update may be handled before
+        # `run` starts (the API ships right after it creates), and its step needs the number.
+        self.number = inp.number
         self.status = "requested"
         self.value_at_risk = 0
         self.busy = False
@@ -47,7 +50,6 @@ class TransferWorkflow(AwaitsDecisions):
 
     @workflow.run
     async def run(self, inp: TransferInput) -> TransferState:
-        self.number = inp.number
         self._publish()
         await workflow.wait_condition(lambda: self.status in ("completed", "discrepancy", "cancelled"))
         if self.status == "discrepancy":
