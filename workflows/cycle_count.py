@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         OpenException,
         SubmitCount,
     )
-    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -58,17 +58,19 @@ class CycleCountWorkflow(AwaitsDecisions):
         return self.state()
 
     def _variance(self, inp: CycleCountInput, evaluation: CountState) -> OpenException:
-        workflow_id = workflow.info().workflow_id
-        return OpenException(
-            key=f"{workflow_id}:count_variance",
-            kind="count_variance",
-            subject_type="cycle_count",
-            subject_id=inp.id,
-            workflow_id=workflow_id,
-            sla_seconds=inp.approval_policy.sla_seconds,
-            value_at_risk=evaluation.value_at_risk,
-            actions=APPROVAL_ACTIONS,
-            details={"location": inp.location, "lines_over_tolerance": evaluation.over_tolerance_lines},
+        details: dict[str, object] = {
+            "location": inp.location,
+            "lines_over_tolerance": evaluation.over_tolerance_lines,
+        }
+        subject = ("cycle_count", inp.id)
+        return exception_for(
+            "count_variance",
+            "count_variance",
+            subject,
+            inp.approval_policy,
+            evaluation.value_at_risk,
+            APPROVAL_ACTIONS,
+            details,
         )
 
     @workflow.update

@@ -9,7 +9,7 @@ Usage inside a workflow (which routes its `resolve_exception` update to `offer`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from temporalio import workflow
@@ -30,6 +30,31 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refusals import refusals
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+def exception_for(
+    kind: str,
+    step: str,
+    subject: tuple[str, str],
+    policy: ExceptionPolicyInput,
+    value_at_risk: int,
+    actions: Sequence[str],
+    details: dict[str, object],
+) -> OpenException:
+    """The exception this workflow opens at `step`: its key `{workflow_id}:{step}` is the
+    business key of the wait (a retried open finds the same row). `subject`: (type, id)."""
+    workflow_id = workflow.info().workflow_id
+    return OpenException(
+        key=f"{workflow_id}:{step}",
+        kind=kind,
+        subject_type=subject[0],
+        subject_id=subject[1],
+        workflow_id=workflow_id,
+        sla_seconds=policy.sla_seconds,
+        value_at_risk=value_at_risk,
+        actions=list(actions),
+        details=details,
+    )
 
 
 class ExceptionWaiter:

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ShipToFix,
         WithdrawException,
     )
-    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=60)
@@ -246,17 +246,8 @@ class OrderMessages(AwaitsDecisions):
     def _exception(
         self, kind: str, step: str, actions: list[str], details: dict[str, object]
     ) -> OpenException:
-        return OpenException(
-            key=f"{self.inp.order_id}:{step}",
-            kind=kind,
-            subject_type="order",
-            subject_id=self.inp.order_id,
-            workflow_id=workflow.info().workflow_id,
-            sla_seconds=self.inp.policies[kind].sla_seconds,
-            value_at_risk=self.inp.value,
-            actions=actions,
-            details=details,
-        )
+        subject = ("order", self.inp.order_id)
+        return exception_for(kind, step, subject, self.inp.policies[kind], self.inp.value, actions, details)
 
     def _apply(self, snap: OrderSnapshot) -> None:
         self.state.order = snap

@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         SupplierConfirmation,
         VendorBillIn,
     )
-    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=60)
@@ -246,18 +246,8 @@ class PurchaseOrderMessages(AwaitsDecisions):
     def _exception(
         self, kind: str, key: str, actions: tuple[str, ...], details: dict[str, object], at_risk: int
     ) -> OpenException:
-        workflow_id = workflow.info().workflow_id
-        return OpenException(
-            key=f"{workflow_id}:{key}",
-            kind=kind,
-            subject_type="purchase_order",
-            subject_id=self.inp.number,
-            workflow_id=workflow_id,
-            sla_seconds=self.inp.policies[kind].sla_seconds,
-            value_at_risk=at_risk,
-            actions=list(actions),
-            details=details,
-        )
+        subject = ("purchase_order", self.inp.number)
+        return exception_for(kind, key, subject, self.inp.policies[kind], at_risk, actions, details)
 
     def _apply(self, snap: PoSnapshot) -> None:
         self.state.po = snap

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         TransferShipment,
         TransferState,
     )
-    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter
+    from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=30)
@@ -66,17 +66,15 @@ class TransferWorkflow(AwaitsDecisions):
     # -- people and warehouses ------------------------------------------------------------
 
     def _discrepancy(self, inp: TransferInput) -> OpenException:
-        workflow_id = workflow.info().workflow_id
-        return OpenException(
-            key=f"{workflow_id}:receipt_discrepancy",
-            kind="receipt_discrepancy",
-            subject_type="transfer",
-            subject_id=inp.number,
-            workflow_id=workflow_id,
-            sla_seconds=inp.discrepancy_policy.sla_seconds,
-            value_at_risk=self.value_at_risk,
-            actions=DISCREPANCY_ACTIONS,
-            details={"transfer": inp.number},
+        subject = ("transfer", inp.number)
+        return exception_for(
+            "receipt_discrepancy",
+            "receipt_discrepancy",
+            subject,
+            inp.discrepancy_policy,
+            self.value_at_risk,
+            DISCREPANCY_ACTIONS,
+            {"transfer": inp.number},
         )
 
     async def _step(self, ref: ActivityRef[In, TransferState], arg: In) -> TransferState:
