@@ -3,6 +3,8 @@ NUL character in any string (Postgres text cannot hold one: a 422 naming the fie
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -31,6 +33,12 @@ class RequestModel(BaseModel):
         if _has_nul(value):
             raise ValueError("must not contain a NUL character (\\u0000)")
         return value
+
+    def request_hash(self) -> str:
+        """What was asked, defaults filled in: a retry hashes the same, other data does not
+        (how a create keyed by a business id tells a retry from a conflict)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class ResponseModel(BaseModel):

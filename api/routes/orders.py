@@ -9,8 +9,6 @@ models/order_intake.py."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -69,12 +67,6 @@ def by(principal: Principal) -> str:
 
 
 # -- create --------------------------------------------------------------------------
-
-
-def request_hash(body: OrderCreate) -> str:
-    """What the channel asked for, defaults filled in: a retry hashes the same, other data does not."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def sa_pairs(channel: str) -> TypedSearchAttributes:
@@ -143,7 +135,7 @@ def _intake(body: OrderCreate, order_id: str) -> OrderIntake:
         payment_reported=body.payment.status,
         payment_amount=body.payment.amount,
         payment_reference=body.payment.reference,
-        request_hash=request_hash(body),
+        request_hash=body.request_hash(),
         lines=[IntakeLine(ln.sku, ln.qty, ln.unit_price) for ln in body.lines],
     )
 

@@ -4,8 +4,6 @@ every later step is a workflow update, validated before any work (409 / 422)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -98,11 +96,6 @@ async def get_supplier_item(code: str, sku: str, engine: EngineDep) -> SupplierI
 # -- create and read ---------------------------------------------------------------------------
 
 
-def _request_hash(body: PoCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 async def _intake(conn: AsyncConnection, body: PoCreate) -> pos.PoIntake:
     """The PO as it will be recorded, or a 422 naming the field and the rule it breaks."""
     known = await pos.kinds_of(conn, body.supplier, body.location, [ln.sku for ln in body.lines])
@@ -127,7 +120,7 @@ async def _intake(conn: AsyncConnection, body: PoCreate) -> pos.PoIntake:
         body.location,
         currency,
         body.expected_at or rules.expected_at(now, terms.values()),
-        _request_hash(body),
+        body.request_hash(),
         lines=[pos.PoIntakeLine(ln.sku, ln.qty, terms[ln.sku].cost if ln.unit_cost is None else ln.unit_cost)
                for ln in body.lines],
     )  # fmt: skip # kept aligned: the intake's fields in order
