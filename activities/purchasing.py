@@ -6,6 +6,7 @@ step (activities.po_step): load → decide (domain.purchasing) → write."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,7 +90,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
             )
             for sku, n in open_units.items():
                 q = step.lines[sku].qty
-                await step.write(rules.PoLineQty(**{**q.__dict__, "closed": q.closed + n}))
+                await step.write(replace(q, closed=q.closed + n))
             if inp.exception_id:
                 resolution = Resolution(
                     inp.exception_id, "cancel", inp.request.reason, inp.request.requested_by
@@ -117,7 +118,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                 qty = line.qty if line is not None else row.qty.qty
                 if qty < row.qty.qty:
                     leaving.append(_off_order(step, sku, row.qty.qty - qty))
-                await step.write(rules.PoLineQty(**{**row.qty.__dict__, "confirmed": qty}))
+                await step.write(replace(row.qty, confirmed=qty))
                 await pos.set_promised(step.conn, inp.number, sku, _when(line.promised_at if line else ""))
             await step.move("confirm", leaving, "confirmed_below_order")
             status = await step.settle_status()

@@ -1,4 +1,4 @@
-"""Helpers for purchase-order tests: a supplier with terms, a PO recorded and its workflow
+"""Helpers for purchase-order tests (the ledger of a ref is tests.orders.ledger): a supplier with terms, a PO recorded and its workflow
 started as the API does, and waiting for the PO to get somewhere."""
 
 from __future__ import annotations
@@ -113,18 +113,6 @@ async def open_exception_of(engine: AsyncEngine, number: str, kind: str) -> Any:
             return row
         await asyncio.sleep(0.05)
     raise AssertionError(f"no open {kind} exception for {number}")
-
-
-async def ledger(engine: AsyncEngine, ref: str) -> dict[str, int]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT l.account, sum(l.debit) - sum(l.credit) AS net FROM journal_line l"
-                " JOIN journal_entry e ON e.id = l.entry_id WHERE e.ref = :r GROUP BY l.account"
-            ),
-            {"r": ref},
-        )
-        return {r.account: int(r.net) for r in rows}
 
 
 async def once_open(handle: WorkflowHandle[Any, Any], update: Any, arg: Any) -> Any:

@@ -22,10 +22,10 @@ from domain.posting import (
 )
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance, standard_catalog
+from tests.orders import ledger
 from tests.purchase_orders import (
     add_item,
     add_supplier,
-    ledger,
     once_open,
     open_exception_of,
     place_po,
