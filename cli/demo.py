@@ -331,11 +331,26 @@ def _load_purchasing(http: httpx.Client, say: Callable[[str], None]) -> None:
     say(
         f"purchase orders: {waiting['number']} {waiting['status']}{_po_waits(waiting, ' (over the approval threshold)')}"
         f", {partial['number']} {partial['status']}"
-        f"{_po_waits(partial, ' with 2 damaged units in the receipt_discrepancy queue')}"
+        f"{_po_waits(_received_settled(http, partial), ' with 2 damaged units in the receipt_discrepancy queue')}"
     )
     sku, location, policy = REPLENISHMENT_POLICY
     _call(http, "PUT", f"/v1/replenishment/policies/{sku}/{location}", policy)
     say(f"replenishment: {sku} at {location} below its reorder point (safety stock {policy['safety_stock']})")
+
+
+def _received_settled(http: httpx.Client, po: dict[str, Any]) -> dict[str, Any]:
+    """The PO once its receipt's discrepancy is in a queue or was decided: the receipt's answer
+    comes before the workflow opens the receipt_discrepancy exception."""
+    number = po["number"]
+    for _ in range(SETTLE_POLLS):
+        if any(h.get("status", "open") == "open" for h in po.get("holds", [])):
+            return po
+        params = {"subject_type": "purchase_order", "subject_id": number, "status": "resolved"}
+        if _call(http, "GET", "/v1/exceptions", params=params).json()["items"]:
+            return po
+        time.sleep(SETTLE_PAUSE)
+        po = _call(http, "GET", f"/v1/purchase-orders/{number}").json()
+    return po
 
 
 def _po_waits(po: dict[str, Any], why: str) -> str:
