@@ -13,7 +13,8 @@ each problem status it can serve, under `application/problem+json` with the `Pro
   dependencies and the api functions they call (not_found, conflict, engine_unavailable, the
   workflow and domain refusals of api.temporal and api.domain_errors), walked in their source.
 
-It also declares the `Idempotency-Key` header once per operation that takes one (FastAPI
+It adds `links` to success responses (create → read → act, api.openapi_links) and declares the
+`Idempotency-Key` header once per operation that takes one (FastAPI
 appended guard's declaration to a route's own `Header(...)`), with what the middleware accepts.
 
 `serve_docs(app)` serves /docs (Swagger UI) and /redoc with their scripts and styles from the
@@ -41,6 +42,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth import ALL_ROLES, PUBLIC
 from api.domain_errors import STATUS_OF
+from api.openapi_links import add_links
 from api.problems import PROBLEM_JSON, Problem
 
 # What api/idempotency.py accepts (after trimming the ends): 1-255 printable characters.
@@ -152,6 +154,7 @@ def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             if op is not None:
                 _idempotency_key_once(op)
                 _document_problems(op, served_statuses(dependant, op))
+    add_links(schema)
     return schema
 
 
