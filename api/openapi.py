@@ -154,8 +154,76 @@ def document(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             if op is not None:
                 _idempotency_key_once(op)
                 _document_problems(op, served_statuses(dependant, op))
+    _no_nul_strings(schema)
     add_links(schema)
     return schema
+
+
+# No request string may hold a NUL (api.schemas.RequestModel, api.middleware.nul_errors), and a
+# body's strings are trimmed before their length is checked (RequestModel strips whitespace):
+# said as a pattern on each string that has no pattern, format or fixed values of its own. The
+# API never stores or answers a NUL either, so answers carry the same patterns.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+_OWN_STRING_RULES = ("pattern", "format", "enum", "const")
+_NOT_SCHEMAS = ("examples", "example", "default", "const", "enum")
+
+
+def trimmed_pattern(min_length: int) -> str:
+    """No NUL, and at least `min_length` characters once trimmed."""
+    if min_length <= 0:
+        return NO_NUL_PATTERN
+    edge = "[^\\s\\u0000]"
+    inner = f"(?:[^\\u0000]*{edge})?" if min_length == 1 else f"[^\\u0000]{{{min_length - 2},}}{edge}"
+    return f"^\\s*{edge}{inner}\\s*$"
+
+
+# What a free-form object (`data` of a resolve, `details`) holds: any JSON without a NUL.
+JSON_VALUE = "JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "title": JSON_VALUE,
+    "description": "Any JSON value with no NUL character in a string or a member name.",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL_PATTERN},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": f"#/components/schemas/{JSON_VALUE}"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"$ref": f"#/components/schemas/{JSON_VALUE}"},
+        },
+    ],
+}
+
+
+def _no_nul_strings(schema: dict[str, Any]) -> None:
+    components = schema.get("components", {}).get("schemas", {})
+    for name, component in components.items():
+        if name not in ("Problem", "ProblemError"):
+            _no_nul(component, trimmed=True)
+    components[JSON_VALUE] = JSON_VALUE_SCHEMA
+    for item in schema.get("paths", {}).values():
+        for method in _METHODS:
+            for param in item.get(method, {}).get("parameters", []):
+                _no_nul(param.get("schema", {}), trimmed=False)
+
+
+def _no_nul(node: Any, *, trimmed: bool) -> None:
+    if isinstance(node, list):
+        for child in node:
+            _no_nul(child, trimmed=trimmed)
+    elif isinstance(node, dict):
+        if node.get("type") == "string" and not any(rule in node for rule in _OWN_STRING_RULES):
+            node["pattern"] = trimmed_pattern(node.get("minLength", 0)) if trimmed else NO_NUL_PATTERN
+        if (
+            node.get("type") == "object"
+            and not node.get("properties")
+            and node.get("additionalProperties") is True
+        ):
+            node["propertyNames"] = {"pattern": NO_NUL_PATTERN}
+            node["additionalProperties"] = {"$ref": f"#/components/schemas/{JSON_VALUE}"}
+        for key, child in node.items():
+            if key not in _NOT_SCHEMAS:
+                _no_nul(child, trimmed=trimmed)
 
 
 def _operations(app: FastAPI) -> Iterator[tuple[str, set[str], Dependant]]:

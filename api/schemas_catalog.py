@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from api.schemas import RequestModel, ResponseModel
 
@@ -39,6 +39,16 @@ class ComponentIn(RequestModel):
 
 
 class SkuCreate(RequestModel):
+    # kit_shape below, as the schema says it: a kit has components, a simple SKU none.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "if": {"required": ["kind"], "properties": {"kind": {"const": "kit"}}},
+            "then": {"required": ["components"], "properties": {"components": {"minItems": 1}}},
+            "else": {"properties": {"components": {"maxItems": 0}}},
+        },
+    )
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["simple", "kit"] = "simple"
@@ -86,6 +96,20 @@ class SkuRead(ResponseModel):
 
 
 class LocationCreate(RequestModel):
+    # both_coordinates below, as the schema says it: lat and lon both or neither.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "dependentSchemas": {
+                name: {
+                    "required": [other],
+                    "properties": {other: {"type": "number"}, name: {"type": "number"}},
+                }
+                for name, other in (("lat", "lon"), ("lon", "lat"))
+            }
+        },
+    )
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
     type: Literal["dc", "store", "3pl", "dropship"]

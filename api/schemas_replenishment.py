@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from api.schemas import RequestModel, ResponseModel
 
@@ -14,13 +14,36 @@ CODE = r"^[A-Za-z0-9._-]{1,64}$"
 RUN_ID = r"^[A-Za-z0-9._-]{1,48}$"  # a PO number R-{run_id}-… must fit in 64
 
 
+# A factor as the API checks it (≥ 0, at most 8 digits, 3 of them decimals): a decimal string,
+# or a whole number (a JSON fraction such as 0.1 is taken too, but is not exact in every client).
+FACTOR_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^[0-9]{1,5}(\.[0-9]{1,3})?$"},
+        {"type": "integer", "minimum": 0, "maximum": 99_999},
+    ]
+}
+
+
 class FactorIn(RequestModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+    # one_target below, as the schema says it: exactly one of `sku` and `category`.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        populate_by_name=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [named], "properties": {named: {"type": "string"}, other: {"type": "null"}}}
+                for named, other in (("sku", "category"), ("category", "sku"))
+            ]
+        },
+    )
     sku: str | None = Field(default=None, pattern=CODE, description="The SKU it applies to (or `category`).")
     category: str | None = Field(default=None, pattern=CODE, description="The category it applies to.")
     from_: date = Field(alias="from", description="First day it applies (inclusive).")
     to: date = Field(description="Last day it applies (inclusive).")
-    factor: Decimal = Field(ge=0, max_digits=8, decimal_places=3, description="Demand is multiplied by it.")
+    factor: Annotated[Decimal, WithJsonSchema(FACTOR_SCHEMA)] = Field(
+        ge=0, max_digits=8, decimal_places=3, description="Demand is multiplied by it."
+    )
 
     @model_validator(mode="after")
     def one_target(self) -> FactorIn:

@@ -38,7 +38,9 @@ CODE = r"^[A-Za-z0-9._-]{1,64}$"
 class CountCreate(RequestModel):
     id: str | None = Field(default=None, pattern=CODE, description="Your count number; generated if absent.")
     location: str = Field(pattern=CODE)
-    skus: list[str] = Field(min_length=1, max_length=1000)
+    skus: list[Annotated[str, Field(pattern=CODE)]] = Field(
+        min_length=1, max_length=1000, json_schema_extra={"uniqueItems": True}
+    )
 
     @model_validator(mode="after")
     def unique(self) -> CountCreate:

@@ -35,7 +35,12 @@ class AdjustmentCreate(RequestModel):
     sku: str = Field(pattern=CODE)
     location: str = Field(pattern=CODE)
     status: Status = "sellable"
-    delta: int = Field(description="Units added (positive) or removed (negative); not 0.")
+    delta: int = Field(
+        ge=-10_000_000,
+        le=10_000_000,
+        json_schema_extra={"not": {"const": 0}},
+        description="Units added (positive) or removed (negative); not 0.",
+    )
     reason: AdjustReason
     lot: str = Field(default="", max_length=64)
     expires_at: datetime | None = None

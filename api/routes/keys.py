@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from api.auth import Role, generate_key, guard
@@ -18,6 +18,16 @@ router = APIRouter(tags=["api keys"])
 
 
 class ApiKeyCreate(RequestModel):
+    # channel_binding below, as the schema says it: a channel key names its channel, no other does.
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": Role.channel.value}}},
+            "then": {"required": ["channel"], "properties": {"channel": {"type": "string"}}},
+            "else": {"properties": {"channel": {"type": "null"}}},
+        },
+    )
     role: Role
     channel: str | None = Field(default=None, min_length=1, max_length=64)
     name: str = Field(default="", max_length=200)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from pydantic import Field, JsonValue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -198,7 +198,12 @@ class PackageBody(RequestModel):
 
 class PackBody(RequestModel):
     packages: list[PackageBody] = Field(min_length=1, max_length=100)
-    service: str = Field(default="ground", max_length=64, description=f"One of {sorted(CARRIER_LIMITS)}.")
+    service: str = Field(
+        default="ground",
+        max_length=64,
+        json_schema_extra={"enum": list[JsonValue](sorted(CARRIER_LIMITS))},
+        description=f"One of {sorted(CARRIER_LIMITS)}.",
+    )
 
 
 class ShipBody(RequestModel):
