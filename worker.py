@@ -32,6 +32,7 @@ from activities.housekeeping import HousekeepingActivities
 from activities.orders import OrderActivities
 from activities.purchasing import PurchasingActivities
 from activities.replenishment import ReplenishmentActivities
+from activities.returns import ReturnActivities
 from activities.transfers import TransferActivities
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
@@ -51,6 +52,7 @@ from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflo
 from workflows.order import OrderWorkflow
 from workflows.purchase_order import PurchaseOrderWorkflow
 from workflows.replenishment import ReplenishmentWorkflow
+from workflows.sales_return import ReturnWorkflow
 from workflows.transfer import TransferWorkflow
 
 log = get_logger("omniflow.worker")
@@ -63,18 +65,21 @@ WORKFLOWS: list[type] = [
     BackorderDispatcherWorkflow,
     ReplenishmentWorkflow,
     PurchaseOrderWorkflow,
+    ReturnWorkflow,
 ]
 
 
 def build_activities(engine: AsyncEngine, settings: Settings, client: Client) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
-    orders = OrderActivities(engine, gateway_from_settings(settings))
+    gateway = gateway_from_settings(settings)
+    orders = OrderActivities(engine, gateway)
     backorders = BackorderActivities(engine, client)
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)
     counts = CycleCountActivities(engine)
     replenishment = ReplenishmentActivities(engine, settings, client)
     purchasing = PurchasingActivities(engine)
+    returns = ReturnActivities(engine, gateway)
     return [
         housekeeping.purge_idempotency_records,
         housekeeping.refresh_expired_availability,
@@ -109,6 +114,14 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
         purchasing.match_vendor_bill,
         purchasing.settle_bill_mismatch,
         purchasing.close_purchase_order,
+        returns.record_return,
+        returns.decide_return,
+        returns.hold_return_new_order,
+        returns.place_return_new_order,
+        returns.receive_return_parcel,
+        returns.inspect_returned_units,
+        returns.settle_return,
+        returns.end_return,
     ]
 
 

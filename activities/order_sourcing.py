@@ -18,6 +18,7 @@ from domain.atp import kit_location_atp
 from domain.errors import ReservationShortage
 from domain.sourcing import OrderLine, Plan, Request, Site, plan_within_budget
 from models import order_store as orders
+from models import return_store as returns
 from models import shipment_store as shipments
 from models import stock
 from models.availability import load_snapshot, lock_skus_with_components
@@ -66,6 +67,9 @@ class SourcingSteps:
             await step.record("sourced", new_shipments=[], backordered=0, unfillable={})
             return Sourced(await step.snapshot(), [], 0, {})
         by_line = {r.line: r for r in lines}
+        held = await returns.held_for(step.conn, order.id)
+        if held is not None:
+            return await self._take_held(step, held, want, by_line)
         request, budget, suppliers = await self._request(step, want, by_line, catalog, avoid)
         plan = plan_within_budget(request, budget)
         # Every SKU lock of the step at once, sorted, before the first write (models.stock).
@@ -92,6 +96,25 @@ class SourcingSteps:
             shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments],
         )
         return Sourced(view.snapshot(), new_ids, backordered, unfillable)
+
+    async def _take_held(
+        self, step: OrderStep, held: Any, want: dict[str, int], by_line: dict[str, Any]
+    ) -> Sourced:
+        """An order a return promised (an exchange or replacement): the units the return
+        reserved for it at authorization become its shipment, so nothing can take them."""
+        order = step.order
+        shipment_id = f"{order.id}-S{await shipments.count(step.conn, order.id) + 1}"
+        lines = [(line, by_line[line].sku, n) for line, n in sorted(want.items())]
+        new = shipments.NewShipment(shipment_id, order.id, held.location, "stock", order.promise, lines)
+        await shipments.insert(step.conn, replace(new, reservation_key=held.reservation_key))
+        await returns.adopt(step.conn, order.id)
+        for line, n in want.items():
+            await step.write_line(line, orders.line_qty(by_line[line]).reserve(n))
+        view = await step.refresh(on_hold=False)
+        shipped_from = [{"location": held.location, "lines": dict(want)}]
+        await step.record("allocated", new_shipments=[shipment_id], backordered=0, unfillable={},
+                          status=view.status, shipments=shipped_from, held_by=held.reservation_key)  # fmt: skip # kept aligned: the event's fields
+        return Sourced(view.snapshot(), [shipment_id], 0, {})
 
     async def _request(
         self,

@@ -14,36 +14,44 @@ from dataclasses import dataclass
 
 CASH_CLEARING = "1000"
 ACCOUNTS_RECEIVABLE = "1100"
+VENDOR_RECEIVABLE = "1200"
 INVENTORY = "1400"
 INVENTORY_IN_TRANSIT = "1410"
 RETURNS_INVENTORY = "1420"
 ACCOUNTS_PAYABLE = "2000"
 GOODS_RECEIVED_NOT_INVOICED = "2100"
 TAX_PAYABLE = "2200"
+STORE_CREDIT_LIABILITY = "2300"
 OPENING_BALANCE_EQUITY = "3000"
 REVENUE = "4000"
 SHIPPING_REVENUE = "4100"
 SALES_RETURNS = "4200"
+RETURN_FEE_REVENUE = "4300"
 COST_OF_GOODS_SOLD = "5000"
 SHRINKAGE = "5100"
 PURCHASE_PRICE_VARIANCE = "5200"
+STORE_CREDIT_BONUS = "5300"
 
 CHART: dict[str, tuple[str, str]] = {  # code -> (name, type)
     CASH_CLEARING: ("Cash clearing", "asset"),
     ACCOUNTS_RECEIVABLE: ("Accounts receivable", "asset"),
+    VENDOR_RECEIVABLE: ("Vendor receivable", "asset"),
     INVENTORY: ("Inventory", "asset"),
     INVENTORY_IN_TRANSIT: ("Inventory in transit", "asset"),
     RETURNS_INVENTORY: ("Returns inventory", "asset"),
     ACCOUNTS_PAYABLE: ("Accounts payable", "liability"),
     GOODS_RECEIVED_NOT_INVOICED: ("Goods received not invoiced", "liability"),
     TAX_PAYABLE: ("Tax payable", "liability"),
+    STORE_CREDIT_LIABILITY: ("Store credit liability", "liability"),
     OPENING_BALANCE_EQUITY: ("Opening balance equity", "equity"),
     REVENUE: ("Revenue", "revenue"),
     SHIPPING_REVENUE: ("Shipping revenue", "revenue"),
     SALES_RETURNS: ("Sales returns", "contra_revenue"),
+    RETURN_FEE_REVENUE: ("Return fee revenue", "revenue"),
     COST_OF_GOODS_SOLD: ("Cost of goods sold", "expense"),
     SHRINKAGE: ("Shrinkage", "expense"),
     PURCHASE_PRICE_VARIANCE: ("Purchase price variance", "expense"),
+    STORE_CREDIT_BONUS: ("Store credit bonus", "expense"),
 }
 DEBIT_NORMAL = frozenset({"asset", "expense", "contra_revenue"})
 INVENTORY_ACCOUNTS = frozenset({INVENTORY, INVENTORY_IN_TRANSIT, RETURNS_INVENTORY})
@@ -87,6 +95,15 @@ RULES: dict[str, tuple[Leg, ...]] = {
     "restock":            (Dr(TO, "cost"), Cr(FROM, "cost")),
     "scrap":              (Dr(SHRINKAGE, "cost"), Cr(FROM, "cost")),
     "refund":             (Dr(SALES_RETURNS, "net"), Dr(TAX_PAYABLE, "tax"), Cr(CASH_CLEARING, "total")),
+    "keep_item_refund":   (Dr(SALES_RETURNS, "net"), Dr(TAX_PAYABLE, "tax"), Cr(CASH_CLEARING, "total")),
+    "return_fee":         (Dr(SALES_RETURNS, "fee"), Cr(RETURN_FEE_REVENUE, "fee")),
+    "store_credit_issued": (Dr(SALES_RETURNS, "net"), Dr(TAX_PAYABLE, "tax"), Dr(STORE_CREDIT_BONUS, "bonus"),
+                           Cr(STORE_CREDIT_LIABILITY, "total")),
+    "store_credit_spent": (Dr(STORE_CREDIT_LIABILITY, "total"), Cr(REVENUE, "revenue"), Cr(SHIPPING_REVENUE, "shipping"),
+                           Cr(TAX_PAYABLE, "tax")),
+    "store_credit_restored": (Dr(REVENUE, "revenue"), Dr(SHIPPING_REVENUE, "shipping"), Dr(TAX_PAYABLE, "tax"),
+                           Cr(STORE_CREDIT_LIABILITY, "total")),
+    "vendor_claim":       (Dr(VENDOR_RECEIVABLE, "value"), Cr(FROM, "value")),
     "count_gain":         (Dr(TO, "value"), Cr(SHRINKAGE, "value")),
     "count_loss":         (Dr(SHRINKAGE, "value"), Cr(FROM, "value")),
     "transfer_ship":      (Dr(TO, "value"), Cr(FROM, "value")),
@@ -122,6 +139,8 @@ def move_event(
             return "opening_stock" if reason == "initial" else "count_gain"
         return {"customer": "return_received"}.get(source, "goods_received")
     if from_account:
+        if sink == "supplier" and from_account == RETURNS_INVENTORY:
+            return "vendor_claim"  # a customer's return sent on to the supplier: they owe us
         return {"customer": "shipment", "scrap": "scrap", "supplier": "return_to_vendor"}.get(
             sink, "count_loss"
         )
@@ -163,6 +182,10 @@ def require_balanced(lines: list[Line]) -> None:
         raise UnbalancedEntry(
             f"debits {sum(ln.debit for ln in lines)} != credits {sum(ln.credit for ln in lines)}"
         )
+
+
+def store_credit_amounts(net: int, tax: int, bonus: int) -> dict[str, int]:
+    return {"net": net, "tax": tax, "bonus": bonus, "total": net + tax + bonus}
 
 
 def capture_amounts(revenue: int, shipping: int, tax: int) -> dict[str, int]:

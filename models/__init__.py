@@ -47,6 +47,14 @@ from models.purchasing import (
     ReplenishmentRun,
     VendorBill,
 )
+from models.returns import (
+    OrderPrereservation,
+    ReturnEvent,
+    ReturnLine,
+    ReturnReason,
+    SalesReturn,
+    StoreCreditEntry,
+)
 
 __all__ = [
     "Account",
@@ -68,6 +76,7 @@ __all__ = [
     "Location",
     "OrderEvent",
     "OrderLine",
+    "OrderPrereservation",
     "Payment",
     "PaymentOperation",
     "PurchaseOrder",
@@ -78,7 +87,11 @@ __all__ = [
     "ReplenishmentPolicy",
     "ReplenishmentRun",
     "Reservation",
+    "ReturnEvent",
+    "ReturnLine",
+    "ReturnReason",
     "SalesOrder",
+    "SalesReturn",
     "SandboxBehaviour",
     "SandboxTransaction",
     "Shipment",
@@ -89,6 +102,7 @@ __all__ = [
     "StockBalance",
     "StockMove",
     "StockOperation",
+    "StoreCreditEntry",
     "Supplier",
     "SupplierItem",
     "Transfer",

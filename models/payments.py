@@ -362,9 +362,11 @@ async def refund_payment(
     amount: int,
     *,
     channel: str | None = None,
+    event: str = "refund",
+    tax: int | None = None,
 ) -> PaymentResult:
     """Refund `amount` of what was captured and post the `refund` entry (tax in proportion
-    to the capture). Never more than captured − refunded: checked under the payment's lock,
+    to the capture, or `tax` when the caller knows it). Never more than captured − refunded: checked under the payment's lock,
     so concurrent refunds cannot together exceed the capture. Idempotent by `key`."""
     _positive(amount, "refund")
     pay = await _lock_payment(conn, payment_id)
@@ -384,11 +386,13 @@ async def refund_payment(
         {"a": amount, "s": status, "id": payment_id},
     )
     amounts = refund_split(amount, refunded, captured, int(pay.captured_tax))
+    if tax is not None:  # the caller knows the tax of what it refunds (a return's units)
+        amounts = {"net": amount - tax, "tax": tax, "total": amount}
     entry = await post(
         conn,
         ledger_key(key),
-        "refund",
-        [Posting.of(ln, channel=channel) for ln in lines_for("refund", amounts)],
+        event,
+        [Posting.of(ln, channel=channel) for ln in lines_for(event, amounts)],
         ref=pay.ref,
         currency=pay.currency,
         memo=f"refund {payment_id}",

@@ -14,7 +14,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.purchasing import PoLineQty, SupplierTerms
-from models import stock
+from models import stock, timeline
 
 
 @dataclass(frozen=True)
@@ -109,20 +109,13 @@ async def lock_po(conn: AsyncConnection, number: str) -> Row[Any] | None:
 
 
 async def step_result(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
-    sql = text("SELECT detail FROM po_event WHERE key = :step_key")
-    found = (await conn.execute(sql, {"step_key": key})).first()
-    return dict(found.detail) if found is not None else None
+    return await timeline.step_result(conn, "po_event", key)
 
 
 async def add_event(
     conn: AsyncConnection, number: str, key: str | None, event: str, detail: dict[str, Any]
 ) -> None:
-    sql = text(
-        "INSERT INTO po_event (po_number, key, event, detail, at)"
-        " VALUES (:number, :step_key, :event, CAST(:detail AS jsonb), now())"
-    )
-    params = {"number": number, "step_key": key, "event": event, "detail": json.dumps(detail, default=str)}
-    await conn.execute(sql, params)
+    await timeline.add_event(conn, "po_event", number, key, event, detail)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
             "po_approval": 86_400,
             "supplier_unconfirmed": 172_800,
             "bill_mismatch": 172_800,
+            "return_approval": 86_400,
+            "refund_approval": 86_400,
+            "refund_overdue": 172_800,
         },
         description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
     )
@@ -86,6 +89,9 @@ class Settings(BaseSettings):
             "po_approval": "reject",
             "supplier_unconfirmed": "keep_waiting",
             "bill_mismatch": "dispute",
+            "return_approval": "reject",
+            "refund_approval": "approve",
+            "refund_overdue": "refund_now",
         },
         description="Action taken at the limit, per exception kind (JSON object).",
     )
@@ -125,6 +131,30 @@ class Settings(BaseSettings):
         description="Replenishment: the window of recent shipments the demand rate is measured over.",
     )
 
+    # Returns.
+    return_parcel_days: float = Field(
+        default=30,
+        gt=0,
+        description="An authorized return expires when no parcel arrives within this many days.",
+    )
+    return_keep_threshold: int = Field(
+        default=0,
+        ge=0,
+        description="A return line worth no more (minor units) is refunded without a parcel (0: never).",
+    )
+    return_fee_free_outcomes: list[str] = Field(
+        default=["store_credit", "replacement"],
+        description="Outcomes that pay no return fee (JSON list).",
+    )
+    refund_approval_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="A return refund over this (minor units) waits in `refund_approval` (0: never).",
+    )
+    store_credit_bonus_percent: int = Field(
+        default=10, ge=0, le=100, description="Extra store credit, in percent, for choosing credit over cash."
+    )
+
     # Operations.
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise."
@@ -162,12 +192,20 @@ class Settings(BaseSettings):
 
     def purchase_policies(self) -> dict[str, ExceptionPolicyInput]:
         """The exception policy of every kind a purchase order can wait in."""
-        return {
-            "po_approval": self.exception_policy("po_approval", "reject"),
-            "supplier_unconfirmed": self.exception_policy("supplier_unconfirmed", "keep_waiting"),
-            "receipt_discrepancy": self.exception_policy("receipt_discrepancy", "accept"),
-            "bill_mismatch": self.exception_policy("bill_mismatch", "dispute"),
-        }
+        return self.policies_of(
+            po_approval="reject", supplier_unconfirmed="keep_waiting", receipt_discrepancy="accept",
+            bill_mismatch="dispute",
+        )  # fmt: skip # kept aligned: kind = its default action
+
+    def return_policies(self) -> dict[str, ExceptionPolicyInput]:
+        """The exception policy of every kind a return can wait in."""
+        return self.policies_of(
+            return_approval="reject", refund_approval="approve", refund_overdue="refund_now"
+        )
+
+    def policies_of(self, **default_actions: str) -> dict[str, ExceptionPolicyInput]:
+        """The policy of each kind named, with the default action it falls back to."""
+        return {kind: self.exception_policy(kind, action) for kind, action in default_actions.items()}
 
     @property
     def pg_data_dir(self) -> Path:
@@ -186,7 +224,7 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            elif isinstance(value, dict):
+            elif isinstance(value, (dict, list)):
                 value = json.dumps(value)
             alias = info.validation_alias
             var = alias.choices[0] if isinstance(alias, AliasChoices) else f"OMNIFLOW_{name.upper()}"

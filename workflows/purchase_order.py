@@ -43,7 +43,8 @@ with workflow.unsafe.imports_passed_through():
         WithdrawException,
     )
     from workflows.exception_wait import ExceptionWaiter
-    from workflows.purchase_order_messages import STEP_TIMEOUT, PoState, PurchaseOrderMessages, line_qty
+    from workflows.keyed_steps import STEP_TIMEOUT
+    from workflows.purchase_order_messages import PoState, PurchaseOrderMessages, line_qty
 
 
 EVENTS_PER_STEP = 6  # an update's accepted and completed events, a marker, a workflow task

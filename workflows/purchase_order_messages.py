@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain import purchasing as rules
     from domain.errors import InvalidRequest, WrongState
-    from workflows import activity_calls as calls
     from workflows import search_attributes as sa
     from workflows.contracts import (
         BILL_PO,
@@ -24,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
         CONFIRM_PO,
         QC_PO,
         RECEIVE_PO,
-        ActivityRef,
         ApprovalDecision,
         BillMismatch,
         CancelPurchase,
@@ -45,11 +40,8 @@ with workflow.unsafe.imports_passed_through():
         VendorBillIn,
     )
     from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
-    from workflows.refusals import refusal, refusals
-
-STEP_TIMEOUT = timedelta(seconds=60)
-In = TypeVar("In")
-Out = TypeVar("Out")
+    from workflows.keyed_steps import KeyedSteps
+    from workflows.refusals import refusals
 
 
 @dataclass
@@ -82,7 +74,8 @@ def line_qty(ln: PoLineSnap) -> rules.PoLineQty:
     )
 
 
-class PurchaseOrderMessages(AwaitsDecisions):
+class PurchaseOrderMessages(KeyedSteps, AwaitsDecisions):
+    snapshot_type = PoSnapshot
     inp: PurchaseOrderInput
     state: PoState
     waiter: ExceptionWaiter
@@ -217,31 +210,10 @@ class PurchaseOrderMessages(AwaitsDecisions):
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _step(self, ref: ActivityRef[In, Out], arg: In) -> Out:
-        """One keyed step under the lock; a refusal fails the update, not the purchase order."""
-        await workflow.wait_condition(lambda: self.state.po is not None)
-        self.state.busy = True
-        self.state.steps_taken += 1
-        try:
-            async with self.lock:
-                result = await calls.run_local(ref, arg, start_to_close=STEP_TIMEOUT)
-        except ActivityError as err:
-            raise refusal(err) from err
-        finally:
-            self.state.busy = False
-        snap = getattr(result, "snapshot", result)
-        if isinstance(snap, PoSnapshot):
-            self._apply(snap)
-        return result
-
     def _queue(self, key: str, item: Discrepancy | BillMismatch) -> None:
         if key not in self.state.queued:
             self.state.queued.add(key)
             self.state.pending.append(item)
-
-    def _name(self, step: str) -> str:
-        self.state.steps_named += 1
-        return f"{step}:{self.state.steps_named}"
 
     def _exception(
         self, kind: str, key: str, actions: tuple[str, ...], details: dict[str, object], at_risk: int
@@ -252,6 +224,9 @@ class PurchaseOrderMessages(AwaitsDecisions):
     def _apply(self, snap: PoSnapshot) -> None:
         self.state.po = snap
         workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(snap.status)])
+
+    def _recorded(self) -> bool:
+        return self.state.po is not None
 
     def _po(self) -> PoSnapshot:
         assert self.state.po is not None, "the PO is recorded before anything reads it"
