@@ -29,6 +29,7 @@ from api.routes import (
     orders,
     purchase_orders,
     replenishment,
+    returns,
     shipments,
     suppliers,
     transfers,
@@ -108,6 +109,7 @@ def create_app(
         suppliers,
         replenishment,
         purchase_orders,
+        returns,
     ):
         app.include_router(module.router)
     install_openapi(app)
