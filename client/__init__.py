@@ -7,7 +7,7 @@
 
 It talks HTTP only (nothing of the server is imported); docs/client.md has the guide."""
 
-from client import operations, operations_purchasing
+from client import operations, operations_purchasing, operations_returns
 from client.clients import AsyncOmniflowClient, OmniflowClient
 from client.errors import ApiError
 from client.models import (
@@ -79,6 +79,18 @@ from client.models_purchasing import (
     SupplierItem,
     SupplierTerms,
 )
+from client.models_returns import (
+    ExchangeLine,
+    InspectedLine,
+    NewReturn,
+    NewReturnLine,
+    Return,
+    ReturnedLine,
+    ReturnLine,
+    ReturnReason,
+    StoreCredit,
+    StoreCreditEntry,
+)
 from client.request import Attempt, Reply, Request
 from client.retry import RetryPolicy
 
@@ -99,7 +111,9 @@ __all__ = [
     "ConfirmedLine",
     "Customer",
     "ExceptionItem",
+    "ExchangeLine",
     "Hold",
+    "InspectedLine",
     "Location",
     "LocationStock",
     "Movement",
@@ -110,6 +124,8 @@ __all__ = [
     "NewPayment",
     "NewPoLine",
     "NewPurchaseOrder",
+    "NewReturn",
+    "NewReturnLine",
     "NewSku",
     "NewTransferLine",
     "OmniflowClient",
@@ -135,6 +151,10 @@ __all__ = [
     "Reply",
     "Request",
     "RetryPolicy",
+    "Return",
+    "ReturnLine",
+    "ReturnReason",
+    "ReturnedLine",
     "Ringfence",
     "Shipment",
     "ShipmentLine",
@@ -142,6 +162,8 @@ __all__ = [
     "SkuStock",
     "StockAdjustment",
     "StockChange",
+    "StoreCredit",
+    "StoreCreditEntry",
     "Subject",
     "Suggestion",
     "Suggestions",
@@ -155,4 +177,5 @@ __all__ = [
     "WaveShipmentLine",
     "operations",
     "operations_purchasing",
+    "operations_returns",
 ]

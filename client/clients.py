@@ -1,29 +1,29 @@
 """`OmniflowClient` (httpx.Client) and `AsyncOmniflowClient` (httpx.AsyncClient).
 
-Both are built on `_Api`, which lists every operation of client/operations.py once; an
-`_Operation` descriptor turns it into a method that returns the result on the sync client
-and an awaitable of it on the async one. Building the request, the headers, the retry
+Both are built on `_Api`, which lists every operation of client/operations*.py once; an
+`_Operation` descriptor (client/descriptors.py) turns it into a method that returns the
+result on the sync client and an awaitable of it on the async one. Building the request, the headers, the retry
 decisions and reading the answer are shared (`_Core`); only sending differs."""
 
 from __future__ import annotations
 
 import copy
-import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
 
 from client import operations as ops
 from client import operations_purchasing as buy
+from client import operations_returns as rma
+from client.descriptors import _Operation, _Pages
 from client.errors import ApiError
 from client.models import Page
 from client.request import Attempt, Observer, Reply, Request
 from client.retry import RetryPolicy
 
-P = ParamSpec("P")
 T = TypeVar("T")
 _UNSET: Any = object()
 # Enough for a load generator on one client; pass your own `http` client for other limits.
@@ -32,6 +32,8 @@ _LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
 
 class _Core:
     """Configuration and the parts of a call that do not depend on sync or async."""
+
+    is_async = False  # the operations answer awaitables (client.descriptors)
 
     def __init__(
         self,
@@ -104,65 +106,9 @@ class _Core:
         return other
 
 
-class _Operation(Generic[P, T]):
-    """`create_order = _Operation(ops.create_order)`: `client.create_order(...)` builds the
-    request and sends it; the sync client returns the result, the async one an awaitable."""
-
-    def __init__(self, build: Callable[P, Request[T]]) -> None:
-        self.build = build
-        self.__doc__ = build.__doc__
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> _Operation[P, T]: ...
-    @overload
-    def __get__(self, obj: OmniflowClient, owner: type[Any]) -> Callable[P, T]: ...
-    @overload
-    def __get__(self, obj: AsyncOmniflowClient, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
-    def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        build = self.build
-        if isinstance(obj, AsyncOmniflowClient):
-            sender = obj
-
-            async def call_async(*args: Any, **kwargs: Any) -> Any:
-                return (await sender.send(build(*args, **kwargs))).value
-
-            return functools.wraps(build)(call_async)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return obj.send(build(*args, **kwargs)).value
-
-        return functools.wraps(build)(call)
-
-
-class _Pages(Generic[P, T]):
-    """`iter_orders = _Pages(ops.list_orders)`: every item of every page, in order."""
-
-    def __init__(self, build: Callable[P, Request[Page[T]]]) -> None:
-        self.build = build
-        self.__doc__ = f"Every item of every page of {build.__name__} (same arguments)."
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> _Pages[P, T]: ...
-    @overload
-    def __get__(self, obj: OmniflowClient, owner: type[Any]) -> Callable[P, Iterator[T]]: ...
-    @overload
-    def __get__(self, obj: AsyncOmniflowClient, owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, obj: Any, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        build = self.build
-
-        def pages(*args: Any, **kwargs: Any) -> Any:
-            return obj.paginate(build(*args, **kwargs))
-
-        return pages
-
-
 class _Api:
-    """Every operation, once (see client/operations.py and client/operations_purchasing.py for
-    their arguments)."""
+    """Every operation, once (see client/operations.py, client/operations_purchasing.py and
+    client/operations_returns.py for their arguments)."""
 
     health = _Operation(ops.health)
     ready = _Operation(ops.ready)
@@ -218,6 +164,16 @@ class _Api:
     cancel_purchase_order = _Operation(buy.cancel_purchase_order)
     replenishment_suggestions = _Operation(buy.replenishment_suggestions)
     set_replenishment_policy = _Operation(buy.set_replenishment_policy)
+    list_return_reasons = _Operation(rma.list_return_reasons)  # returns: client/operations_returns.py
+    put_return_reason = _Operation(rma.put_return_reason)
+    create_return = _Operation(rma.create_return)
+    get_return = _Operation(rma.get_return)
+    list_returns = _Operation(rma.list_returns)
+    iter_returns = _Pages(rma.list_returns)
+    receive_return = _Operation(rma.receive_return)
+    inspect_return = _Operation(rma.inspect_return)
+    cancel_return = _Operation(rma.cancel_return)
+    get_store_credit = _Operation(rma.get_store_credit)
 
 
 class OmniflowClient(_Api, _Core):
@@ -314,6 +270,8 @@ class AsyncOmniflowClient(_Api, _Core):
     """The API over httpx.AsyncClient; every operation is awaited (the `iter_…` ones are
     async iterators). Same arguments as OmniflowClient; `transport` may be an
     `httpx.ASGITransport(app)` to talk to the app in-process."""
+
+    is_async = True
 
     def __init__(
         self,
