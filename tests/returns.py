@@ -97,3 +97,51 @@ async def balances(engine: AsyncEngine, accounts: list[str]) -> dict[str, int]:
             {"a": accounts},
         )
         return {a: 0 for a in accounts} | {r.account: int(r.net) for r in rows}
+
+
+async def open_exception_of(
+    api: httpx.AsyncClient, headers: Headers, number: str, kind: str
+) -> dict[str, Any]:
+    """The return's open exception of `kind`, once its workflow has opened it."""
+    params = {"subject_type": "return", "subject_id": number, "kind": kind}
+    for _ in range(300):
+        items = (await api.get("/v1/exceptions", params=params, headers=headers)).json()["items"]
+        if items:
+            found: dict[str, Any] = items[0]
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no open {kind} for return {number}")
+
+
+async def decide(
+    api: httpx.AsyncClient, headers: Headers, number: str, kind: str, action: str, note: str = ""
+) -> dict[str, Any]:
+    """Resolve the return's open exception (retrying the moment between the row and the
+    workflow's waiter, which answers 409)."""
+    exc = await open_exception_of(api, headers, number, kind)
+    for _ in range(100):
+        r = await api.post(
+            f"/v1/exceptions/{exc['id']}/resolve", json={"action": action, "note": note}, headers=headers
+        )
+        if r.status_code != 409:
+            assert r.status_code in (200, 202), r.text
+            body: dict[str, Any] = r.json()
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{kind} of return {number} never took the decision")
+
+
+async def reserved(engine: AsyncEngine, sku: str) -> int:
+    async with engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT coalesce(sum(reserved), 0) FROM stock_balance WHERE sku = :s"), {"s": sku}
+        )
+        return int(found.scalar_one())
+
+
+def receipt(location: str, *lines: tuple[str, int]) -> dict[str, Any]:
+    return {"location": location, "lines": [{"sku": s, "qty": q} for s, q in lines]}
+
+
+def inspection(*lines: tuple[str, int, str, str]) -> dict[str, Any]:
+    return {"lines": [{"sku": s, "qty": q, "condition": c, "disposition": d} for s, q, c, d in lines]}

@@ -22,6 +22,7 @@ from tests.returns import (
     shipped_order,
     until_return,
 )
+from tests.test_replay import record_history
 
 
 async def test_a_return_within_policy_is_received_inspected_restocked_and_refunded(
@@ -61,3 +62,4 @@ async def test_a_return_within_policy_is_received_inspected_restocked_and_refund
     assert order["status"] == "partially_returned" and order["lines"][0]["returned"] == 1
     await assert_inventory_clean(engine)
     assert (await read(api, keys["admin"], "R1"))["timeline"]
+    await record_history(temporal_client, "rma-R1", "return-refunded")
