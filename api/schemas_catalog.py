@@ -107,7 +107,10 @@ class LocationCreate(RequestModel):
                     "properties": {other: {"type": "number"}, name: {"type": "number"}},
                 }
                 for name, other in (("lat", "lon"), ("lon", "lat"))
-            }
+            },
+            # create_location: only a dropship location names a supplier.
+            "if": {"required": ["type"], "properties": {"type": {"const": "dropship"}}},
+            "else": {"properties": {"supplier": {"type": "null"}}},
         },
     )
     code: str = Field(pattern=CODE)

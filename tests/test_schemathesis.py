@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks as st_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
+from schemathesis.core.transport import Response
 
 BASE_URL = "http://testserver"
 FUZZ_EXAMPLES = int(os.environ.get("OMNIFLOW_FUZZ_EXAMPLES", "0"))
@@ -47,7 +48,7 @@ DATA_REFUSALS = {
     400: ("/problems/bad-cursor", r"the cursor is not valid"),
     422: (
         "/problems/validation-error",
-        r"unknown (or kit )?(SKU|location|channel|supplier)s? '|has no terms for",
+        r"unknown (or kit )?(SKU|location|channel|supplier)s? '|has no terms for|does not drop-ship",
     ),
 }
 # Rules of a request JSON Schema cannot state (one field against another, uniqueness by a
@@ -185,3 +186,57 @@ async def test_every_operation_conforms_to_the_document(
     assert not failures, f"{len(failures)} of {len(operations)} operations failed:\n\n" + "\n\n".join(
         failures
     )
+
+
+STATEFUL_EXAMPLES = FUZZ_EXAMPLES or 15
+
+
+@pytest.mark.usefixtures("worker")
+async def test_linked_scenarios_conform_to_the_document(
+    admin: httpx.AsyncClient, keys: dict[str, dict[str, str]], make_key: Callable[..., str]
+) -> None:
+    """The stateful phase: chains along the document's links (create → read → act) with the
+    same checks and the same documented refusals as above. Each scenario has an admin key of its
+    own: a scenario may revoke it (`GET /v1/api-keys` → `DELETE` its first item), and its later
+    steps are then refused 401, as they must be."""
+    document = admin.app.openapi()  # type: ignore[attr-defined]
+    schema = schemathesis.openapi.from_dict(document, config=CONFIG)
+    loop = asyncio.get_running_loop()
+    sent: dict[str, str] = {}
+    answered: dict[str, tuple[httpx.Response, bool]] = {}  # case id → the answer, key reused
+
+    class Scenarios(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            self.auth = {"Authorization": f"Bearer {make_key('admin')}"}
+            self.revoked = False
+
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            request = _httpx_kwargs(case.as_transport_kwargs(base_url=BASE_URL, headers=self.auth))
+            reused = _key_reused(sent, request)
+            response = asyncio.run_coroutine_threadsafe(admin.request(**request), loop).result(timeout=60)
+            answered[case.id] = (response, reused)
+            if (
+                case.method.upper() == "DELETE"
+                and case.path == "/v1/api-keys/{key_id}"
+                and response.status_code == 204
+            ):
+                self.revoked = True
+            return Response.from_any(response)
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            checks = CHECKS
+            raw, reused = answered.pop(case.id)
+            if _documented_refusal(case.operation, raw, reused) or (self.revoked and raw.status_code == 401):
+                checks = [check for check in CHECKS if check is not st_checks.positive_data_acceptance]
+            case.validate_response(response, checks=checks, headers=self.auth)
+
+    run_settings = settings(
+        max_examples=STATEFUL_EXAMPLES,
+        stateful_step_count=6,
+        derandomize=not FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
+    await asyncio.to_thread(Scenarios.run, settings=run_settings)
