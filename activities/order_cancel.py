@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.exceptions import close_exception_row
+from activities.order_payments import restore_store_credit
 from activities.order_step import OrderStep, order_step, read_view
 from domain import orders as rules
 from domain.errors import WrongState
@@ -102,6 +103,14 @@ class CancelSteps:
         everything = not any(r.shipped for r in lines) and all(
             orders.line_qty(r).open == cancel.get(r.line, 0) for r in lines
         )
+        if order.payment_method == "store_credit" and order.captured > 0 and money.total > 0:
+            restored = await restore_store_credit(
+                conn, order, key, money.merchandise, money.shipping, money.tax
+            )
+            await orders.set_payment_status(
+                conn, order.id, "refunded" if everything else "partially_refunded"
+            )
+            return restored, "store_credit"
         if order.payment_id and order.payment_reported == "captured" and money.total > 0:
             await refund_payment(
                 conn, self.gateway, f"{key}:refund", order.payment_id, money.total, channel=order.channel

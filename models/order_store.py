@@ -182,7 +182,7 @@ async def set_payment_reference(conn: AsyncConnection, order_id: str, reference:
 
 
 async def set_payment(
-    conn: AsyncConnection, order_id: str, status: str, payment_id: str, captured: int, amount: int
+    conn: AsyncConnection, order_id: str, status: str, payment_id: str | None, captured: int, amount: int
 ) -> None:
     sql = text(
         "UPDATE sales_order SET payment_status = :status, payment_id = :payment_id, captured = :captured,"

@@ -51,6 +51,7 @@ async def place_order(
     policies: dict[str, Any] | None = None,
     aging_seconds: int | None = None,
     recheck_seconds: int | None = None,
+    method: str = "card",
 ) -> WorkflowHandle[Any, Any]:
     order_id = order_workflow_id(channel, external_id)
     merchandise = sum(q * p for _, q, p in lines)
@@ -69,7 +70,7 @@ async def place_order(
         currency="USD",
         shipping_amount=shipping,
         tax_amount=tax,
-        payment_method="card",
+        payment_method=method,
         payment_reported=payment,
         payment_amount=total if payment != "pending" else 0,
         payment_reference="ref-1",

@@ -21,7 +21,8 @@ from domain.posting import (
 )
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance, receive
-from tests.orders import fulfil, until
+from tests.orders import fulfil, place_order, until
+from workflows.contracts import CancelRequest, OrderSnapshot
 from tests.returns import (
     Headers,
     act,
@@ -135,6 +136,23 @@ async def test_store_credit_with_its_bonus_is_a_liability_and_a_balance(
     assert credit["balance"] == 2200
     books = await balances(engine, [STORE_CREDIT_LIABILITY, STORE_CREDIT_BONUS])
     assert books == {STORE_CREDIT_LIABILITY: -2200, STORE_CREDIT_BONUS: 200}
+    # the credit pays a new order (revenue out of the liability); its cancel gives it back
+    spend = await place_order(engine, temporal_client, settings, "C-2", [("TEE", 1, 2000)], shipping=0,
+                              payment="authorized", method="store_credit")  # fmt: skip # kept aligned: one order
+    paid = await until(spend, lambda s: bool(s.shipments))
+    assert (await api.get("/v1/customers/cust-1/store-credit", headers=keys["admin"])).json()[
+        "balance"
+    ] == 200
+    too_much = await place_order(engine, temporal_client, settings, "C-3", [("TEE", 1, 2000)], shipping=0,
+                                 payment="authorized", method="store_credit")  # fmt: skip # kept aligned: one order
+    assert (await until(too_much, lambda s: s.status == "on_hold")).status == "on_hold"  # 200 left: declined
+    await spend.execute_update("cancel", CancelRequest(reason="changed plans"), result_type=OrderSnapshot)
+    await until(spend, lambda s: s.status == "cancelled")
+    assert paid.status != "cancelled"
+    assert (await api.get("/v1/customers/cust-1/store-credit", headers=keys["admin"])).json()[
+        "balance"
+    ] == 2200
+    assert (await balances(engine, [STORE_CREDIT_LIABILITY]))[STORE_CREDIT_LIABILITY] == -2200
     await assert_inventory_clean(engine)
 
 
