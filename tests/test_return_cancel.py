@@ -1,0 +1,88 @@
+"""A return cancelled before anything arrived (its approval withdrawn, its exchange's held
+units released), and an instant exchange: its order ships at once, and when the parcel
+never comes the customer is charged for what they were sent."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.posting import CASH_CLEARING
+from runtime.settings import Settings
+from tests.factories import assert_inventory_clean, receive
+from tests.orders import until
+from tests.returns import (
+    Headers,
+    act,
+    balances,
+    create_return,
+    open_exception_of,
+    reserved,
+    return_body,
+    shipped_order,
+    until_return,
+)
+from tests.test_replay import record_history
+
+DAY = 86_400
+MUG_FOR_TEE = {"outcome": "exchange", "exchange_lines": [{"sku": "MUG", "qty": 1, "unit_price": 2000}]}
+
+
+async def _shipped(engine: AsyncEngine, client: Client, settings: Settings, ext: str) -> str:
+    await receive(engine, "TEE", "DC-EAST", 5)
+    await receive(engine, "MUG", "DC-EAST", 5)
+    return await shipped_order(engine, client, settings, ext, [("TEE", 2, 2000)], tax=0)
+
+
+async def test_a_cancel_withdraws_the_approval_or_releases_the_held_units(
+    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine,
+    temporal_client: Client, settings: Settings, worker: Worker,
+) -> None:  # fmt: skip # kept aligned: the fixtures
+    order_id = await _shipped(engine, temporal_client, settings, "K-1")
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE sku SET returnable_days = 0 WHERE code = 'TEE'"))
+    await create_return(api, keys["web"], return_body("K1", order_id, [("TEE", 1, "changed_mind")]))
+    exc = await open_exception_of(api, keys["admin"], "K1", "return_approval")
+    r = await act(api, keys["web"], "K1", "cancel", {"reason": "found the receipt"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    row = (await api.get(f"/v1/exceptions/{exc['id']}", headers=keys["admin"])).json()
+    assert row["status"] == "cancelled"  # withdrawn, nobody decides a cancelled return
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE sku SET returnable_days = 30 WHERE code = 'TEE'"))
+    await create_return(
+        api, keys["web"], return_body("K2", order_id, [("TEE", 1, "wrong_size")], **MUG_FOR_TEE)
+    )
+    await until_return(api, keys["admin"], "K2", lambda x: x["status"] == "in_transit")
+    assert await reserved(engine, "MUG") == 1
+    r = await act(api, keys["web"], "K2", "cancel", {"reason": "keeping it"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    assert await reserved(engine, "MUG") == 0
+    assert (await act(api, keys["web"], "K2", "cancel", {"reason": "again"})).status_code == 409
+    await record_history(temporal_client, "rma-K2", "return-exchange-cancelled")
+    await assert_inventory_clean(engine)
+
+
+async def test_an_instant_exchange_ships_at_once_and_is_charged_when_nothing_comes_back(
+    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine,
+    temporal_client: Client, temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker,
+) -> None:  # fmt: skip # kept aligned: the fixtures
+    order_id = await _shipped(engine, temporal_client, settings, "I-1")
+    body = return_body("I1", order_id, [("TEE", 1, "wrong_size")], instant=True, **MUG_FOR_TEE)
+    assert (await create_return(api, keys["web"], body)).status_code == 202
+    ret = await until_return(
+        api, keys["admin"], "I1", lambda x: bool(x["exchange_order"]) and x["status"] == "in_transit"
+    )
+    new = temporal_client.get_workflow_handle(ret["exchange_order"])
+    assert (await until(new, lambda s: bool(s.shipments))).shipments[0].location == "DC-EAST"
+    cash = (await balances(engine, [CASH_CLEARING]))[CASH_CLEARING]
+    await temporal_env.sleep(31 * DAY)
+    expired = await until_return(api, keys["admin"], "I1", lambda x: x["status"] == "expired")
+    assert expired["charged"] == 2000  # the MUG they kept along with the TEE
+    assert (await balances(engine, [CASH_CLEARING]))[CASH_CLEARING] == cash + 2000
+    await record_history(temporal_client, "rma-I1", "return-instant-exchange-expired")
+    await assert_inventory_clean(engine)
