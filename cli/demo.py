@@ -9,6 +9,9 @@ from typing import IO, Any
 
 import httpx
 
+from cli.demo_base import NYC, SETTLE_PAUSE, SETTLE_POLLS, call, demo_order, missing
+from cli.demo_returns import load_returns
+
 LOCATIONS = [
     {"code": "DC-EAST", "name": "East DC (Newark)", "type": "dc", "lat": 40.73, "lon": -74.17, "ship_cost": 450, "priority": 1},
     {"code": "DC-WEST", "name": "West DC (Ontario, CA)", "type": "dc", "lat": 34.06, "lon": -117.65, "ship_cost": 380, "priority": 2},
@@ -26,6 +29,7 @@ SKUS = [
     {"code": "GIFT-SET-1", "name": "Tee + two mugs gift set", "kind": "kit", "price": 5200,
      "components": [{"sku": "TEE-1", "qty": 1}, {"sku": "MUG-1", "qty": 2}]},
     {"code": "SOFA-1", "name": "Three-seat sofa (drop-ship)", "unit_cost": 42000, "price": 99000},
+    {"code": "CANDLE-1", "name": "Soy candle (final sale)", "unit_cost": 300, "price": 1800, "returnable_days": 0},
 ]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 CHANNELS = [
     {"code": "web", "name": "Web shop", "type": "web", "locations": ["DC-EAST", "DC-WEST", "STORE-SF", "DROP-ACME"],
@@ -52,19 +56,9 @@ STOCK = [  # sku, location, units, lot, expires
     ("TEE-1", "DC-EAST", 40, "", None), ("TEE-1", "DC-WEST", 25, "", None), ("TEE-1", "STORE-SF", 6, "", None),
     ("HOODIE-1", "DC-EAST", 12, "", None), ("HOODIE-1", "DC-WEST", 3, "", None),
     ("MUG-1", "DC-EAST", 30, "", None), ("MUG-1", "DC-WEST", 10, "", None),
-    ("BOOT-1", "DC-WEST", 8, "", None),
+    ("BOOT-1", "DC-WEST", 8, "", None), ("CANDLE-1", "DC-EAST", 12, "", None),
     ("COFFEE-1", "DC-EAST", 20, "L2611", "2027-03-01T00:00:00Z"), ("COFFEE-1", "DC-EAST", 15, "L2612", "2027-05-01T00:00:00Z"),
 ]  # fmt: skip # kept aligned: one demo record a row, its fields read across
-_NYC = {
-    "name": "Grace Hopper",
-    "line1": "350 5th Ave",
-    "city": "New York",
-    "region": "NY",
-    "postal_code": "10118",
-    "country": "US",
-    "lat": 40.748,
-    "lon": -73.986,
-}
 _PARIS = {
     "name": "G. Hopper",
     "line1": "5 Av. Anatole France",
@@ -74,44 +68,16 @@ _PARIS = {
 }
 
 
-def _demo_order(
-    ext: str,
-    channel: str,
-    lines: list[tuple[str, int, int]],
-    *,
-    pay: str = "authorized",
-    ship_to: dict[str, Any] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    total = sum(q * p for _, q, p in lines) + 695 + 180
-    return {
-        "channel": channel,
-        "external_id": ext,
-        "customer": {"id": f"demo-{ext.lower()}", "email": "demo@example.com"},
-        "ship_to": ship_to or _NYC,
-        "lines": [{"sku": s, "qty": q, "unit_price": p} for s, q, p in lines],
-        "shipping_amount": 695,
-        "tax_amount": 180,
-        "payment": {
-            "method": "card",
-            "status": pay,
-            "reference": f"demo-{ext}",
-            "amount": total if pay != "pending" else 0,
-        },
-        **extra,
-    }
-
-
 # Orders that wait in each queue a person would work (and some that simply flow).
 ORDERS = [
-    _demo_order("DEMO-1001", "web", [("TEE-1", 2, 2500), ("MUG-1", 1, 1600)]),  # allocated: pick tasks
-    _demo_order("DEMO-1002", "web", [("HOODIE-1", 1, 6500)],
-                ship_to={**_NYC, "region": "ZZ", "postal_code": "1011"}),  # address_invalid
-    _demo_order("DEMO-1003", "web", [("BOOT-1", 1, 14900)], pay="pending"),  # payment_pending
-    _demo_order("DEMO-2001", "marketplace", [("HOODIE-1", 9, 6500)], billing_address=_PARIS,
-                promise="express"),  # fraud_review: high value, billing abroad, express for a new customer
-    _demo_order("DEMO-3001", "b2b", [("COFFEE-1", 50, 1100)]),  # 35 on hand: 15 wait for stock
-    _demo_order("DEMO-1004", "web", [("SOFA-1", 1, 99000)]),  # drop-shipped by ACME
+    demo_order("DEMO-1001", "web", [("TEE-1", 2, 2500), ("MUG-1", 1, 1600)]),  # allocated: pick tasks
+    demo_order("DEMO-1002", "web", [("HOODIE-1", 1, 6500)],
+               ship_to={**NYC, "region": "ZZ", "postal_code": "1011"}),  # address_invalid
+    demo_order("DEMO-1003", "web", [("BOOT-1", 1, 14900)], pay="pending"),  # payment_pending
+    demo_order("DEMO-2001", "marketplace", [("HOODIE-1", 9, 6500)], billing_address=_PARIS,
+               promise="express"),  # fraud_review: high value, billing abroad, express for a new customer
+    demo_order("DEMO-3001", "b2b", [("COFFEE-1", 50, 1100)]),  # 35 on hand: 15 wait for stock
+    demo_order("DEMO-1004", "web", [("SOFA-1", 1, 99000)]),  # drop-shipped by ACME
 ]  # fmt: skip # kept aligned: one demo record a row, its fields read across
 
 # The suppliers' terms beyond cost, MOQ and multiple (PUT /v1/suppliers/{code}/items/{sku}
@@ -136,44 +102,8 @@ PO_RECEIPT = {"receipt": "DEMO-GRN-1", "lines": [{"sku": "TEE-1", "qty_received"
 # point is the safety stock and the suggestions list MUG-1 there.
 REPLENISHMENT_POLICY = ("MUG-1", "DC-WEST", {"safety_stock": 24, "review_days": 14, "supplier": "KILN"})
 
-# How long the summary waits for a new workflow to reach its first wait (polls × pause).
-SETTLE_POLLS, SETTLE_PAUSE = 100, 0.05
-
 # A transfer that arrives one unit short, so the exception queue has something to show.
 TRANSFER = {"number": "DEMO-T1", "from": "DC-EAST", "to": "STORE-SF", "lines": [{"sku": "TEE-1", "qty": 4}]}
-
-
-def _missing(r: httpx.Response) -> bool:
-    """The endpoint is not in this build (yet): no route for the path (a bare 404, not the
-    `/problems/not-found` of a route that exists) or not for the method (405)."""
-    if r.status_code == 405:
-        return True
-    if r.status_code != 404:
-        return False
-    try:
-        body = r.json()
-    except ValueError:
-        return True
-    return not isinstance(body, dict) or body.get("type", "about:blank") == "about:blank"
-
-
-def _call(
-    http: httpx.Client,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    key: str | None = None,
-    *,
-    optional: bool = False,
-    params: dict[str, str] | None = None,
-) -> httpx.Response:
-    """One request; an error status stops the load (unless `optional` and the endpoint is missing)."""
-    r = http.request(
-        method, path, json=body, params=params, headers={"Idempotency-Key": key} if key else None
-    )
-    if r.status_code >= 400 and not (optional and _missing(r)):
-        raise RuntimeError(f"demo data: {method} {path} answered {r.status_code}: {r.text[:300]}")
-    return r
 
 
 def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client | None = None) -> None:
@@ -193,10 +123,12 @@ def load_demo(api_url: str, admin_key: str, out: IO[str], client: httpx.Client |
 
 
 def _load(http: httpx.Client, say: Callable[[str], None]) -> None:
-    """Each section in turn; one the API does not have (yet) stops the load there."""
+    """Each section in turn; one the API does not have (yet) stops the load there. The
+    returns come last: they ship an order of their own, after the queues above are set."""
     _load_catalog(http, say)
     if _load_stock(http, say) and _load_transfer(http, say) and _load_orders(http, say):
         _load_purchasing(http, say)
+        load_returns(http, say)
 
 
 def _load_catalog(http: httpx.Client, say: Callable[[str], None]) -> None:
@@ -208,13 +140,13 @@ def _load_catalog(http: httpx.Client, say: Callable[[str], None]) -> None:
         ("/v1/channels", CHANNELS),
     ):
         for item in items:
-            created += _call(http, "POST", path, item).status_code == 201
+            created += call(http, "POST", path, item).status_code == 201
     say(
         f"{len(LOCATIONS)} locations, {len(CHANNELS)} channels, {len(SKUS)} SKUs, {len(SUPPLIERS)} suppliers "
         f"({created} new)"
     )
     for channel, sku, policy in POLICIES:
-        _call(http, "PUT", f"/v1/channels/{channel}/policies/{sku}", policy)
+        call(http, "PUT", f"/v1/channels/{channel}/policies/{sku}", policy)
     say(f"{len(POLICIES)} channel policies (safety stock, ring-fences)")
 
 
@@ -232,8 +164,8 @@ def _load_stock(http: httpx.Client, say: Callable[[str], None]) -> bool:
         if expires:
             body["expires_at"] = expires
         key = f"demo-stock-{sku}-{location}-{lot}"  # stable: a second run replays, adds nothing
-        r = _call(http, "POST", "/v1/inventory/adjustments", body, key=key, optional=True)
-        if _missing(r):
+        r = call(http, "POST", "/v1/inventory/adjustments", body, key=key, optional=True)
+        if missing(r):
             say(f"stock and transfer skipped (POST /v1/inventory/adjustments answered {r.status_code})")
             return False
     say(f"{len(STOCK)} stock rows ({sum(row[2] for row in STOCK)} units)")
@@ -243,15 +175,15 @@ def _load_stock(http: httpx.Client, say: Callable[[str], None]) -> bool:
 def _load_transfer(http: httpx.Client, say: Callable[[str], None]) -> bool:
     """False when the API has no transfers (the orders are skipped)."""
     number = TRANSFER["number"]
-    r = _call(http, "POST", "/v1/transfers", TRANSFER, optional=True)
-    if _missing(r):
+    r = call(http, "POST", "/v1/transfers", TRANSFER, optional=True)
+    if missing(r):
         say(f"transfer skipped (POST /v1/transfers answered {r.status_code})")
         return False
     status = r.json()["status"]
     if status == "requested":  # each step only once, even if an earlier load stopped half-way
-        status = _call(http, "POST", f"/v1/transfers/{number}/ship", {"carrier": "demo"}).json()["status"]
+        status = call(http, "POST", f"/v1/transfers/{number}/ship", {"carrier": "demo"}).json()["status"]
     if status == "shipped":
-        _call(
+        call(
             http, "POST", f"/v1/transfers/{number}/receive", {"lines": [{"sku": "TEE-1", "qty_received": 3}]}
         )
     say(f"transfer {number} {_transfer_state(http, str(number))}")
@@ -263,11 +195,11 @@ def _transfer_state(http: httpx.Client, number: str) -> str:
     discrepancy may have been decided long ago)."""
     params, status = {"subject_type": "transfer", "subject_id": number, "status": "open"}, ""
     for _ in range(SETTLE_POLLS):
-        waiting = _call(http, "GET", "/v1/exceptions", params=params).json()["items"]
+        waiting = call(http, "GET", "/v1/exceptions", params=params).json()["items"]
         if waiting:
             kinds = " and ".join(sorted({e["kind"] for e in waiting}))
             return f"arrived one unit short and waits in the {kinds} queue"
-        status = _call(http, "GET", f"/v1/transfers/{number}").json()["status"]
+        status = call(http, "GET", f"/v1/transfers/{number}").json()["status"]
         if status not in ("requested", "shipped"):
             return f"is {status} (nothing waits for a person)"
         time.sleep(SETTLE_PAUSE)
@@ -278,8 +210,8 @@ def _load_orders(http: httpx.Client, say: Callable[[str], None]) -> bool:
     """False when the API has no orders (purchasing is skipped)."""
     placed = 0
     for order in ORDERS:
-        r = _call(http, "POST", "/v1/orders", order, key=f"demo-order-{order['external_id']}", optional=True)
-        if _missing(r):
+        r = call(http, "POST", "/v1/orders", order, key=f"demo-order-{order['external_id']}", optional=True)
+        if missing(r):
             say(f"orders skipped (POST /v1/orders answered {r.status_code})")
             return False
         placed += 1
@@ -297,7 +229,7 @@ def _order_state(http: httpx.Client, order_id: str) -> str:
     workflow to take it past `received`."""
     order: dict[str, Any] = {}
     for _ in range(SETTLE_POLLS):
-        order = _call(http, "GET", f"/v1/orders/{order_id}").json()
+        order = call(http, "GET", f"/v1/orders/{order_id}").json()
         waiting = [h["kind"] for h in order.get("holds", []) if h["status"] == "open"]
         if waiting:
             return "waits in " + " and ".join(waiting)
@@ -313,28 +245,28 @@ def _load_purchasing(http: httpx.Client, say: Callable[[str], None]) -> None:
     items = {(s["code"], i["sku"]): i for s in SUPPLIERS for i in s["items"]}
     for (supplier, sku), extra in SUPPLIER_TERMS.items():
         terms = {k: v for k, v in items[(supplier, sku)].items() if k != "sku"} | extra
-        r = _call(http, "PUT", f"/v1/suppliers/{supplier}/items/{sku}", terms, optional=True)
-        if _missing(r):
+        r = call(http, "PUT", f"/v1/suppliers/{supplier}/items/{sku}", terms, optional=True)
+        if missing(r):
             say(f"purchasing skipped (PUT /v1/suppliers/…/items/… answered {r.status_code})")
             return
     say(f"{len(SUPPLIER_TERMS)} supplier items with their terms (cost, MOQ, multiple, lead time, inspection)")
     waiting, partial = (_placed(http, po) for po in PURCHASE_ORDERS)
     if partial["status"] == "sent":
-        partial = _call(
+        partial = call(
             http, "POST", f"/v1/purchase-orders/{partial['number']}/confirm", PO_CONFIRMATION
         ).json()
     if partial["status"] in ("confirmed", "partially_received") and not any(
         r["receipt_number"] == PO_RECEIPT["receipt"] for r in partial["receipts"]
     ):
         path = f"/v1/purchase-orders/{partial['number']}/receipts"
-        partial = _call(http, "POST", path, PO_RECEIPT, key=f"demo-{PO_RECEIPT['receipt']}").json()
+        partial = call(http, "POST", path, PO_RECEIPT, key=f"demo-{PO_RECEIPT['receipt']}").json()
     say(
         f"purchase orders: {waiting['number']} {waiting['status']}{_po_waits(waiting, ' (over the approval threshold)')}"
         f", {partial['number']} {partial['status']}"
         f"{_po_waits(_received_settled(http, partial), ' with 2 damaged units in the receipt_discrepancy queue')}"
     )
     sku, location, policy = REPLENISHMENT_POLICY
-    _call(http, "PUT", f"/v1/replenishment/policies/{sku}/{location}", policy)
+    call(http, "PUT", f"/v1/replenishment/policies/{sku}/{location}", policy)
     say(f"replenishment: {sku} at {location} below its reorder point (safety stock {policy['safety_stock']})")
 
 
@@ -346,10 +278,10 @@ def _received_settled(http: httpx.Client, po: dict[str, Any]) -> dict[str, Any]:
         if any(h.get("status", "open") == "open" for h in po.get("holds", [])):
             return po
         params = {"subject_type": "purchase_order", "subject_id": number, "status": "resolved"}
-        if _call(http, "GET", "/v1/exceptions", params=params).json()["items"]:
+        if call(http, "GET", "/v1/exceptions", params=params).json()["items"]:
             return po
         time.sleep(SETTLE_PAUSE)
-        po = _call(http, "GET", f"/v1/purchase-orders/{number}").json()
+        po = call(http, "GET", f"/v1/purchase-orders/{number}").json()
     return po
 
 
@@ -363,9 +295,9 @@ def _po_waits(po: dict[str, Any], why: str) -> str:
 def _placed(http: httpx.Client, po: dict[str, Any]) -> dict[str, Any]:
     """The PO, created if new (the number is its business key: the same body again answers the
     PO), once its workflow has recorded it (sent, or waiting for approval)."""
-    _call(http, "POST", "/v1/purchase-orders", po)
+    call(http, "POST", "/v1/purchase-orders", po)
     for _ in range(300):
-        read: dict[str, Any] = _call(http, "GET", f"/v1/purchase-orders/{po['number']}").json()
+        read: dict[str, Any] = call(http, "GET", f"/v1/purchase-orders/{po['number']}").json()
         if read["status"] != "draft" and (read["status"] != "awaiting_approval" or read["holds"]):
             return read
         time.sleep(0.05)

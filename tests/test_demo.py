@@ -26,6 +26,7 @@ from cli.demo import (
     SUPPLIERS,
     load_demo,
 )
+from cli.demo_returns import ORDER_ID, RETURNS
 from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean
@@ -48,6 +49,7 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
                 "po_receipt",
                 "supplier_item",
                 "replenishment_policy",
+                "sales_return",
             )
         }
 
@@ -59,6 +61,7 @@ OPEN = [
     "po_approval",
     "receipt_discrepancy",  # the short transfer
     "receipt_discrepancy",  # the PO received with damaged units
+    "return_approval",  # the final-sale candle asked back
 ]
 
 
@@ -92,6 +95,41 @@ async def _purchasing_is_there(url: str, admin_key: str) -> None:
             "KILN",
             48,
         )
+
+
+async def _returns_are_there(url: str, admin_key: str, engine: AsyncEngine) -> None:
+    """The three returns of the shipped order, each where a person finds it."""
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(base_url=url, headers=auth) as http:
+        approval, exchange, parcel = [(await http.get(f"/v1/returns/{r['number']}")).json() for r in RETURNS]
+        order = (await http.get(f"/v1/orders/{ORDER_ID}")).json()
+    assert (approval["status"], approval["needs_approval"]) == ("requested", True)
+    assert [h["kind"] for h in approval["holds"]] == ["return_approval"]
+    assert [r["rule"] for r in approval["approval_reasons"]] == ["not_returnable"]
+    assert exchange["status"] == "in_transit" and exchange["holds"] == []
+    assert exchange["new_order_lines"] == [{"sku": "TEE-1", "qty": 2, "unit_price": 2500}]
+    assert (parcel["status"], parcel["lines"][0]["received"], parcel["lines"][0]["inspected"]) == (
+        "received",
+        1,
+        0,
+    )
+    assert parcel["refunded"] == 0  # received, not refunded: the inspection comes first
+    assert order["status"] == "partially_returned"
+    assert {ln["sku"]: ln["returned"] for ln in order["lines"]} == {"TEE-1": 1, "HOODIE-1": 0, "CANDLE-1": 0}
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text("SELECT sum(qty) FROM reservation WHERE ref = :r"), {"r": exchange["exchange_order"]}
+            )
+        ).scalar()
+        back = (
+            await conn.execute(
+                text(
+                    "SELECT qty FROM stock_balance WHERE sku = 'TEE-1' AND location = 'DC-EAST' AND status = 'returns'"
+                )
+            )
+        ).scalar()
+    assert (held, back) == (2, 1)  # the exchange's tees held; the returned tee in `returns`
 
 
 async def _queues_settled(engine: AsyncEngine) -> list[str]:
@@ -137,20 +175,29 @@ async def test_demo_loads_once(
             len(SUPPLIERS),
         )
         assert first["stock_move"] >= len(STOCK)
-        # the short transfer, three held orders and two POs (approval, damaged units) wait for a person
-        assert first["exception"] == 6
+        # the short transfer, three held orders, two POs (approval, damaged units) and a return
+        # outside its policy wait for a person
+        assert first["exception"] == 7
         assert first["purchase_order"] == len(PURCHASE_ORDERS) and first["po_receipt"] == 1
         assert first["supplier_item"] == len(SUPPLIER_TERMS)
-        assert first["sales_order"] == len(ORDERS)
+        assert first["sales_order"] == len(ORDERS) + 1  # and the order the returns are of
+        assert first["sales_return"] == len(RETURNS)
         lines = out1.getvalue().splitlines()
-        assert lines[0] == "demo: 4 locations, 3 channels, 7 SKUs, 3 suppliers (17 new)"
-        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 8
-        assert lines[-2] == (
+        assert lines[0] == "demo: 4 locations, 3 channels, 8 SKUs, 3 suppliers (18 new)"
+        assert all(line.startswith("demo: ") for line in lines) and len(lines) == 9
+        assert lines[-3] == (
             "demo: purchase orders: DEMO-PO-1 awaiting_approval (over the approval threshold), "
             "DEMO-PO-2 partially_received with 2 damaged units in the receipt_discrepancy queue"
         )
+        assert lines[-1] == (
+            "demo: returns of DEMO-1005 (partially_returned): "
+            "DEMO-RMA-1 requested in the return_approval queue (CANDLE-1 is not returnable), "
+            "DEMO-RMA-2 in_transit (an exchange: 2 × TEE-1 held at DC-EAST), "
+            "DEMO-RMA-3 received (1 × TEE-1 at DC-EAST, waiting for inspection)"
+        )
         assert out2.getvalue().splitlines()[5:] == lines[5:]  # the second load finds them as they were
         await _purchasing_is_there(url, admin_key)
+        await _returns_are_there(url, admin_key, engine)
         assert out2.getvalue().splitlines()[0].endswith("(0 new)")
         await assert_inventory_clean(engine)
         async with engine.connect() as conn:
