@@ -22,7 +22,6 @@ from domain.posting import (
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance, receive
 from tests.orders import fulfil, place_order, until
-from workflows.contracts import CancelRequest, OrderSnapshot
 from tests.returns import (
     Headers,
     act,
@@ -37,6 +36,7 @@ from tests.returns import (
     until_return,
 )
 from tests.test_replay import record_history
+from workflows.contracts import CancelRequest, OrderSnapshot
 
 DAY = 86_400
 
