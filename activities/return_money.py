@@ -90,6 +90,8 @@ class ReturnMoney:
             return 0
         if outcome == rules.STORE_CREDIT:
             return await _issue_credit(step, order, due, inp.bonus_percent)
+        if order.payment_method == "store_credit" and outcome == rules.REFUND:
+            return await _issue_credit(step, order, due, 0)  # paid with credit: refunded as credit
         if amount > 0 and outcome == rules.EXCHANGE:  # the new order costs more: the customer pays it
             return await _charge(self, step, amount)
         refund = min(abs(amount), await _refundable(step, order.payment_id))
@@ -103,6 +105,10 @@ class ReturnMoney:
         )  # fmt: skip # kept aligned: one call
         await _post_fee(step, order, due, tax)
         await returns.add_to_return(step.conn, step.number, refunded=refund)
+        left = await _refundable(step, order.payment_id)  # the order's books say so, as a cancel's do
+        await order_store.set_payment_status(
+            step.conn, order.id, "refunded" if left == 0 else "partially_refunded"
+        )
         return -refund if outcome == rules.EXCHANGE else refund
 
 

@@ -50,6 +50,8 @@ RESOLVER_ROLES: dict[str, frozenset[str]] = {
     "count_variance": frozenset({"approver"}),
     "return_approval": frozenset({"approver"}),
     "refund_approval": frozenset({"finance", "approver"}),
+    "refund_overdue": frozenset({"finance", "warehouse", "approver"}),
+    "channel_sync_failed": frozenset(),
 }
 
 

@@ -50,7 +50,9 @@ async def shipped_lines(conn: AsyncConnection, order_id: str, number: str) -> di
             "SELECT l.line, l.sku, l.qty, l.shipped, l.cancelled, l.unit_price, s.returnable_days,"
             " (SELECT max(sh.shipped_at) FROM shipment sh JOIN shipment_line sl ON sl.shipment_id = sh.id"
             "   WHERE sh.order_id = l.order_id AND sl.line = l.line AND sh.shipped_at IS NOT NULL) AS shipped_at,"
-            " (SELECT coalesce(sum(rl.qty), 0) FROM return_line rl JOIN sales_return r ON r.number = rl.return_number"
+            # a completed return holds only what came back (or was kept); a live one all it asked for
+            " (SELECT coalesce(sum(CASE WHEN r.status = 'completed' THEN greatest(rl.received, rl.credited)"
+            "   ELSE rl.qty END), 0) FROM return_line rl JOIN sales_return r ON r.number = rl.return_number"
             "   WHERE r.order_id = l.order_id AND rl.order_line = l.line AND r.number <> :number"
             "   AND r.status <> ALL(:not_live)) AS claimed"
             " FROM order_line l JOIN sku s ON s.code = l.sku WHERE l.order_id = :order_id ORDER BY l.line"
