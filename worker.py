@@ -30,6 +30,7 @@ from activities.exceptions import ExceptionActivities
 from activities.gateways import gateway_from_settings
 from activities.housekeeping import HousekeepingActivities
 from activities.orders import OrderActivities
+from activities.publishing import PublishingActivities
 from activities.purchasing import PurchasingActivities
 from activities.replenishment import ReplenishmentActivities
 from activities.returns import ReturnActivities
@@ -50,6 +51,7 @@ from workflows.contracts import (
 from workflows.cycle_count import CycleCountWorkflow
 from workflows.housekeeping import HOUSEKEEPING_SCHEDULE_ID, HousekeepingWorkflow
 from workflows.order import OrderWorkflow
+from workflows.publisher import ChannelPublisherWorkflow
 from workflows.purchase_order import PurchaseOrderWorkflow
 from workflows.replenishment import ReplenishmentWorkflow
 from workflows.sales_return import ReturnWorkflow
@@ -66,6 +68,7 @@ WORKFLOWS: list[type] = [
     ReplenishmentWorkflow,
     PurchaseOrderWorkflow,
     ReturnWorkflow,
+    ChannelPublisherWorkflow,
 ]
 
 
@@ -80,6 +83,7 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
     replenishment = ReplenishmentActivities(engine, settings, client)
     purchasing = PurchasingActivities(engine)
     returns = ReturnActivities(engine, gateway)
+    publishing = PublishingActivities(engine)
     return [
         housekeeping.purge_idempotency_records,
         housekeeping.refresh_expired_availability,
@@ -122,6 +126,8 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
         returns.inspect_returned_units,
         returns.settle_return,
         returns.end_return,
+        publishing.publish_channel_round,
+        publishing.mark_channel_failing,
     ]
 
 

@@ -37,6 +37,7 @@ from models.ledger import (
 )
 from models.operations import CycleCount, CycleCountLine, Transfer, TransferLine
 from models.orders import OrderEvent, OrderLine, SalesOrder, Shipment, ShipmentLine
+from models.publishing import ChannelPublished, ChannelPublishing, PublishDelivery
 from models.purchasing import (
     PurchaseOrder,
     PurchaseOrderEvent,
@@ -64,6 +65,8 @@ __all__ = [
     "ChannelAvailability",
     "ChannelLocation",
     "ChannelPolicy",
+    "ChannelPublished",
+    "ChannelPublishing",
     "ChannelReserved",
     "ChannelRingfence",
     "CycleCount",
@@ -79,6 +82,7 @@ __all__ = [
     "OrderPrereservation",
     "Payment",
     "PaymentOperation",
+    "PublishDelivery",
     "PurchaseOrder",
     "PurchaseOrderEvent",
     "PurchaseOrderLine",

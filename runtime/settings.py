@@ -69,6 +69,7 @@ class Settings(BaseSettings):
             "return_approval": 86_400,
             "refund_approval": 86_400,
             "refund_overdue": 172_800,
+            "channel_sync_failed": 900,
         },
         description="SLA per exception kind in seconds (JSON object); unknown kinds use 86400.",
     )
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
             "return_approval": "reject",
             "refund_approval": "approve",
             "refund_overdue": "refund_now",
+            "channel_sync_failed": "retry_now",
         },
         description="Action taken at the limit, per exception kind (JSON object).",
     )
@@ -153,6 +155,15 @@ class Settings(BaseSettings):
     )
     store_credit_bonus_percent: int = Field(
         default=10, ge=0, le=100, description="Extra store credit, in percent, for choosing credit over cash."
+    )
+
+    # Channel publishing.
+    publish_allowed_hosts: list[str] = Field(
+        default=[],
+        description="Hosts a publishing webhook may name besides loopback (JSON list); nothing else is called.",
+    )
+    publish_fail_after_seconds: int = Field(
+        default=300, gt=0, description="A channel's deliveries failing this long open `channel_sync_failed`."
     )
 
     # Operations.

@@ -26,12 +26,15 @@ async def run(
     start_to_close: timedelta,
     retry: RetryPolicy = RETRY,
     heartbeat: timedelta | None = None,
+    schedule_to_close: timedelta | None = None,
 ) -> Out:
-    """A regular activity: scheduled on the task queue, its result recorded in the history."""
+    """A regular activity: scheduled on the task queue, its result recorded in the history.
+    `schedule_to_close`: how long it may keep retrying before the workflow hears it failed."""
     result: Out = await workflow.execute_activity(
         ref.name,
         arg,
         start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=schedule_to_close,
         heartbeat_timeout=heartbeat,
         retry_policy=retry,
         result_type=ref.result_type,
