@@ -79,11 +79,14 @@ async def update(
     workflow: str,
     rpc_seconds: float,
     result_type: type | None = None,
+    update_id: str | None = None,
 ) -> Any:
+    """`update_id` (from the caller's Idempotency-Key): a retry of an update that went
+    through after its answer timed out gets that update's result instead of running again."""
     handle = client.get_workflow_handle(workflow_id)
     try:
         result = await handle.execute_update(
-            name, arg, rpc_timeout=timedelta(seconds=rpc_seconds), result_type=result_type
+            name, arg, id=update_id, rpc_timeout=timedelta(seconds=rpc_seconds), result_type=result_type
         )
     except WorkflowUpdateFailedError as exc:
         WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
