@@ -33,6 +33,7 @@ from domain.posting import (
     RULES,
     TO,
     capture_amounts,
+    store_credit_amounts,
     lines_for,
     refund_amounts,
     take_value,
@@ -55,9 +56,13 @@ MONEY = st.integers(0, 10**12)
 def event_amounts(draw: st.DrawFn, event_name: str) -> dict[str, int]:
     """Amounts an event can have: built by the helper of events whose amounts depend on each
     other, any non-negative amount for single-amount events."""
-    if event_name in ("capture", "invoice_on_account"):
+    if event_name in ("capture", "invoice_on_account", "store_credit_spent", "store_credit_restored"):
         return capture_amounts(draw(MONEY), draw(MONEY), draw(MONEY))
-    if event_name == "refund":
+    if event_name == "store_credit_issued":
+        return store_credit_amounts(draw(MONEY), draw(MONEY), draw(MONEY))
+    if event_name == "return_fee":
+        return {"fee": draw(MONEY)}
+    if event_name in ("refund", "keep_item_refund"):
         captured = draw(st.integers(1, 10**12))
         return refund_amounts(draw(st.integers(0, captured)), captured, draw(st.integers(0, captured)))
     if event_name == "vendor_bill":
