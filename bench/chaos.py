@@ -17,6 +17,10 @@ the API client (client/), as channels and a warehouse use it:
 - a receiving dock places a purchase order for the limited SKU every `po_every` seconds and
   receives it in three deliveries, each posted once (its receipt number and Idempotency-Key,
   retried until answered) while the worker dies (bench/chaos_purchasing.py);
+- a returns desk asks for a return of a completed order of tees and mugs every
+  `return_every` seconds through its channel (refunds, every third a store credit), and the
+  warehouse receives its parcel (in parts) and inspects it, restocking or scrapping, each step
+  with its own Idempotency-Key, retried until answered (bench/chaos_returns.py);
 - `--pickers` warehouse threads pick, pack and ship every open shipment, and take up again
   the ones a crash left `picked` or `packed`;
 - the chaos thread SIGKILLs the worker every `--kill-every` seconds (the `omniflow dev`
@@ -38,10 +42,15 @@ Verified and printed:
   PO's received units ≠ the sum of its distinct receipts (their units count as stocked);
 - stuck: an order in no final or expected state when the settle time runs out, or whose
   workflow disagrees with its row (failed, terminated, still running when done);
+- returns: one not `completed` once the orders settle (stuck), a receipt or an inspection
+  that moved more units than sent, a refund or store credit posted twice or not as the return
+  says, a payment refunded beyond its capture, units left in the `returns` bucket
+  (bench/chaos_returns.py); restocked units count as stocked;
 - `omniflow inventory check` and `omniflow ledger check` against the stack's database.
 
-Results: a table, and bench/results/chaos.json. Exit code 1 when anything is lost,
-doubled, oversold, drifted or stuck, a check has findings, or the stack died.
+Results: tables (with the returns created, completed and refunded), and
+bench/results/chaos.json. Exit code 1 when anything is lost, doubled, oversold, drifted or
+stuck, a check has findings, or the stack died.
 
 Here: the run and the command line. bench/chaos_setup.py has the configuration and the
 catalog, bench/chaos_load.py the load and the chaos, bench/chaos_verify.py the checks,
@@ -62,6 +71,7 @@ from typing import Any
 from bench.chaos_load import Chaos
 from bench.chaos_purchasing import Dock
 from bench.chaos_report import ChaosEvent, Placed, Report, console, print_report
+from bench.chaos_returns import ReturnsDesk
 from bench.chaos_setup import HTTP_TIMEOUT, STACK_ENV, ChaosConfig
 from bench.chaos_stack import _find_child, run_checks, temporal_process, worker_process
 from bench.chaos_verify import settle, verify
@@ -76,6 +86,7 @@ __all__ = [
     "Dock",
     "Placed",
     "Report",
+    "ReturnsDesk",
     "_find_child",
     "main",
     "print_report",
@@ -84,6 +95,9 @@ __all__ = [
     "temporal_process",
     "worker_process",
 ]
+
+
+Desks = tuple[Dock, ReturnsDesk]  # the receiving dock and the returns desk
 
 
 @contextmanager
@@ -107,12 +121,13 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
             chaos.setup()
             dock = Dock(chaos)
             dock.setup()
+            desk = ReturnsDesk(chaos)
             say(
                 f"stack up ({stack.api}); {cfg.clients} clients for {cfg.seconds:.0f}s, chaos: "
                 + ", ".join(f"{k}@{t:.1f}s" for t, k in cfg.schedule())
             )
-            unsettled = _load_and_settle(chaos, dock, cfg, report, say)
-            _check_outcome(chaos, dock, stack, cfg, report, unsettled)
+            unsettled = _load_and_settle(chaos, (dock, desk), cfg, report, say)
+            _check_outcome(chaos, (dock, desk), stack, cfg, report, unsettled)
             _measure(chaos, stack, report)
         finally:
             stack.stop()
@@ -121,16 +136,15 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
 
 
 def _load_and_settle(
-    chaos: Chaos, dock: Dock, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
+    chaos: Chaos, desks: Desks, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
 ) -> list[Order]:
     """Orders, restocks and chaos for `cfg.seconds`; then the warehouse works until the orders
     settle (or the settle time runs out). The orders still unsettled."""
     chaos.t0 = time.monotonic()
     chaos.give_up_at = chaos.t0 + cfg.seconds + cfg.settle_seconds
     threads = [threading.Thread(target=chaos.client_loop, args=(i,), daemon=True) for i in range(cfg.clients)]
-    side = [
-        threading.Thread(target=f, daemon=True) for f in (chaos.restock_loop, chaos.chaos_loop, dock.loop)
-    ]
+    loops = (chaos.restock_loop, chaos.chaos_loop, *(d.loop for d in desks))
+    side = [threading.Thread(target=f, daemon=True) for f in loops]
     warehouse = [
         threading.Thread(target=chaos.warehouse_loop, args=(i,), daemon=True) for i in range(cfg.pickers)
     ]
@@ -153,7 +167,7 @@ def _load_and_settle(
 
 
 def _check_outcome(
-    chaos: Chaos, dock: Dock, stack: DevStack, cfg: ChaosConfig, report: Report, unsettled: list[Order]
+    chaos: Chaos, desks: Desks, stack: DevStack, cfg: ChaosConfig, report: Report, unsettled: list[Order]
 ) -> None:
     """Counts, then lost / doubled / oversold / stuck and the stack's checks, while it is alive."""
     report.stack_alive = stack.proc is not None and stack.proc.poll() is None
@@ -162,7 +176,7 @@ def _check_outcome(
     report.placed_per_s = round(report.placed / cfg.seconds, 2)
     report.events = chaos.events
     if report.stack_alive:
-        verify(chaos, report, unsettled, dock)
+        verify(chaos, report, unsettled, *desks)
         report.checks = run_checks(stack)
     else:
         report.problems.append("omniflow dev exited: " + stack.stderr()[-1500:])
@@ -201,6 +215,9 @@ def main() -> None:
         "--settle", type=float, default=150.0, help="max seconds to wait for orders to settle"
     )
     parser.add_argument("--po-every", type=float, default=6.0, help="place and receive a PO this often (s)")
+    parser.add_argument(
+        "--return-every", type=float, default=2.0, help="return a completed order this often (s; 0: none)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the stack's data here")
     args = parser.parse_args()
@@ -214,6 +231,7 @@ def main() -> None:
         pg_stop_mode=args.pg_stop_mode,
         settle_seconds=args.settle,
         po_every=args.po_every,
+        return_every=args.return_every,
         seed=args.seed,
         data_dir=args.data_dir,
     )

@@ -61,6 +61,7 @@ class Report:
     )  # sku -> stocked, shipped, reserved, on_hand
     capture_latency_ms: dict[str, float] = field(default_factory=dict)
     purchasing: dict[str, int] = field(default_factory=dict)  # the receiving dock's POs and receipts
+    returns: dict[str, int] = field(default_factory=dict)  # the returns desk's returns and their money
     placed_per_s: float = 0.0
     shipments_shipped: int = 0
     settle_s: float = 0.0
@@ -93,6 +94,7 @@ def print_report(r: Report) -> None:
     console.print(_events(r))
     console.print(f"supervisor restarts: {r.restarts}")
     console.print(f"receiving dock: {r.purchasing}")
+    console.print(f"returns desk: {r.returns}")
     console.print(_stock(r))
     console.print(_answers(r))
     for line in r.server_errors[:8]:

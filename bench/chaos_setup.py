@@ -38,6 +38,9 @@ OPEN_STATUSES = (
     "shipped",
 )
 EXPECTED_WAITS = ("awaiting_stock", "on_hold")
+# An order's final statuses: completed, then maybe returned in part or in full (bench/chaos_returns.py).
+RETURNED = ("partially_returned", "returned")
+FINAL = ("completed", "cancelled", *RETURNED)
 STACK_ENV = {
     # A backorder re-checks stock every 5 s (not hourly), so one a restock missed is not left behind.
     "OMNIFLOW_BACKORDER_RECHECK_SECONDS": "5",
@@ -64,6 +67,7 @@ class ChaosConfig:
     pg_stop_mode: str = "immediate"  # pg_ctl stop mode: immediate = a crash, fast = a clean restart
     restock_every: float = 8.0  # add RESTOCK_UNITS of the limited SKU this often
     po_every: float = 6.0  # place a PO for the limited SKU this often and receive it (chaos_purchasing)
+    return_every: float = 2.0  # return a completed order this often, received and inspected (0: none)
     settle_seconds: float = 150.0  # after the load, wait at most this long for every order to settle
     seed: int = 7
     data_dir: Path | None = None  # default: a temporary directory, removed afterwards

@@ -1,5 +1,6 @@
 """After the chaos bench's load: wait for the orders to settle, then count what was lost,
-doubled, oversold, drifted or stuck (bench/chaos.py lists what each means)."""
+doubled, oversold, drifted or stuck (bench/chaos.py lists what each means; the returns'
+checks are bench/chaos_returns.py's)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import psycopg
 from bench.chaos_load import Chaos
 from bench.chaos_purchasing import Dock
 from bench.chaos_report import Placed, Report
-from bench.chaos_setup import EXPECTED_WAITS, OPEN_STATUSES
+from bench.chaos_returns import ReturnsDesk
+from bench.chaos_setup import EXPECTED_WAITS, FINAL, OPEN_STATUSES, RETURNED
 from bench.chaos_stack import describe_workflows
 from client import Order
 from domain.orders import PricedLine, shipment_charge
@@ -38,9 +40,14 @@ def settle(chaos: Chaos, timeout: float) -> tuple[float, list[Order]]:
     return time.monotonic() - t, unsettled
 
 
-def verify(chaos: Chaos, report: Report, unsettled: list[Order], dock: Dock | None = None) -> None:
-    """Lost, doubled, stuck and waiting orders (and the dock's receipts, whose units count as
-    stocked), then the stock."""
+def verify(
+    chaos: Chaos,
+    report: Report,
+    unsettled: list[Order],
+    *sides: Dock | ReturnsDesk,
+) -> None:
+    """Lost, doubled, stuck and waiting orders (and each side's: the dock's receipts and the
+    desk's returns, whose received and restocked units count as stocked), then the stock."""
     with chaos.client() as admin:
         orders = {o.id: o for o in chaos.orders(admin)}
     workflows = asyncio.run(describe_workflows(chaos.stack.temporal_address, [p.id for p in chaos.placed]))
@@ -55,7 +62,7 @@ def verify(chaos: Chaos, report: Report, unsettled: list[Order], dock: Dock | No
             report.problems.append(f"lost {p.id}: {'no order row' if o is None else 'no workflow'}")
             continue
         _count_status(report, waiting, o)
-        if (o.status in ("completed", "cancelled")) != (wf == "COMPLETED") or wf not in (
+        if (o.status in FINAL) != (wf == "COMPLETED") or wf not in (
             "COMPLETED",
             "RUNNING",
         ):
@@ -81,13 +88,13 @@ def verify(chaos: Chaos, report: Report, unsettled: list[Order], dock: Dock | No
     extra = sorted(set(orders) - {p.id for p in chaos.placed})
     if extra:  # an order the API took but never confirmed to its channel
         report.problems.append(f"{len(extra)} order rows no client was told about: {extra[:5]}")
-    if dock is not None:
-        dock.verify(report)
+    for side in sides:
+        side.verify(report)
     verify_stock(chaos, report, shipped_units, reserved_units)
 
 
 def _count_status(report: Report, waiting: Counter[str], o: Order) -> None:
-    if o.status == "completed":
+    if o.status in ("completed", *RETURNED):  # a returned order was completed first
         report.completed += 1
     elif o.status == "cancelled":
         report.cancelled += 1
@@ -174,7 +181,7 @@ def open_units(o: Order) -> int:
 
 def settled(o: Order) -> bool:
     """Final, or waiting for something outside the warehouse and the worker (stock, a person)."""
-    if o.status in ("completed", "cancelled") or o.status in EXPECTED_WAITS:
+    if o.status in FINAL or o.status in EXPECTED_WAITS:
         return True
     busy = any(s.status in ("allocated", "picked", "packed", "requested") for s in o.shipments)
     backordered = sum(ln.backordered for ln in o.lines)
