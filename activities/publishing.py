@@ -35,32 +35,35 @@ Batch = tuple[str, tuple[int, int], tuple[int, int], list[rules.Item], datetime]
 READ_FACTOR = 4  # read this many events per batch slot: coalescing folds repeats of a SKU
 
 
+def _due(batch: Batch, t: Any) -> bool:
+    kind, _, _, items, oldest = batch
+    age_ms = (datetime.now(UTC) - oldest).total_seconds() * 1000
+    return kind == "snapshot" or not items or rules.send_now(items, age_ms, int(t.batch_ms), int(t.max_batch))
+
+
 class PublishingActivities:
-    def __init__(self, engine: AsyncEngine, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, http: httpx.AsyncClient | None = None, timeout_seconds: float = 10.0
+    ) -> None:
         self.engine = engine
-        self.http = http or httpx.AsyncClient(timeout=10.0)
+        self.http = http or httpx.AsyncClient(timeout=timeout_seconds)
 
     @PUBLISH_ROUND.implement
     async def publish_channel_round(self, inp: PublishRound) -> Published:
         deadline = time.monotonic() + inp.idle_wait_seconds
-        while True:
+        while True:  # watch the feed until a batch is due: a drop to zero goes ahead of its window
             async with self.engine.connect() as conn:
                 t = await store.target(conn, inp.channel)
                 if t is None or not t.enabled or t.paused:
                     return Published(enabled=False)
                 batch = await self._batch(conn, t)
-            if batch is not None or time.monotonic() >= deadline:
+            if batch is not None and _due(batch, t):
                 break
+            if time.monotonic() >= deadline:  # nothing due yet: the next round watches on
+                return Published(enabled=True, rate_per_s=float(t.rate_per_s))
             activity.heartbeat()
             await asyncio.sleep(POLL_SECONDS)
-        if batch is None:
-            return Published(enabled=True, rate_per_s=float(t.rate_per_s))
         kind, start, end, items, oldest = batch
-        age_ms = (datetime.now(UTC) - oldest).total_seconds() * 1000
-        if kind == "delta" and not rules.send_now(items, age_ms, int(t.batch_ms), int(t.max_batch)) and items:
-            return Published(
-                enabled=True, wait_ms=max(1, int(t.batch_ms - age_ms)), rate_per_s=float(t.rate_per_s)
-            )
         delivery = rules.delivery_id(inp.channel, start, end, kind)
         if items:
             await self._post(t, delivery, kind, items)
@@ -124,4 +127,4 @@ class PublishingActivities:
     async def mark_channel_failing(self, inp: ChannelFailing) -> None:
         """Deliveries have failed too long: a full snapshot goes once they work again."""
         async with self.engine.begin() as conn:
-            await store.ask_snapshot(conn, inp.channel, paused=True if inp.paused else None)
+            await store.ask_snapshot(conn, inp.channel, paused=True if inp.paused else None, failing=True)

@@ -27,6 +27,7 @@ from api.routes import (
     keys,
     ledger,
     orders,
+    publishing,
     purchase_orders,
     replenishment,
     returns,
@@ -110,6 +111,7 @@ def create_app(
         replenishment,
         purchase_orders,
         returns,
+        publishing,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -25,12 +25,16 @@ def target_problem(url: str, allowed_hosts: Iterable[str]) -> str | None:
     """Why we will not call `url`, or None. Only http(s); no credentials in the URL; the host
     is loopback or one of the allowed hosts (so a key holder cannot make us call an
     arbitrary address: the cloud metadata service, the office network)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        parts.port  # noqa: B018 - a port out of range is a ValueError here, not at the call
+    except ValueError:
+        return "the URL is not valid"
     if parts.scheme not in ("http", "https"):
         return "the URL must be http or https"
     if parts.username or parts.password:
         return "the URL must not carry credentials"
-    host = (parts.hostname or "").lower().rstrip(".")
     if not host:
         return "the URL has no host"
     if host in {h.lower().rstrip(".") for h in allowed_hosts}:

@@ -45,14 +45,25 @@ async def put_target(conn: AsyncConnection, channel: str, secret: str, **config:
     return False
 
 
-async def ask_snapshot(conn: AsyncConnection, channel: str, *, paused: bool | None = None) -> None:
-    """The next delivery is a full snapshot (a resync, or back after an outage)."""
+async def set_secret(conn: AsyncConnection, channel: str, secret: str) -> None:
+    await conn.execute(
+        text("UPDATE channel_publishing SET secret = :s, updated_at = now() WHERE channel = :c"),
+        {"c": channel, "s": secret},
+    )
+
+
+async def ask_snapshot(
+    conn: AsyncConnection, channel: str, *, paused: bool | None = None, failing: bool = False
+) -> None:
+    """The next delivery is a full snapshot (a resync, or back after an outage: `failing`
+    marks since when, unless it already was)."""
     await conn.execute(
         text(
-            "UPDATE channel_publishing SET snapshot_due = true, failing_since = coalesce(failing_since, now()),"
+            "UPDATE channel_publishing SET snapshot_due = true,"
+            " failing_since = CASE WHEN :failing THEN coalesce(failing_since, now()) ELSE failing_since END,"
             " paused = coalesce(:paused, paused), updated_at = now() WHERE channel = :c"
         ),
-        {"c": channel, "paused": paused},
+        {"c": channel, "paused": paused, "failing": failing},
     )
 
 

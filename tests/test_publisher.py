@@ -4,8 +4,6 @@ same delivery id; in the end the receiver holds exactly the channel's ATP."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,7 +15,7 @@ from temporalio.worker import Worker
 from models import publishing_store as store
 from runtime.settings import Settings
 from tests.factories import receive, standard_catalog
-from tests.publishing import Receiver, start_receiver
+from tests.publishing import Receiver, running_receiver, until
 from tests.test_replay import record_history
 from workflows.contracts import ExceptionPolicyInput, PublisherInput, publisher_workflow_id
 
@@ -26,11 +24,8 @@ SECRET = "whsec_test"
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    r, server, task = await start_receiver(SECRET)
-    yield r
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with running_receiver(SECRET) as r:
+        yield r
 
 
 async def _target(engine: AsyncEngine, url: str, **over: object) -> None:
@@ -42,15 +37,6 @@ async def _target(engine: AsyncEngine, url: str, **over: object) -> None:
 async def _truth(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         return await store.current_atp(conn, "web")
-
-
-async def _until(env: WorkflowEnvironment, ok: object, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not ok():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the receiver never got there")
-        await env.sleep(0.2)  # timers of the workflow (windows, pacing) run in skipped time
-        await asyncio.sleep(0.02)
 
 
 async def test_the_receiver_ends_with_the_channels_atp_after_a_snapshot_and_signed_deltas(
@@ -67,13 +53,13 @@ async def test_the_receiver_ends_with_the_channels_atp_after_a_snapshot_and_sign
         id=wid, task_queue=settings.task_queue,
     )  # fmt: skip # kept aligned: one call
     truth = await _truth(engine)
-    await _until(temporal_env, lambda: receiver.state == truth)
+    await until(temporal_env, lambda: receiver.state == truth)
     assert receiver.deliveries[0]["kind"] == "snapshot" and receiver.state["TEE"] == 5
     receiver.fail_next = 2  # the next two POSTs fail: retried, same delivery id
     await receive(engine, "TEE", "DC-EAST", 3)
     await receive(engine, "MUG", "DC-WEST", 4)
     truth = await _truth(engine)
-    await _until(temporal_env, lambda: receiver.state == truth)
+    await until(temporal_env, lambda: receiver.state == truth)
     delta = receiver.deliveries[-1]
     assert delta["kind"] == "delta" and receiver.bad_signatures == 0
     assert {i["sku"]: i["previous"] for i in delta["items"]}.get("TEE") in (5, 8, None)
