@@ -4,6 +4,8 @@ through the real worker."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.publishing import signature, verify
 from models import publishing_store as store
 from runtime.settings import Settings
 from tests.factories import receive
@@ -121,3 +124,17 @@ async def test_status_then_a_resync_delivers_a_snapshot_to_the_receiver(
         }
         status = await status_when(api, keys["admin"], lambda s: not s["snapshot_due"])
         assert not status["snapshot_due"] and status["failing_since"] is None
+
+
+def test_the_readmes_receiver_snippet_verifies_as_the_sender_signs() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = readme.split("## Channel publishing")[1].split("```python\n")[1].split("```")[0]
+    scope: dict[str, Any] = {}
+    exec(snippet, scope)  # our own README
+    body, now = b'{"items": []}', int(time.time())
+    header = signature("whsec_x", now, body)
+    assert scope["verify"]("whsec_x", header, body) and verify("whsec_x", header, body, now)
+    assert not scope["verify"]("whsec_y", header, body) and not scope["verify"](
+        "whsec_x", header, body + b" "
+    )
+    assert not scope["verify"]("whsec_x", signature("whsec_x", now - 3600, body), body)
