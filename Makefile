@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint typecheck imports shape chromium test-tools pytest bench bench-quick clean fmt
+.PHONY: run test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+# Channel publishing lag at 100 and 1,000 ATP changes/s (bench/publish.py); not part of `make test`.
+bench-publish: $(STAMP)
+	$(BIN)/python -m bench.publish
 
 # Schemathesis over every operation (tests/test_schemathesis.py) with FUZZ_EXAMPLES requests an
 # operation, random each run; `make test` runs the same test with 10, derandomized.
