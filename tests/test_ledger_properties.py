@@ -33,9 +33,9 @@ from domain.posting import (
     RULES,
     TO,
     capture_amounts,
-    store_credit_amounts,
     lines_for,
     refund_amounts,
+    store_credit_amounts,
     take_value,
     vendor_bill_amounts,
 )
