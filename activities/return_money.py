@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.exceptions import close_exception_row
@@ -94,7 +93,8 @@ class ReturnMoney:
             return await _issue_credit(step, order, due, 0)  # paid with credit: refunded as credit
         if amount > 0 and outcome == rules.EXCHANGE:  # the new order costs more: the customer pays it
             return await _charge(self, step, amount)
-        refund = min(abs(amount), await _refundable(step, order.payment_id))
+        refundable = await order_store.refundable(step.conn, order.payment_id)
+        refund = min(abs(amount), refundable)
         if refund <= 0:
             return 0
         event = "keep_item_refund" if inp.scope == "keep" else "refund"
@@ -105,10 +105,8 @@ class ReturnMoney:
         )  # fmt: skip # kept aligned: one call
         await _post_fee(step, order, due, tax)
         await returns.add_to_return(step.conn, step.number, refunded=refund)
-        left = await _refundable(step, order.payment_id)  # the order's books say so, as a cancel's do
-        await order_store.set_payment_status(
-            step.conn, order.id, "refunded" if left == 0 else "partially_refunded"
-        )
+        status = "refunded" if refund == refundable else "partially_refunded"  # as a cancel's refund says
+        await order_store.set_payment_status(step.conn, order.id, status)
         return -refund if outcome == rules.EXCHANGE else refund
 
 
@@ -145,7 +143,7 @@ async def _amount(step: ReturnStep, due: Due, outcome: str, inp: SettleReturn) -
         return due.paid
     if not inp.final:
         return 0
-    value = sum(int(ln["qty"]) * int(ln["unit_price"]) for ln in step.ret.new_order_lines)
+    value = rules.order_value(step.ret.new_order_lines)
     credited = int(step.ret.credit) - sum(int(r.fee) for r in step.lines.values() if r.credited)
     return rules.exchange_difference(credited + due.paid, value)
 
@@ -161,20 +159,7 @@ async def _credit_units(step: ReturnStep, due: Due, inp: SettleReturn, paid: int
         await step.mark_returned({step.lines[sku].order_line: n for sku, n in due.units.items()})
     await returns.add_to_return(step.conn, step.number, credit=due.total)
     if inp.final:
-        await step.conn.execute(
-            text("UPDATE sales_return SET settled_at = now() WHERE number = :n"), {"n": step.number}
-        )
-
-
-async def _refundable(step: ReturnStep, payment_id: str | None) -> int:
-    if not payment_id:
-        return 0
-    row = (
-        await step.conn.execute(
-            text("SELECT captured, refunded FROM payment WHERE id = :id"), {"id": payment_id}
-        )
-    ).first()
-    return 0 if row is None else int(row.captured) - int(row.refunded)
+        await returns.stamp(step.conn, step.number, "settled_at")
 
 
 async def _post_fee(step: ReturnStep, order: Any, due: Due, refunded_tax: int) -> None:
@@ -234,8 +219,8 @@ async def _charge(money: ReturnMoney, step: ReturnStep, amount: int) -> int:
 async def charge_for_exchange(money: ReturnMoney, step: ReturnStep) -> int:
     """An instant exchange or replacement shipped and nothing came back: the customer pays
     for what they were sent."""
-    value = sum(int(ln["qty"]) * int(ln["unit_price"]) for ln in step.ret.new_order_lines)
-    if step.ret.outcome == rules.REPLACEMENT:
-        order = await order_store.lock_order(step.conn, str(step.ret.order_id))
-        value = sum(int(r.qty) * int(r.unit_price) for r in step.lines.values()) if order else 0
+    if step.ret.outcome == rules.REPLACEMENT:  # sent at no charge: they pay what the units sold for
+        value = sum(int(r.qty) * int(r.unit_price) for r in step.lines.values())
+    else:
+        value = rules.order_value(step.ret.new_order_lines)
     return await _charge(money, step, value) if value > 0 else 0

@@ -12,7 +12,6 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.exceptions import close_exception_row
@@ -130,7 +129,7 @@ class ReturnActivities(ReturnMoney):
         async with return_step(self.engine, inp.number, inp.step) as step:
             ret = step.ret
             order_id = ret.new_order or new_order_id(ret.channel, step.number)
-            value = sum(int(ln["qty"]) * int(ln["unit_price"]) for ln in ret.new_order_lines)
+            value = rules.order_value(ret.new_order_lines)
             if step.done is None:
                 source = await order_store.lock_order(step.conn, str(ret.order_id))
                 if source is None:
@@ -163,9 +162,7 @@ class ReturnActivities(ReturnMoney):
         location = inp.receipt.location
         if step.ret.location and step.ret.location != location:
             raise InvalidRequest(f"return {step.number} is being received at {step.ret.location}")
-        kind = (
-            await step.conn.execute(text("SELECT type FROM location WHERE code = :c"), {"c": location})
-        ).scalar()
+        kind = await returns.location_type(step.conn, location)
         if kind in (None, "virtual", "dropship"):
             raise InvalidRequest(f"{location!r} is not a location that receives returns")
         units = [(c, n) for sku, qty in arriving.items() for c, n in await step.units(sku, qty)]
@@ -178,12 +175,8 @@ class ReturnActivities(ReturnMoney):
         for sku, qty in arriving.items():
             await returns.update_line(step.conn, step.number, sku, received=parcel[sku].received + qty)
         await step.mark_returned({parcel[sku].order_line: qty for sku, qty in arriving.items()})
-        first = step.ret.received_at is None
         await returns.update_return(step.conn, step.number, location=location)
-        if first:
-            await step.conn.execute(
-                text("UPDATE sales_return SET received_at = now() WHERE number = :n"), {"n": step.number}
-            )
+        await returns.stamp(step.conn, step.number, "received_at", first_only=True)
         await step.record("received", location=location, lines=dict(arriving), by=inp.receipt.received_by)
         await step.settle_status()
 
@@ -254,9 +247,7 @@ class ReturnActivities(ReturnMoney):
                     status = inp.status
                     note = (inp.reason or "")[:500]
                     await returns.update_return(step.conn, step.number, status=status, note=note)
-                await step.conn.execute(
-                    text("UPDATE sales_return SET completed_at = now() WHERE number = :n"), {"n": step.number}
-                )
+                await returns.stamp(step.conn, step.number, "completed_at")
                 await step.record(status, reason=inp.reason, by=inp.cancelled_by, charged=charged)
             return await step.snapshot()
 

@@ -214,6 +214,11 @@ def credit_for(
     return Credit(money.merchandise, money.tax)
 
 
+def order_value(lines: Sequence[Mapping[str, object]]) -> int:
+    """What the lines of a promised order (`{"sku", "qty", "unit_price"}`) are worth."""
+    return sum(int(str(ln["qty"])) * int(str(ln["unit_price"])) for ln in lines)
+
+
 def store_credit_bonus(credit: int, bonus_percent: int) -> int:
     return max(0, credit) * bonus_percent // 100
 

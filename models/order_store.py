@@ -197,6 +197,16 @@ async def set_payment_status(conn: AsyncConnection, order_id: str, status: str) 
     await conn.execute(sql, {"status": status, "order_id": order_id})
 
 
+async def refundable(conn: AsyncConnection, payment_id: str | None) -> int:
+    """What of a payment may still be refunded: captured − refunded (0 with no payment)."""
+    if not payment_id:
+        return 0
+    row = (
+        await conn.execute(text("SELECT captured, refunded FROM payment WHERE id = :id"), {"id": payment_id})
+    ).first()
+    return 0 if row is None else int(row.captured) - int(row.refunded)
+
+
 async def add_captured(conn: AsyncConnection, order_id: str, amount: int) -> None:
     sql = text(
         "UPDATE sales_order SET captured = captured + :amount, payment_status = 'captured' WHERE id = :order_id"

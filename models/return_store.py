@@ -227,6 +227,25 @@ async def update_return(conn: AsyncConnection, number: str, **values: Any) -> No
     )
 
 
+STAMPS = ("received_at", "settled_at", "completed_at")
+
+
+async def stamp(conn: AsyncConnection, number: str, column: str, *, first_only: bool = False) -> None:
+    """Set one of the return's moments (STAMPS) to now; `first_only` keeps an earlier one."""
+    if column not in STAMPS:
+        raise ValueError(f"{column} is not a moment of a return")
+    keep = f" AND {column} IS NULL" if first_only else ""
+    await conn.execute(
+        text(f"UPDATE sales_return SET {column} = now() WHERE number = :n{keep}"),  # noqa: S608 - column from STAMPS
+        {"n": number},
+    )
+
+
+async def location_type(conn: AsyncConnection, code: str) -> str | None:
+    found = await conn.execute(text("SELECT type FROM location WHERE code = :c"), {"c": code})
+    return found.scalar()
+
+
 async def add_to_return(conn: AsyncConnection, number: str, **amounts: int) -> None:
     """Add to the return's money columns (fee, credit, refunded, store_credit, charged)."""
     sets = ", ".join(f"{k} = {k} + :{k}" for k in sorted(amounts))
