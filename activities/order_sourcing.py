@@ -16,6 +16,7 @@ from activities.errors import business_outcomes
 from activities.order_step import OrderStep, order_step
 from domain.atp import kit_location_atp
 from domain.errors import ReservationShortage
+from domain.returns import NEW_ORDER_OUTCOMES
 from domain.sourcing import OrderLine, Plan, Request, Site, plan_within_budget
 from models import order_store as orders
 from models import return_store as returns
@@ -67,7 +68,9 @@ class SourcingSteps:
             await step.record("sourced", new_shipments=[], backordered=0, unfillable={})
             return Sourced(await step.snapshot(), [], 0, {})
         by_line = {r.line: r for r in lines}
-        held = await returns.held_for(step.conn, order.id)
+        # only an order a return placed (paid by it) can have units held for it: no query for the rest
+        promised = order.payment_method in NEW_ORDER_OUTCOMES
+        held = await returns.held_for(step.conn, order.id) if promised else None
         if held is not None:
             return await self._take_held(step, held, want, by_line)
         request, budget, suppliers = await self._request(step, want, by_line, catalog, avoid)
