@@ -30,6 +30,7 @@ from api.routes import (
     publishing,
     purchase_orders,
     replenishment,
+    reports,
     returns,
     shipments,
     suppliers,
@@ -112,6 +113,7 @@ def create_app(
         purchase_orders,
         returns,
         publishing,
+        reports,
     ):
         app.include_router(module.router)
     install_openapi(app)

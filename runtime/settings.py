@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     backorder_recheck_seconds: int = Field(
         default=3_600, description="A backordered order re-checks stock this often even without news."
     )
+    ship_by_seconds: dict[str, int] = Field(
+        default={"standard": 172_800, "express": 86_400},
+        description="KPI report: an order ships on time within this long of being received, per promise (JSON object).",
+    )
     count_tolerance_units: int = Field(
         default=2, description="Cycle count: variance (units) posted without approval."
     )

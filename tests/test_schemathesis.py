@@ -66,6 +66,7 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/replenishment/factors"): r"`from` must not be after `to`",
     ("POST", "/v1/replenishment/simulate"): r"`from` must not be after `to`",
     ("GET", "/v1/suppliers/{code}/scorecard"): r"the window is at most \d+ days",
+    ("GET", "/v1/reports/kpis"): r"`from` must not be after `to`|the window is at most \d+ days",
     ("GET", "/v1/availability/changes"): r"name the channel",  # optional for a channel key only
     # which hosts a webhook may name is a setting (SSRF): loopback and the allowed hosts
     (

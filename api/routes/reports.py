@@ -1,0 +1,82 @@
+"""The KPI report: every KPI of a window (and a channel), each with its unit and definition
+(domain.kpis), read from Postgres by models.kpis / models.kpis_ops in a handful of
+statements, so a console may ask for many consecutive windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.auth import Role, guard
+from api.deps import EngineDep, SettingsDep
+from api.problems import Problem
+from api.schemas_reports import KpiReport, Kpis
+from domain.kpis import DEFINITIONS, backorder_kpi, order_kpis
+from models import kpis as facts
+
+router = APIRouter(tags=["reports"])
+READERS = (Role.warehouse, Role.approver, Role.finance, Role.readonly)  # any role but channel
+DEFAULT_DAYS = 30  # the window when `from` is not given: the 30 days up to `to`
+MAX_DAYS = 3660
+
+
+def _invalid(detail: str, name: str) -> Problem:
+    return Problem(422, detail, slug="validation-error", errors=[{"loc": ["query", name], "msg": detail}])
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _window(from_: datetime | None, to: datetime | None, now: datetime) -> tuple[datetime, datetime]:
+    end = _utc(to) if to else now
+    start = _utc(from_) if from_ else end - timedelta(days=DEFAULT_DAYS)
+    if start > end:
+        raise _invalid("`from` must not be after `to`", "from")
+    if end - start > timedelta(days=MAX_DAYS):
+        raise _invalid(f"the window is at most {MAX_DAYS} days", "from")
+    return start, end
+
+
+def _described(figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            **body,
+            "unit": DEFINITIONS[name].unit,
+            "definition": DEFINITIONS[name].text,
+            "by_channel": DEFINITIONS[name].by_channel,
+        }
+        for name, body in figures.items()
+    }
+
+
+@router.get("/v1/reports/kpis", response_model=KpiReport, **guard(*READERS))
+async def kpis(
+    engine: EngineDep,
+    settings: SettingsDep,
+    from_: Annotated[
+        datetime | None,
+        Query(
+            alias="from",
+            description="Start of the window (RFC 3339; inclusive); default 30 days before `to`.",
+        ),
+    ] = None,
+    to: Annotated[datetime | None, Query(description="End of the window (exclusive); default now.")] = None,
+    channel: Annotated[str | None, Query(max_length=64, description="Only this channel's figures.")] = None,
+) -> KpiReport:
+    """The operation's KPIs over the window [`from`, `to`), each with its `value` (null when
+    there is no data yet), `unit` and `definition`; `channel` narrows the KPIs that belong to
+    a channel (`by_channel`). An unknown channel → 422."""
+    now = datetime.now(UTC)
+    start, end = _window(from_, to, now)
+    window = facts.Window(start, end, now, channel)
+    ship_by = settings.ship_by_seconds
+    async with engine.connect() as conn:
+        if channel is not None and not await facts.channel_exists(conn, channel):
+            raise _invalid(f"unknown channel '{channel}'", "channel")
+        orders, received = await facts.order_facts(conn, window, ship_by, ship_by.get("standard", 172_800))
+        backorders = await facts.backorders(conn, window, received)
+    figures = {**order_kpis(orders), "backorders": backorder_kpi(backorders)}
+    return KpiReport(from_=start, to=end, channel=channel, as_of=now, kpis=Kpis(**_described(figures)))
