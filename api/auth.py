@@ -7,7 +7,15 @@ Every route declares who may call it with `guard(...)`, in one place next to its
 
 `guard` adds the role check as a dependency and records the roles in the OpenAPI document
 as `x-roles`, which the auth-matrix test walks: a route without a declaration fails it.
-`admin` may call every guarded route."""
+`admin` may call every guarded route.
+
+Object-level authorization is one mechanism too, on `Principal`: an object a channel owns
+(an order, its shipments, a return, a customer's store credit, the channel itself) is read
+through `see(principal, owner_channel, what)`, which answers 404 — never 403, so another
+channel's object is not even known to exist — and a list is narrowed by
+`channel_scope(principal, named)`. Objects no channel owns (transfers, counts, purchase orders,
+the movement ledger, exceptions, the books) are refused to channel keys by role (`NOT_CHANNEL`).
+tests/test_object_authz.py walks every route of the OpenAPI document against it."""
 
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 
 from api.deps import EngineDep, single_read
-from api.problems import Problem
+from api.problems import Problem, not_found
 
 
 class Role(StrEnum):
@@ -36,6 +44,7 @@ class Role(StrEnum):
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+NOT_CHANNEL = (Role.warehouse, Role.approver, Role.finance, Role.readonly)  # any role but channel
 ANY: Literal["any"] = "any"  # every role
 PUBLIC: Literal["public"] = "public"  # no key needed (health, metrics, docs)
 
@@ -59,6 +68,24 @@ class Principal:
 
     def can_see_channel(self, channel: str) -> bool:
         return self.role is not Role.channel or self.channel == channel
+
+
+def see(who: Principal | None, owner: str | None, what: str) -> None:
+    """404 unless the object exists (`owner` is the channel it belongs to; None: there is no
+    such object) and `who` may see that channel's objects (None: the API re-reading an object
+    it has already checked)."""
+    if owner is None or (who is not None and not who.can_see_channel(owner)):
+        raise not_found(what)
+
+
+def channel_scope(who: Principal, named: str | None) -> str | None:
+    """The channel a list or a feed is narrowed to: a channel key's own (naming another is a
+    404, as if it did not exist), any other key's choice (None: every channel)."""
+    if who.role is not Role.channel:
+        return named
+    if named is not None and named != who.channel:
+        raise not_found(f"channel {named}")
+    return who.channel
 
 
 class KeyCache:

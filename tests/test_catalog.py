@@ -345,13 +345,14 @@ async def test_a_new_channel_sees_existing_stock(admin: httpx.AsyncClient, engin
     assert items == [{"channel": "pos", "sku": "MUG-1", "available": 7}]
 
 
-async def _walk(admin: httpx.AsyncClient, path: str, **params: str) -> list[str]:
+async def _walk(
+    admin: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None, **params: str
+) -> list[str]:
     codes: list[str] = []
     cursor = None
     while True:
-        page = (
-            await admin.get(path, params={**params, "limit": 2, **({"cursor": cursor} if cursor else {})})
-        ).json()
+        query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await admin.get(path, params=query, headers=headers)).json()
         assert len(page["items"]) <= 2
         codes += [item["code"] for item in page["items"]]
         cursor = page["next_cursor"]
@@ -388,10 +389,13 @@ async def test_lists_page_with_a_cursor(admin: httpx.AsyncClient, make_key: Call
         assert (await admin.post("/v1/suppliers", json={"code": code, "name": code})).status_code == 201
     assert await _walk(admin, "/v1/suppliers") == ["S1", "S2", "S3"]
 
-    # master data is readable by every role, a channel key included
-    channel_key = {"Authorization": f"Bearer {make_key('channel', channel='web')}"}
+    # master data is readable by every role, a channel key included; of the channels, a
+    # channel key sees its own (another's is as unknown as one that does not exist)
+    channel_key = {"Authorization": f"Bearer {make_key('channel', channel='marketplace')}"}
     r = await admin.get("/v1/channels/marketplace", headers=channel_key)
     assert r.status_code == 200 and r.json()["locations"] == ["DC-EAST"]
+    assert (await admin.get("/v1/channels/web", headers=channel_key)).status_code == 404
+    assert await _walk(admin, "/v1/channels", headers=channel_key) == ["marketplace"]
     assert (await admin.get("/v1/skus/GIFT-1", headers=channel_key)).status_code == 200
 
 

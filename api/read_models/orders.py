@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.auth import Principal
-from api.problems import not_found
+from api.auth import Principal, see
 from api.schemas_orders import (
     AmountsRead,
     CustomerRead,
@@ -146,8 +145,8 @@ async def read_order(engine: AsyncEngine, order_id: str, principal: Principal | 
         head = (
             await conn.execute(text("SELECT * FROM sales_order WHERE id = :id"), {"id": order_id})
         ).first()
-        if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
-            raise not_found(f"order {order_id}")
+        see(principal, head.channel if head is not None else None, f"order {order_id}")
+        assert head is not None
         return (await load_orders(conn, [head]))[0]
 
 

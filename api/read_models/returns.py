@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.auth import Principal, Role
+from api.auth import Principal, Role, see
 from api.problems import not_found
 from api.schemas_orders import HoldRead, TimelineEvent
 from api.schemas_returns import ReasonRead, ReturnLineRead, ReturnRead, StoreCreditEntryRead, StoreCreditRead
@@ -29,8 +29,8 @@ async def read_return_in(
     conn: AsyncConnection, number: str, principal: Principal | None = None
 ) -> ReturnRead:
     head = (await conn.execute(_HEAD, {"number": number})).first()
-    if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
-        raise not_found(f"return {number}")
+    see(principal, head.channel if head is not None else None, f"return {number}")
+    assert head is not None
     params = {"number": number}
     timeline = [TimelineEvent.model_validate(r._mapping) for r in await conn.execute(_TIMELINE, params)]
     return ReturnRead(

@@ -11,7 +11,7 @@ from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.auth import ANY, CurrentPrincipal, Principal, channel_scope, guard
 from api.deps import EngineDep
 from api.problems import Problem, not_found
 from api.schemas import ResponseModel
@@ -22,14 +22,6 @@ router = APIRouter(tags=["availability"])
 MAX_WAIT_SECONDS = 30
 _POLL_SECONDS = 0.1
 _AFTER = re.compile(r"^\d+(\.\d+)?$")
-
-
-def _channel_for(principal: Principal, channel: str | None) -> str | None:
-    if principal.role is Role.channel:
-        if channel is not None and channel != principal.channel:
-            raise not_found(f"channel {channel}")  # never reveal another channel
-        return principal.channel
-    return channel
 
 
 class AvailabilityItem(ResponseModel):
@@ -53,7 +45,7 @@ async def get_availability(
 ) -> AvailabilityList:
     """ATP per SKU for a channel (kits derived from their components), as of the last
     committed change. Channel keys see their own channel."""
-    ch = _channel_for(principal, channel)
+    ch = channel_scope(principal, channel)
     async with engine.connect() as conn:
         if (
             ch is not None
@@ -123,7 +115,7 @@ async def availability_changes(
 
 def _feed_channel(principal: Principal, channel: str | None) -> str:
     """The channel whose feed is read: the caller's own, or the one named (422 if none is)."""
-    ch = _channel_for(principal, channel)
+    ch = channel_scope(principal, channel)
     if ch is None:
         raise Problem(
             422,

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.auth import ANY, Role, guard
+from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
@@ -251,14 +251,18 @@ async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse
 
 
 @router.get("/v1/channels", response_model=Page[ChannelRead], **guard(ANY))
-async def list_channels(engine: EngineDep, page: PageDep) -> Page[ChannelRead]:
+async def list_channels(engine: EngineDep, page: PageDep, who: CurrentPrincipal) -> Page[ChannelRead]:
+    """Every channel; a channel key sees its own."""
     after = str(page.after[0]) if page.after else ""
     async with engine.connect() as conn:
         codes = (
             (
                 await conn.execute(
-                    text("SELECT code FROM channel WHERE code > :a ORDER BY code LIMIT :n"),
-                    {"a": after, "n": page.limit + 1},
+                    text(
+                        "SELECT code FROM channel WHERE code > :a AND (CAST(:own AS text) IS NULL OR "
+                        "code = :own) ORDER BY code LIMIT :n"
+                    ),
+                    {"a": after, "own": channel_scope(who, None), "n": page.limit + 1},
                 )
             )
             .scalars()
@@ -269,11 +273,12 @@ async def list_channels(engine: EngineDep, page: PageDep) -> Page[ChannelRead]:
 
 
 @router.get("/v1/channels/{code}", response_model=ChannelRead, **guard(ANY))
-async def get_channel(code: str, engine: EngineDep) -> ChannelRead:
+async def get_channel(code: str, engine: EngineDep, who: CurrentPrincipal) -> ChannelRead:
+    """One channel (a channel key: its own)."""
     async with engine.connect() as conn:
         channel = await read_channel(conn, code)
-    if channel is None:
-        raise not_found(f"channel {code}")
+    see(who, channel.code if channel is not None else None, f"channel {code}")
+    assert channel is not None
     return channel
 
 
@@ -313,11 +318,12 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
 
 
 @router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
-async def get_policy(code: str, sku: str, engine: EngineDep) -> PolicyRead:
-    """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is set."""
+async def get_policy(code: str, sku: str, engine: EngineDep, who: CurrentPrincipal) -> PolicyRead:
+    """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is
+    set (a channel key: its own channel's)."""
     async with engine.connect() as conn:
-        if await read_channel(conn, code) is None:
-            raise not_found(f"channel {code}")
+        channel = await read_channel(conn, code)
+        see(who, channel.code if channel is not None else None, f"channel {code}")
         if (await conn.execute(text("SELECT 1 FROM sku WHERE code = :s"), {"s": sku})).first() is None:
             raise not_found(f"SKU {sku}")
         return await read_policy(conn, code, sku)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.auth import ANY, Role, guard
+from api.auth import NOT_CHANNEL, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
@@ -220,7 +220,7 @@ async def count_accuracy(
 CountStatus = Literal["open", "submitted", "awaiting_approval", "posted", "rejected", "cancelled"]
 
 
-@router.get("/v1/cycle-counts", response_model=Page[CountRead], **guard(ANY))
+@router.get("/v1/cycle-counts", response_model=Page[CountRead], **guard(*NOT_CHANNEL))
 async def list_counts(
     engine: EngineDep,
     page: PageDep,
@@ -245,6 +245,6 @@ async def list_counts(
     return Page(items=items, next_cursor=next_cursor(list(ids), page.limit, lambda i: [i]))
 
 
-@router.get("/v1/cycle-counts/{count_id}", response_model=CountRead, **guard(ANY))
+@router.get("/v1/cycle-counts/{count_id}", response_model=CountRead, **guard(*NOT_CHANNEL))
 async def get_count(count_id: str, engine: EngineDep) -> CountRead:
     return await _read(engine, count_id)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import Field, field_validator
 from sqlalchemy import text
 
-from api.auth import ANY, CurrentPrincipal, Role, guard
+from api.auth import ANY, NOT_CHANNEL, CurrentPrincipal, Role, guard
 from api.deps import EngineDep
 from api.domain_errors import as_problem
 from api.pagination import PageDep, next_cursor
@@ -173,7 +173,7 @@ class MovementRead(ResponseModel):
     created_at: datetime
 
 
-@router.get("/v1/inventory/movements", response_model=Page[MovementRead], **guard(ANY))
+@router.get("/v1/inventory/movements", response_model=Page[MovementRead], **guard(*NOT_CHANNEL))
 async def list_movements(
     engine: EngineDep,
     page: PageDep,

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.domain_errors import as_problem
 from api.pagination import PageDep, PageParams, encode_cursor
-from api.problems import Problem, not_found
+from api.problems import Problem
 from api.read_models.orders import OrderFilter, page_of_orders, read_order
 from api.schemas import Page
 from api.schemas_orders import (
@@ -245,11 +245,7 @@ async def list_orders(
         raise Problem(
             422, f"status {msg}", slug="validation-error", errors=[{"loc": ["query", "status"], "msg": msg}]
         )
-    if principal.role is Role.channel:
-        if channel is not None and channel != principal.channel:
-            raise not_found(f"channel {channel}")  # never reveal another channel
-        channel = principal.channel
-    where = OrderFilter(status, channel, customer_id, created_from, created_to)
+    where = OrderFilter(status, channel_scope(principal, channel), customer_id, created_from, created_to)
     items, last = await page_of_orders(engine, where, page.limit, _after(page))
     return Page(items=items, next_cursor=encode_cursor(list(last)) if last else None)
 

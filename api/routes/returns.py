@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.auth import ANY, CurrentPrincipal, Role, guard
+from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
-from api.problems import Problem, conflict, not_found
+from api.problems import Problem, conflict
 from api.read_models.returns import (
     ReturnFilter,
     read_reasons,
@@ -249,8 +249,7 @@ async def create_return(
     number = body.number or f"RMA-{secrets.token_hex(5).upper()}"
     async with engine.begin() as conn:
         order = await order_store.lock_order(conn, body.order)
-        if order is None or not who.can_see_channel(order.channel):
-            raise not_found(f"order {body.order}")
+        see(who, order.channel if order is not None else None, f"order {body.order}")
         new = await _record(conn, body, number, order, settings)
     # Started on a retry too: a return whose first start did not reach the engine (503) gets
     # its workflow when the caller retries; a running or finished one is left alone.
@@ -279,7 +278,7 @@ async def list_returns(
     outcome: Annotated[OutcomeFilter | None, Query()] = None,
 ) -> Page[ReturnRead]:
     """By number. A channel key sees its own channel's returns only."""
-    where = ReturnFilter(status, order, outcome, who.channel if who.role is Role.channel else None)
+    where = ReturnFilter(status, order, outcome, channel_scope(who, None))
     after = str(page.after[0]) if page.after else ""
     numbers = await return_numbers_after(engine, after, where, page.limit)
     items = [await read_return(engine, n) for n in numbers[: page.limit]]

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
 from api.deps import EngineDep, SettingsDep, TemporalDep, single_read
-from api.problems import Problem, not_found
+from api.problems import Problem
 from api.read_models.shipments import open_pick_lines
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
@@ -78,8 +78,8 @@ async def _shipment(
                 {"id": shipment_id},
             )
         ).first()
-    if head is None or (principal is not None and not principal.can_see_channel(head.channel)):
-        raise not_found(f"shipment {shipment_id}")
+    see(principal, head.channel if head is not None else None, f"shipment {shipment_id}")
+    assert head is not None
     return ShipmentRead.model_validate(head._mapping), str(head.workflow_id)
 
 

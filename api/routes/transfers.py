@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from api.auth import ANY, Role, guard
+from api.auth import NOT_CHANNEL, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
@@ -141,7 +141,7 @@ def sa_pairs(status: str) -> TypedSearchAttributes:
 TransferStatus = Literal["requested", "shipped", "received", "discrepancy", "completed", "cancelled"]
 
 
-@router.get("/v1/transfers", response_model=Page[TransferRead], **guard(ANY))
+@router.get("/v1/transfers", response_model=Page[TransferRead], **guard(*NOT_CHANNEL))
 async def list_transfers(
     engine: EngineDep,
     page: PageDep,
@@ -153,7 +153,7 @@ async def list_transfers(
     return Page(items=items, next_cursor=next_cursor(ids, page.limit, lambda i: [i]))
 
 
-@router.get("/v1/transfers/{number}", response_model=TransferRead, **guard(ANY))
+@router.get("/v1/transfers/{number}", response_model=TransferRead, **guard(*NOT_CHANNEL))
 async def get_transfer(number: str, engine: EngineDep) -> TransferRead:
     return await read_transfer(engine, number)
 
