@@ -351,7 +351,7 @@ async def _walk(
     codes: list[str] = []
     cursor = None
     while True:
-        query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        query: dict[str, str | int] = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
         page = (await admin.get(path, params=query, headers=headers)).json()
         assert len(page["items"]) <= 2
         codes += [item["code"] for item in page["items"]]

@@ -319,8 +319,7 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
 
 @router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
 async def get_policy(code: str, sku: str, engine: EngineDep, who: CurrentPrincipal) -> PolicyRead:
-    """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is
-    set (a channel key: its own channel's)."""
+    """A channel's policy for a SKU; the defaults (no safety stock, no ring-fence) when none is set."""
     async with engine.connect() as conn:
         channel = await read_channel(conn, code)
         see(who, channel.code if channel is not None else None, f"channel {code}")

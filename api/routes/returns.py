@@ -250,6 +250,7 @@ async def create_return(
     async with engine.begin() as conn:
         order = await order_store.lock_order(conn, body.order)
         see(who, order.channel if order is not None else None, f"order {body.order}")
+        assert order is not None
         new = await _record(conn, body, number, order, settings)
     # Started on a retry too: a return whose first start did not reach the engine (503) gets
     # its workflow when the caller retries; a running or finished one is left alone.
