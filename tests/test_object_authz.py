@@ -157,6 +157,7 @@ ROUTES: dict[str, Route] = {
     "POST /v1/returns/{number}/receive": owned(number="return"),
     "POST /v1/returns/{number}/inspect": owned(number="return"),
     "POST /v1/returns/{number}/cancel": owned(lambda _: {"reason": "matrix"}, number="return"),
+    "GET /v1/reports/kpis": unowned(),
     "GET /v1/audit": unowned(),
 }
 
