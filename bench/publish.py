@@ -1,227 +1,278 @@
-"""Channel publishing lag: ATP changes driven through the API, pushed by the `publish-{channel}`
-workflows to a real receiver on loopback that verifies every signature and the per-SKU order.
+"""Channel publishing lag: ATP changes made through the real stock core, pushed by the
+`publish-{channel}` workflows of `omniflow dev` to a receiver on loopback that verifies every
+signature and applies each item by compare-and-set (bench/publish_receiver.py).
 
     .venv/bin/python -m bench.publish [--rates 100,1000] [--seconds 10] [--skus 1000]
+                                      [--connections 8] [--per-tx 25] [--no-flash]
 
 It starts `omniflow dev` (bench.stack), creates --skus SKUs and the three channels of
-bench.common, points each channel's publishing target at the receiver (its secret answered
-once), then for each rate sends inventory adjustments (+1 at DC-EAST, each one an ATP change
-on all three channels) open-loop at that rate for --seconds. The receiver deduplicates by
-delivery id and applies an item only when `previous` equals what it holds (compare-and-set);
-a mismatch or a bad signature is counted. Lag: the adjustment's answer (≈ the change's
-commit) to the receiver getting a value at least that high for the SKU. Prints p50 / p99 lag
-and deliveries per second per rate, whether p99 ≤ 1 s holds at 100 changes/s, and writes
-bench/results/publish.json."""
+bench.common, and points each channel's publishing target at the receiver (its secret
+answered once). Then:
+
+1. For each rate: +1 adjustments at DC-EAST, open-loop at that constant rate for --seconds
+   (bench/publish_load.offer: due changes handed to --connections connections, up to
+   --per-tx a transaction). Each is an ATP change of its SKU on all three channels. Lag of a
+   change on a channel: its commit to the receiver getting a value at least that high for the
+   SKU. Prints offered vs achieved changes/s, lag p50 / p99 per channel and overall,
+   deliveries/s, the publisher's own lag (publish_delivery, models.publishing_store
+   .lag_stats over the run's window) and the CPU cores each process kept busy (the wall).
+2. Flash sale (unless --no-flash): the batch window is set long (2 s); --flash-buyers buyers
+   on their own connections reserve a few hot SKUs on every channel until none is left.
+   Checked (bench/publish_check): every value the receiver applied is the true ATP at the
+   feed position of its delivery, nothing was refused by compare-and-set, the drop to zero
+   arrived well inside the batch window, and the receiver ends holding GET /v1/availability.
+
+Writes bench/results/publish.json."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import socket
 import tempfile
 import time
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from bench.common import CHANNELS, LOCATIONS, create_catalog, machine, percentile, write_json
+from bench.publish_check import check
+from bench.publish_load import Offered, cores_used, cpu_seconds, flash_sale, offer, stack_processes
+from bench.publish_receiver import Receiver, running
 from bench.stack import DevStack
 from client import NewSku, OmniflowClient
-from domain.publishing import DELIVERY_HEADER, SIGNATURE_HEADER, verify
+from models import publishing_store as store
+from runtime.db import make_async_engine
 
 TARGET_P99_S = 1.0
-CONCURRENCY = 64
 TARGET = {"batch_ms": 50, "max_batch": 1000, "rate_per_s": 50}
+FLASH_WINDOW_MS = 2000
+CODES = [ch.code for ch in CHANNELS]
 
 
-@dataclass
-class Receiver:
-    secrets: dict[str, str] = field(default_factory=dict)
-    held: dict[tuple[str, str], int] = field(default_factory=dict)
-    got: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
-    seen: set[str] = field(default_factory=set)
-    deliveries: list[tuple[str, float, int]] = field(default_factory=list)  # channel, at, items
-    bad_signatures: int = 0
-    out_of_order: int = 0
-    duplicates: int = 0
-
-    async def handle(self, request: Request) -> Response:
-        channel = request.path_params["channel"]
-        body = await request.body()
-        now = time.time()
-        if not verify(
-            self.secrets.get(channel, ""), request.headers.get(SIGNATURE_HEADER, ""), body, int(now)
-        ):
-            self.bad_signatures += 1
-            return Response(status_code=401)
-        delivery = json.loads(body)
-        if request.headers.get(DELIVERY_HEADER) in self.seen:
-            self.duplicates += 1
-            return Response(status_code=204)
-        self.seen.add(delivery["delivery_id"])
-        self.deliveries.append((channel, now, len(delivery["items"])))
-        for item in delivery["items"]:
-            key = (channel, item["sku"])
-            if delivery["kind"] == "delta" and item["previous"] != self.held.get(key):
-                self.out_of_order += 1
-            self.held[key] = item["available"]
-            self.got[key].append((item["available"], now))
-        return Response(status_code=204)
+def put_targets(stack: DevStack, receiver: Receiver, **target: Any) -> None:
+    with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=30.0) as http:
+        for ch in CODES:
+            r = http.put(f"/v1/channels/{ch}/publishing", json={"url": f"{receiver.url}/{ch}", **target})
+            r.raise_for_status()
+            receiver.secrets[ch] = r.json()["secret"] or receiver.secrets[ch]
 
 
-async def serve(receiver: Receiver) -> tuple[str, uvicorn.Server, asyncio.Task[None]]:
-    app = Starlette(routes=[Route("/hook/{channel}", receiver.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}/hook", server, task
-
-
-def setup(stack: DevStack, skus: list[str], receiver: Receiver, url: str) -> None:
+def create_skus(stack: DevStack, skus: list[str]) -> None:
     with OmniflowClient(stack.api, stack.admin_key, timeout=30.0) as admin:
         create_catalog(admin, [NewSku(code=s, name=s, price=1000) for s in skus], LOCATIONS, CHANNELS)
+
+
+def availability(stack: DevStack) -> list[dict[str, Any]]:
     with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=30.0) as http:
-        for ch in CHANNELS:
-            r = http.put(f"/v1/channels/{ch.code}/publishing", json={"url": f"{url}/{ch.code}", **TARGET})
-            r.raise_for_status()
-            receiver.secrets[ch.code] = r.json()["secret"]
+        items: list[dict[str, Any]] = http.get("/v1/availability").json()["items"]
+    return [i for i in items if i["channel"] in CODES]
 
 
-async def drive(stack: DevStack, skus: list[str], rate: int, seconds: float) -> dict[str, list[float]]:
-    """+1 adjustments open-loop at `rate`/s, SKUs in turn; each SKU's answer times in order."""
-    answered: dict[str, list[float]] = defaultdict(list)
-    limit = asyncio.Semaphore(CONCURRENCY)
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(
-        base_url=stack.api, headers=stack.headers, timeout=30.0, limits=limits
-    ) as http:
-
-        async def one(sku: str) -> None:
-            async with limit:
-                body = {"sku": sku, "location": "DC-EAST", "delta": 1, "reason": "found"}
-                r = await http.post(
-                    "/v1/inventory/adjustments", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
-                )
-                r.raise_for_status()
-                answered[sku].append(time.time())
-
-        tasks, t0, n = [], time.monotonic(), 0
-        while (elapsed := time.monotonic() - t0) < seconds:
-            while n < elapsed * rate:
-                tasks.append(asyncio.create_task(one(skus[n % len(skus)])))
-                n += 1
-            await asyncio.sleep(0.002)
-        await asyncio.gather(*tasks)
-    return answered
-
-
-def lags(receiver: Receiver, answered: dict[str, list[float]], base: dict[str, int]) -> list[float]:
-    """Per change and channel: its answer to the first receipt of a value at least as high."""
-    out: list[float] = []
-    for ch in CHANNELS:
-        for sku, times in answered.items():
-            got = receiver.got.get((ch.code, sku), [])
-            for k, t in enumerate(sorted(times), start=1):
-                at = next((r for v, r in got if v >= base[sku] + k), None)
-                out.append(float("inf") if at is None else max(0.0, at - t))
-    return sorted(out)
-
-
-async def measure(
-    stack: DevStack, receiver: Receiver, skus: list[str], rate: int, seconds: float
-) -> dict[str, Any]:
-    base = {s: receiver.held.get((CHANNELS[0].code, s), 0) for s in skus}
-    first = len(receiver.deliveries)
-    t0 = time.time()
-    answered = await drive(stack, skus, rate, seconds)
-    drove = time.time() - t0
-    want = {s: base[s] + len(answered[s]) for s in answered}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-        receiver.held.get((ch.code, s), 0) < n for ch in CHANNELS for s, n in want.items()
-    ):
+async def until(ok: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            return False
         await asyncio.sleep(0.1)
-    lag = lags(receiver, answered, base)
-    window = receiver.deliveries[first:]
-    span = max(drove, (window[-1][1] - t0) if window else drove)
-    changes = sum(len(v) for v in answered.values())
+    return True
+
+
+def lags(receiver: Receiver, offered: Offered, base: dict[tuple[str, str], int]) -> dict[str, list[float]]:
+    """Per channel, each change's commit to the first receipt of a value at least as high."""
+    out: dict[str, list[float]] = {}
+    for ch in CODES:
+        out[ch] = []
+        for sku, commits in offered.commits.items():
+            got = receiver.applied.get((ch, sku), [])
+            for k, committed in enumerate(sorted(commits), start=1):
+                at = next((a.at for a in got if a.available >= base[(ch, sku)] + k), None)
+                out[ch].append(float("inf") if at is None else max(0.0, at - committed))
+        out[ch].sort()
+    return out
+
+
+def summary(values: list[float]) -> dict[str, Any]:
     return {
-        "rate_asked": rate,
-        "changes": changes,
-        "changes_per_s": round(changes / drove, 1),
-        "deliveries": len(window),
-        "deliveries_per_s": round(len(window) / span, 1),
-        "items_delivered": sum(n for _, _, n in window),
-        "lag_p50_s": round(percentile(lag, 0.5), 3),
-        "lag_p99_s": round(percentile(lag, 0.99), 3),
-        "lag_max_s": round(lag[-1], 3) if lag else None,
-        "never_delivered": sum(1 for x in lag if x == float("inf")),
+        "p50_s": round(percentile(values, 0.5), 3),
+        "p99_s": round(percentile(values, 0.99), 3),
+        "max_s": round(values[-1], 3) if values else None,
+        "never": sum(1 for v in values if v == float("inf")),
     }
 
 
-async def run(rates: list[int], seconds: float, n_skus: int) -> dict[str, Any]:
-    receiver = Receiver()
-    url, server, task = await serve(receiver)
-    skus = [f"PUB-{i:04d}" for i in range(n_skus)]
-    with tempfile.TemporaryDirectory(prefix="omniflow-publish-") as tmp:
-        stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
-        try:
-            await asyncio.to_thread(setup, stack, skus, receiver, url)
-            while len({ch for ch, _, _ in receiver.deliveries}) < len(CHANNELS):  # the snapshots
-                await asyncio.sleep(0.1)
-            results = [await measure(stack, receiver, skus, rate, seconds) for rate in rates]
-        finally:
-            stack.stop()
-            server.should_exit = True
-            await task
-    at_100 = next((r for r in results if r["rate_asked"] == 100), None)
+async def measure(
+    stack: DevStack, receiver: Receiver, skus: list[str], rate: int, args: Any
+) -> dict[str, Any]:
+    base = {(ch, s): receiver.held.get((ch, s), 0) for ch in CODES for s in skus}
+    first = len(receiver.deliveries)
+    groups = stack_processes(stack.proc.pid if stack.proc else 0, stack.data_dir)
+    cpu0, t0, started = cpu_seconds(groups), time.time(), datetime.now(UTC)
+    engine = make_async_engine(stack.database_url, pool_size=args.connections)
+    try:
+        offered = await offer(engine, skus, rate, args.seconds, connections=args.connections,
+                              per_tx=args.per_tx, run=uuid.uuid4().hex[:8])  # fmt: skip # kept aligned: one call
+        drove = offered.last_commit - t0
+        want = {(ch, s): base[(ch, s)] + len(offered.commits[s]) for ch in CODES for s in skus}
+        await until(lambda: all(receiver.held.get(k, 0) >= n for k, n in want.items()), 60)
+        cpu1, wall = (
+            cpu_seconds(stack_processes(stack.proc.pid if stack.proc else 0, stack.data_dir)),
+            time.time() - t0,
+        )
+        async with engine.connect() as conn:
+            server = await store.lag_stats(conn, None, since=started, until=datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    per_channel = lags(receiver, offered, base)
+    window = receiver.deliveries[first:]
+    span = max(receiver.arrived[d["delivery_id"]] for d in window) - t0 if window else drove
+    delays = sorted(offered.queue_delays)
     return {
-        "channels": len(CHANNELS),
-        "skus": n_skus,
-        "seconds_per_rate": seconds,
+        "offered_per_s": rate,
+        "achieved_per_s": round(offered.changes / drove, 1) if drove > 0 else 0.0,
+        "changes": offered.changes,
+        "failed": offered.failed,
+        "error": offered.error,
+        "transactions": offered.transactions,
+        "queue_delay_p99_s": round(percentile(delays, 0.99), 3),
+        "lag": {"all": summary(sorted(v for vs in per_channel.values() for v in vs))}
+        | {ch: summary(v) for ch, v in per_channel.items()},
+        "publisher_lag_ms": {"p50": server.p50, "p99": server.p99, "deliveries": server.n},
+        "deliveries": len(window),
+        "deliveries_per_s": round(len(window) / span, 1) if span > 0 else 0.0,
+        "items_delivered": sum(len(d["items"]) for d in window),
+        "cpu_cores": cores_used(cpu0, cpu1, wall),
+    }
+
+
+async def flash(stack: DevStack, receiver: Receiver, args: Any) -> dict[str, Any]:
+    hot = [f"FLASH-{i}" for i in range(args.flash_skus)]
+    await asyncio.to_thread(create_skus, stack, hot)
+    await asyncio.to_thread(put_targets, stack, receiver, **{**TARGET, "batch_ms": FLASH_WINDOW_MS})
+    async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers, timeout=30.0) as http:
+        for sku in hot:
+            body = {"sku": sku, "location": "DC-EAST", "delta": args.flash_units, "reason": "initial"}
+            r = await http.post(
+                "/v1/inventory/adjustments", json=body, headers={"Idempotency-Key": f"flash-{sku}"}
+            )
+            r.raise_for_status()
+    stocked = await until(
+        lambda: all(receiver.held.get((c, s)) == args.flash_units for c in CODES for s in hot), 30
+    )
+    engine = make_async_engine(stack.database_url, pool_size=args.flash_buyers)
+    try:
+        sale = await flash_sale(engine, hot, CODES, args.flash_buyers, run=uuid.uuid4().hex[:8])
+        drained = await until(lambda: all(receiver.held.get((c, s)) == 0 for c in CODES for s in hot), 30)
+        verdict = await check(engine, receiver, CODES, await asyncio.to_thread(availability, stack))
+    finally:
+        await engine.dispose()
+    last_sale = {s: max((t for sku, t in sale.commits if sku == s), default=0.0) for s in hot}
+    zero_lags = sorted(
+        next(a.at for a in receiver.applied[(c, s)] if a.available == 0) - last_sale[s]
+        for c in CODES
+        for s in hot
+        if receiver.held.get((c, s)) == 0
+    )
+    return {
+        "skus": len(hot),
+        "units_each": args.flash_units,
+        "buyers": args.flash_buyers,
+        "batch_ms": FLASH_WINDOW_MS,
+        "stocked_delivered": stocked,
+        "reserved": sale.reserved,
+        "refused": sale.refused,
+        "drained_delivered": drained,
+        "items_checked": verdict.items,
+        "untrue_items": verdict.untrue[:10],
+        "refused_by_compare_and_set": verdict.stale,
+        "final_mismatches": verdict.final_mismatches[:10],
+        "zero_lag_max_s": round(zero_lags[-1], 3) if zero_lags else None,
+        "zero_ahead_of_window": bool(zero_lags) and zero_lags[-1] < FLASH_WINDOW_MS / 1000,
+        "ok": verdict.ok and drained,
+    }
+
+
+async def run(args: Any) -> dict[str, Any]:
+    receiver = Receiver()
+    skus = [f"PUB-{i:04d}" for i in range(args.skus)]
+    async with running(receiver):
+        with tempfile.TemporaryDirectory(prefix="omniflow-publish-") as tmp:
+            stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
+            try:
+                await asyncio.to_thread(create_skus, stack, skus)
+                await asyncio.to_thread(put_targets, stack, receiver, **TARGET)
+                await until(
+                    lambda: {d["channel"] for d in receiver.deliveries} == set(CODES), 60
+                )  # snapshots
+                results = [await measure(stack, receiver, skus, rate, args) for rate in args.rates]
+                flashed = None if args.no_flash else await flash(stack, receiver, args)
+            finally:
+                stack.stop()
+    at_100 = next((r for r in results if r["offered_per_s"] == 100), None)
+    return {
+        "channels": len(CODES),
+        "skus": args.skus,
+        "seconds_per_rate": args.seconds,
+        "connections": args.connections,
+        "per_tx": args.per_tx,
         "target": TARGET,
         "results": results,
+        "flash_sale": flashed,
         "bad_signatures": receiver.bad_signatures,
-        "out_of_order": receiver.out_of_order,
+        "refused_by_compare_and_set": receiver.stale,
         "duplicates": receiver.duplicates,
         "p99_target_s": TARGET_P99_S,
-        "p99_target_holds_at_100": None if at_100 is None else at_100["lag_p99_s"] <= TARGET_P99_S,
+        "p99_target_holds_at_100": None if at_100 is None else at_100["lag"]["all"]["p99_s"] <= TARGET_P99_S,
         "machine": machine(),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="100,1000", help="ATP changes per second, comma-separated")
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is driven")
-    parser.add_argument("--skus", type=int, default=1000)
-    args = parser.parse_args()
-    result = asyncio.run(run([int(r) for r in args.rates.split(",")], args.seconds, args.skus))
+def report(result: dict[str, Any]) -> None:
     for r in result["results"]:
+        lag = r["lag"]
+        per = ", ".join(f"{ch} {lag[ch]['p50_s']}/{lag[ch]['p99_s']}" for ch in CODES)
         print(
-            f"{r['rate_asked']:>5}/s asked, {r['changes_per_s']}/s driven: lag p50 {r['lag_p50_s']} s,"
-            f" p99 {r['lag_p99_s']} s (max {r['lag_max_s']}), {r['deliveries_per_s']} deliveries/s,"
-            f" never delivered {r['never_delivered']}"
+            f"{r['offered_per_s']:>5}/s offered, {r['achieved_per_s']}/s achieved ({r['failed']} failed,"
+            f" queue p99 {r['queue_delay_p99_s']} s): lag p50 {lag['all']['p50_s']} s, p99 {lag['all']['p99_s']} s"
+            f" (max {lag['all']['max_s']}, never {lag['all']['never']}); per channel p50/p99 {per};"
+            f" {r['deliveries_per_s']} deliveries/s ({r['items_delivered']} items)"
+        )
+        print(f"       CPU cores busy: {r['cpu_cores']}")
+    f = result["flash_sale"]
+    if f is not None:
+        print(
+            f"flash sale: {f['reserved']} reserved of {f['skus']}x{f['units_each']} by {f['buyers']} buyers;"
+            f" {f['items_checked']} items checked, untrue {len(f['untrue_items'])}, refused by CAS"
+            f" {f['refused_by_compare_and_set']}, final mismatches {len(f['final_mismatches'])};"
+            f" zero arrived within {f['zero_lag_max_s']} s of the last sale (window {f['batch_ms']} ms):"
+            f" {'OK' if f['ok'] and f['zero_ahead_of_window'] else 'FAILED'}"
         )
     print(
-        f"bad signatures {result['bad_signatures']}, out of order {result['out_of_order']},"
+        f"bad signatures {result['bad_signatures']}, refused by compare-and-set {result['refused_by_compare_and_set']},"
         f" duplicates {result['duplicates']}; p99 <= {TARGET_P99_S} s at 100/s:"
         f" {'holds' if result['p99_target_holds_at_100'] else 'does NOT hold'}"
     )
     print(f"wrote {write_json('publish.json', result)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="100,1000", help="ATP changes per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long each rate is offered")
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=8, help="the driver's connections")
+    parser.add_argument("--per-tx", type=int, default=25, help="most changes one transaction takes")
+    parser.add_argument("--no-flash", action="store_true", help="skip the flash sale")
+    parser.add_argument("--flash-skus", type=int, default=3)
+    parser.add_argument("--flash-units", type=int, default=60)
+    parser.add_argument("--flash-buyers", type=int, default=16)
+    args = parser.parse_args()
+    args.rates = [int(r) for r in args.rates.split(",")]
+    report(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

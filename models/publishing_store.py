@@ -173,16 +173,30 @@ async def advance(
     return True
 
 
-async def lag_stats(conn: AsyncConnection, channel: str | None = None, last: int = 1000) -> Row[Any]:
-    """p50 / p99 lag (ms) of the channel's last deliveries of changes (deltas)."""
+async def lag_stats(
+    conn: AsyncConnection,
+    channel: str | None = None,
+    last: int = 1000,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Row[Any]:
+    """p50 / p99 lag (ms) and count of delivered changes (deltas): the channel's (every
+    channel's, with None) last `last` deliveries, or, with `since` / `until`, every delivery
+    in that window [since, until) (the publish lag KPI). Lag is a delivery's oldest change's
+    commit to the receiver's 2xx."""
+    windowed = since is not None or until is not None
     return (
         await conn.execute(
             text(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag_ms) AS p50,"
                 " percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_ms) AS p99, count(*) AS n FROM"
                 " (SELECT lag_ms FROM publish_delivery WHERE kind = 'delta'"
-                "  AND (CAST(:ch AS text) IS NULL OR channel = :ch) ORDER BY delivered_at DESC LIMIT :last) d"
+                "  AND (CAST(:ch AS text) IS NULL OR channel = :ch)"
+                "  AND (CAST(:since AS timestamptz) IS NULL OR delivered_at >= :since)"
+                "  AND (CAST(:until AS timestamptz) IS NULL OR delivered_at < :until)"
+                "  ORDER BY delivered_at DESC LIMIT :last) d"
             ),
-            {"ch": channel, "last": last},
+            {"ch": channel, "last": None if windowed else last, "since": since, "until": until},
         )
     ).one()

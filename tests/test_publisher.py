@@ -45,7 +45,7 @@ async def test_the_receiver_ends_with_the_channels_atp_after_a_snapshot_and_sign
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await standard_catalog(engine)
     await receive(engine, "TEE", "DC-EAST", 5)
-    await _target(engine, receiver.url)
+    await _target(engine, receiver.hook)
     policy = ExceptionPolicyInput(sla_seconds=3600, max_escalations=1, default_action="retry_now")
     wid = publisher_workflow_id("web")
     await temporal_client.start_workflow(

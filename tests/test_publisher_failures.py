@@ -82,7 +82,7 @@ async def test_a_timeout_then_failures_past_the_limit_open_sync_failed_and_a_res
     temporal_env: WorkflowEnvironment, settings: Settings, quick_worker: Worker, receiver: Receiver,
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await receive(engine, "TEE", "DC-EAST", 5)
-    wid = await _start(temporal_client, engine, settings, receiver.url)
+    wid = await _start(temporal_client, engine, settings, receiver.hook)
     truth = await _truth(engine)
     await until(temporal_env, lambda: receiver.state == truth)
     receiver.stall_next = 1  # the next delivery times out (and is applied late, by the receiver)
@@ -126,7 +126,7 @@ async def test_a_delivery_answered_late_after_a_newer_one_changes_nothing(
     settings: Settings, quick_worker: Worker, receiver: Receiver,
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await receive(engine, "TEE", "DC-EAST", 5)
-    await _start(temporal_client, engine, settings, receiver.url)
+    await _start(temporal_client, engine, settings, receiver.hook)
     await until(temporal_env, lambda: receiver.state.get("TEE") == 5)
     receiver.stall_next = 1  # TEE 5 -> 8 is held past the sender's timeout ...
     await receive(engine, "TEE", "DC-EAST", 3)
@@ -151,7 +151,7 @@ async def test_a_drop_to_zero_goes_at_once_ahead_of_a_long_batch_window(
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await receive(engine, "TEE", "DC-EAST", 5)
     await receive(engine, "MUG", "DC-WEST", 4)
-    await _start(temporal_client, engine, settings, receiver.url, batch_ms=60_000)
+    await _start(temporal_client, engine, settings, receiver.hook, batch_ms=60_000)
     await until(temporal_env, lambda: receiver.state.get("MUG") == 4)  # the snapshot goes at once
     await receive(engine, "TEE", "DC-EAST", 3)  # waits for its window ...
     await asyncio.sleep(0.3)

@@ -102,7 +102,7 @@ async def test_status_then_a_resync_delivers_a_snapshot_to_the_receiver(
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await receive(engine, "TEE", "DC-EAST", 5)
     async with running_receiver("unknown yet") as receiver:
-        r = await put(api, keys["admin"], receiver.url, batch_ms=0, rate_per_s=100)
+        r = await put(api, keys["admin"], receiver.hook, batch_ms=0, rate_per_s=100)
         receiver.secret = r.json()["secret"]
         async with engine.connect() as conn:
             truth = await store.current_atp(conn, "web")
