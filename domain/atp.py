@@ -19,8 +19,10 @@ SKU's total fits the channel ATP (`check_lines`)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from domain.errors import ShortageReason
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class LocationStock:
     reserved: int  # active reservations of all channels
     fences: Mapping[str, int] = field(default_factory=dict)  # channel -> ring-fenced units
     reserved_by_channel: Mapping[str, int] = field(default_factory=dict)  # channel -> active reserved
+    # Sellable units of expired lots less their reservations: no rule counts them; they only
+    # say that a line would have fitted but for the expiry (ShortageReason.LOT_EXPIRY).
+    expired: int = 0
 
     @property
     def available(self) -> int:
@@ -114,6 +119,7 @@ class Shortage:
     location: str
     requested: int
     atp: int
+    reason: ShortageReason = ShortageReason.ATP
 
 
 def check_lines(
@@ -141,3 +147,47 @@ def totals_by_sku(requests: Iterable[tuple[str, str, str, int]]) -> dict[str, in
     for _, sku, _, qty in requests:
         totals[sku] += qty
     return dict(totals)
+
+
+# -- which rule refused a line ------------------------------------------------------------
+
+
+def _without_safety(snap: AvailabilitySnapshot) -> AvailabilitySnapshot:
+    return replace(snap, safety={})
+
+
+def _without_fences(snap: AvailabilitySnapshot) -> AvailabilitySnapshot:
+    return replace(snap, stock={k: replace(s, fences={}) for k, s in snap.stock.items()})
+
+
+def _with_expired(snap: AvailabilitySnapshot) -> AvailabilitySnapshot:
+    return replace(
+        snap, stock={k: replace(s, on_hand=s.on_hand + s.expired, expired=0) for k, s in snap.stock.items()}
+    )
+
+
+# Lifted one after another: the reason is the rule whose lifting first makes the line fit.
+_RULES: tuple[tuple[ShortageReason, Callable[[AvailabilitySnapshot], AvailabilitySnapshot]], ...] = (
+    (ShortageReason.SAFETY_STOCK, _without_safety),
+    (ShortageReason.RING_FENCE, _without_fences),
+    (ShortageReason.LOT_EXPIRY, _with_expired),
+)
+
+
+def shortage_reason(
+    snap: AvailabilitySnapshot, fits: Callable[[AvailabilitySnapshot], bool]
+) -> ShortageReason:
+    """Why something that does not fit in `snap` is refused: safety stock, ring-fences and lot
+    expiry are lifted in that order, and the first whose lifting makes `fits` true is the
+    reason; `atp` when the units are not there even then (reserved, or never received)."""
+    relaxed = snap
+    for reason, lift in _RULES:
+        relaxed = lift(relaxed)
+        if fits(relaxed):
+            return reason
+    return ShortageReason.ATP
+
+
+def channel_shortage_reason(snap: AvailabilitySnapshot, channel: str, sku: str, qty: int) -> ShortageReason:
+    """Why `qty` of `sku` (a kit or not) is over `channel`'s ATP."""
+    return shortage_reason(snap, lambda s: qty <= s.atp(channel, sku))

@@ -11,15 +11,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from domain.atp import Shortage
+if TYPE_CHECKING:  # domain.atp names its shortages' reasons from here
+    from domain.atp import Shortage
 
 
 class Refusal(StrEnum):
     CONFLICT = "conflict"  # the object is not in a state that allows it now
     INVALID = "invalid"  # the request is wrong whatever the state
     NOT_FOUND = "not_found"  # the request names something that is not there
+
+
+class ShortageReason(StrEnum):
+    """Which rule refused a line that does not fit (domain.atp.shortage_reason): the units
+    are not there (`atp`), or they are but another channel's ring-fence, this channel's
+    safety stock or the expiry of their lot holds them back. The same words appear in a
+    refusal's problem body and on the order's timeline (`line_refused`)."""
+
+    ATP = "atp"
+    RING_FENCE = "ring_fence"
+    SAFETY_STOCK = "safety_stock"
+    LOT_EXPIRY = "lot_expiry"
 
 
 DEFAULT_SLUG = {
@@ -148,7 +161,10 @@ class ReservationShortage(DomainError):
     slug = "insufficient-stock"
 
     def __str__(self) -> str:
-        parts = [f"{s.sku}@{s.location}: asked {s.requested}, promisable {s.atp}" for s in self.shortages]
+        parts = [
+            f"{s.sku}@{s.location}: asked {s.requested}, promisable {s.atp} ({s.reason})"
+            for s in self.shortages
+        ]
         return "not enough available-to-promise: " + "; ".join(parts)
 
     def details(self) -> dict[str, object]:

@@ -14,13 +14,20 @@ ReservationShortage names every line (and kit) that does not fit."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.atp import AvailabilitySnapshot, LocationStock, Shortage, check_lines
-from domain.errors import InvalidStockChange, ReservationShortage, UnknownReference
+from domain.atp import (
+    AvailabilitySnapshot,
+    LocationStock,
+    Shortage,
+    channel_shortage_reason,
+    check_lines,
+    shortage_reason,
+)
+from domain.errors import DomainError, InvalidStockChange, ReservationShortage, UnknownReference
 from domain.lots import LotStock, allocate_fefo
 
 KIT = "kit"
@@ -32,6 +39,16 @@ class ReserveLine:
     sku: str
     location: str
     qty: int
+
+
+@dataclass(frozen=True)
+class ReserveRequest:
+    """One reservation asked for: its own key (idempotency), channel, lines and reference."""
+
+    key: str
+    channel: str
+    lines: Sequence[ReserveLine]
+    ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +143,52 @@ def plan_reservation(
 
     `atp` is the snapshot before (every component SKU, and every kit containing one);
     `balances` are the sellable rows of the lines' (sku, location) pairs, in id order."""
+    plan = _decide(channel, lines, catalog, atp, balances, now)
+    after = after_reserving(atp, channel, plan.reservations)
+    return replace(plan, atp_after=dict(sorted(after.all_atp().items())))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    outcomes: list[ReservationPlan | DomainError]  # one per request, in the requests' order
+    atp_after: dict[tuple[str, str], int]  # (channel, sku) -> ATP once every accepted one is reserved
+
+
+def plan_batch(
+    requests: Sequence[ReserveRequest],
+    catalog: Catalog,
+    atp: AvailabilitySnapshot,
+    balances: Iterable[Balance],
+    now: datetime,
+) -> BatchPlan:
+    """Plan many reservations from one read, as if each ran alone after the ones before it:
+    each request is decided against the stock the accepted ones before it left (ATP, ring-fences,
+    safety stock, kits, lots); a refused one leaves the stock as it was for the next. Each
+    outcome is the request's own plan or its own refusal. The plans' `atp_after` is empty: the
+    batch writes the ATP once, from the end state."""
+    rows = {b.id: b for b in balances}
+    outcomes: list[ReservationPlan | DomainError] = []
+    for req in requests:
+        try:
+            plan = _decide(req.channel, req.lines, catalog, atp, rows.values(), now)
+        except DomainError as refused:
+            outcomes.append(refused)
+            continue
+        outcomes.append(plan)
+        atp = after_reserving(atp, req.channel, plan.reservations)
+        for bid, q in plan.per_balance.items():
+            rows[bid] = replace(rows[bid], available=rows[bid].available - q)
+    return BatchPlan(outcomes, dict(sorted(atp.all_atp().items())))
+
+
+def _decide(
+    channel: str,
+    lines: Sequence[ReserveLine],
+    catalog: Catalog,
+    atp: AvailabilitySnapshot,
+    balances: Iterable[Balance],
+    now: datetime,
+) -> ReservationPlan:
     components = expand_lines(channel, lines, catalog)
     shortages = _shortages(channel, lines, catalog, components, atp)
     if shortages:
@@ -146,7 +209,7 @@ def plan_reservation(
         reservations=made,
         per_balance=dict(per_balance),
         per_location=dict(per_location),
-        atp_after=dict(sorted(after_reserving(atp, channel, made).all_atp().items())),
+        atp_after={},
         result=result,
     )
 
@@ -160,11 +223,18 @@ def _shortages(
 ) -> list[Shortage]:
     """Every component line over its location's or its SKU's ATP, then every kit asked for
     over the kit's own ATP (which also holds back the kit's safety stock)."""
-    shortages = check_lines(
-        [(c.line, c.sku, c.location, c.qty) for c in components],
-        {(c.sku, c.location): atp.location_atp(channel, c.sku, c.location) for c in components},
-        {c.sku: atp.simple_atp(channel, c.sku) for c in components},
-    )
+
+    def short_lines(snap: AvailabilitySnapshot) -> list[Shortage]:
+        return check_lines(
+            [(c.line, c.sku, c.location, c.qty) for c in components],
+            {(c.sku, c.location): snap.location_atp(channel, c.sku, c.location) for c in components},
+            {c.sku: snap.simple_atp(channel, c.sku) for c in components},
+        )
+
+    def fits(line: str) -> Callable[[AvailabilitySnapshot], bool]:
+        return lambda snap: line not in {x.line for x in short_lines(snap)}
+
+    shortages = [replace(s, reason=shortage_reason(atp, fits(s.line))) for s in short_lines(atp)]
     kit_asks: dict[str, int] = defaultdict(int)
     for ln in lines:
         if catalog.kinds[ln.sku] == KIT:
@@ -173,9 +243,8 @@ def _shortages(
         have = atp.atp(channel, kit)
         if qty > have:
             first = next(ln for ln in lines if ln.sku == kit)
-            shortages.append(
-                Shortage(line=first.line, sku=kit, location=first.location, requested=qty, atp=have)
-            )
+            reason = channel_shortage_reason(atp, channel, kit, qty)
+            shortages.append(Shortage(first.line, kit, first.location, qty, have, reason))
     return shortages
 
 
@@ -210,7 +279,7 @@ def after_reserving(
         cur = stock.get(key, LocationStock(0, 0))
         by_channel = dict(cur.reserved_by_channel)
         by_channel[channel] = by_channel.get(channel, 0) + m.qty
-        stock[key] = LocationStock(cur.on_hand, cur.reserved + m.qty, cur.fences, by_channel)
+        stock[key] = replace(cur, reserved=cur.reserved + m.qty, reserved_by_channel=by_channel)
     return AvailabilitySnapshot(
         stock, snapshot.channel_locations, snapshot.safety, snapshot.recipes, snapshot.targets
     )

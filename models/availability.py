@@ -30,6 +30,17 @@ async def kits_containing(conn: AsyncConnection, skus: Iterable[str]) -> set[str
     return set(rows.scalars().all())
 
 
+# Sellable stock per (sku, location): unexpired on hand and reserved (what the rules count),
+# and what expired lots hold beyond their reservations (what no rule counts).
+_STOCK = (
+    "SELECT sku, location,"
+    " coalesce(sum(qty) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0),"
+    " coalesce(sum(reserved) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0),"
+    " coalesce(sum(qty - reserved) FILTER (WHERE expires_at <= now()), 0)"
+    " FROM stock_balance WHERE sku = ANY(:n) AND status = 'sellable' GROUP BY sku, location"
+)
+
+
 async def load_snapshot(
     conn: AsyncConnection, skus: Iterable[str], *, with_kits: bool = True
 ) -> AvailabilitySnapshot:
@@ -57,15 +68,11 @@ async def load_snapshot(
     ):
         by_channel[(sku, location)][channel] = qty
     stock: dict[tuple[str, str], LocationStock] = {}
-    for sku, location, on_hand, reserved in await conn.execute(
-        text(
-            "SELECT sku, location, sum(qty), sum(reserved) FROM stock_balance WHERE sku = ANY(:n) "
-            "AND status = 'sellable' AND (expires_at IS NULL OR expires_at > now()) GROUP BY sku, location"
-        ),
-        params,
-    ):
+    for sku, location, on_hand, reserved, expired in await conn.execute(text(_STOCK), params):
         key = (sku, location)
-        stock[key] = LocationStock(int(on_hand), int(reserved), fences.get(key, {}), by_channel.get(key, {}))
+        stock[key] = LocationStock(
+            int(on_hand), int(reserved), fences.get(key, {}), by_channel.get(key, {}), int(expired)
+        )
     for key in fences.keys() - stock.keys():  # fenced but empty: still counts for reserved_by_channel
         stock[key] = LocationStock(0, 0, fences[key], by_channel.get(key, {}))
     safety = {

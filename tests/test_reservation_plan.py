@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.atp import AvailabilitySnapshot, LocationStock, Shortage
-from domain.errors import InvalidStockChange, ReservationShortage, UnknownReference
+from domain.errors import InvalidStockChange, ReservationShortage, ShortageReason, UnknownReference
 from domain.reservation import (
     Balance,
     Catalog,
@@ -61,17 +61,24 @@ def snapshot(
     units and their reserved units per (sku, location)."""
     on_hand: dict[tuple[str, str], int] = defaultdict(int)
     reserved: dict[tuple[str, str], int] = defaultdict(int)
+    expired: dict[tuple[str, str], int] = defaultdict(int)
     for b, qty, res in rows:
         if b.expires_at is None or b.expires_at > NOW:
             on_hand[(b.sku, b.location)] += qty
             reserved[(b.sku, b.location)] += res
+        else:
+            expired[(b.sku, b.location)] += qty - res
     fences = fences or {}
     by_channel = by_channel or {}
     stock = {
         key: LocationStock(
-            on_hand.get(key, 0), reserved.get(key, 0), fences.get(key, {}), by_channel.get(key, {})
+            on_hand.get(key, 0),
+            reserved.get(key, 0),
+            fences.get(key, {}),
+            by_channel.get(key, {}),
+            expired.get(key, 0),
         )
-        for key in on_hand.keys() | fences.keys()
+        for key in on_hand.keys() | fences.keys() | expired.keys()
     }
     return AvailabilitySnapshot(
         stock=stock,
@@ -192,7 +199,7 @@ def test_lots_go_first_expiry_first_out_and_an_expired_lot_is_never_taken() -> N
     assert p.per_balance == {3: 3, 2: 10, 4: 2}
     # the expired lots' 59 units were never promisable
     assert shortages([ReserveLine("1", "COFFEE", "DC-EAST", 34)], rows) == [
-        Shortage("1", "COFFEE", "DC-EAST", 34, 33)
+        Shortage("1", "COFFEE", "DC-EAST", 34, 33, ShortageReason.LOT_EXPIRY)
     ]
 
 
@@ -217,7 +224,9 @@ def test_lines_at_one_location_share_its_atp_and_another_channels_fence_holds_un
     rows = [bal(1, "TEE", "DC-EAST", 10)]
     fences = {("TEE", "DC-EAST"): {"marketplace": 4}}
     lines = [ReserveLine("1", "TEE", "DC-EAST", 3), ReserveLine("2", "TEE", "DC-EAST", 4)]
-    assert shortages(lines, rows, fences=fences) == [Shortage("2", "TEE", "DC-EAST", 4, 3)]
+    assert shortages(lines, rows, fences=fences) == [
+        Shortage("2", "TEE", "DC-EAST", 4, 3, ShortageReason.RING_FENCE)
+    ]
     # the fence's own channel is not held back by it
     assert plan(lines, rows, "marketplace", fences=fences).per_balance == {1: 7}
 
@@ -225,7 +234,9 @@ def test_lines_at_one_location_share_its_atp_and_another_channels_fence_holds_un
 def test_lines_at_different_locations_share_the_channel_atp_less_safety_stock() -> None:
     rows = [bal(1, "TEE", "DC-EAST", 5), bal(2, "TEE", "DC-WEST", 5)]
     lines = [ReserveLine("1", "TEE", "DC-EAST", 5), ReserveLine("2", "TEE", "DC-WEST", 5)]
-    assert shortages(lines, rows, safety={("web", "TEE"): 4}) == [Shortage("2", "TEE", "DC-WEST", 5, 1)]
+    assert shortages(lines, rows, safety={("web", "TEE"): 4}) == [
+        Shortage("2", "TEE", "DC-WEST", 5, 1, ShortageReason.SAFETY_STOCK)
+    ]
 
 
 def test_a_kit_respects_its_own_safety_stock_and_every_shortage_is_named() -> None:
@@ -234,7 +245,7 @@ def test_a_kit_respects_its_own_safety_stock_and_every_shortage_is_named() -> No
     # the components fit (4 MUG, 2 TEE), the kit's ATP is 2 - 1 held back; COFFEE is short too
     assert shortages(lines, rows, safety={("web", "GIFT"): 1}) == [
         Shortage("2", "COFFEE", "DC-EAST", 2, 1),
-        Shortage("1", "GIFT", "DC-EAST", 2, 1),
+        Shortage("1", "GIFT", "DC-EAST", 2, 1, ShortageReason.SAFETY_STOCK),
     ]
 
 
@@ -244,7 +255,9 @@ def test_a_kit_asked_on_two_lines_is_checked_on_its_total_at_the_first_line() ->
     lines = [ReserveLine("1", "GIFT", "DC-EAST", 2), ReserveLine("2", "GIFT", "DC-WEST", 1)]
     assert plan(lines, rows).per_balance == {1: 4, 2: 2, 3: 2, 4: 1}
     # GIFT: 3 at DC-EAST + 1 at DC-WEST, less 2 held back
-    assert shortages(lines, rows, safety={("web", "GIFT"): 2}) == [Shortage("1", "GIFT", "DC-EAST", 3, 2)]
+    assert shortages(lines, rows, safety={("web", "GIFT"): 2}) == [
+        Shortage("1", "GIFT", "DC-EAST", 3, 2, ShortageReason.SAFETY_STOCK)
+    ]
 
 
 # -- validation -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ import itertools
 import os
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -30,12 +31,14 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.atp import (
-    AvailabilitySnapshot,
-    LocationStock,
-    check_lines,
+from domain.atp import AvailabilitySnapshot, LocationStock, Shortage, check_lines
+from domain.errors import (
+    InsufficientStock,
+    InvalidStockChange,
+    OperationConflict,
+    ReservationShortage,
+    ShortageReason,
 )
-from domain.errors import InsufficientStock, InvalidStockChange, OperationConflict, ReservationShortage
 from domain.lots import LotStock, allocate_fefo
 from models import finance, stock
 from models.availability import load_snapshot
@@ -124,7 +127,12 @@ class StockMachine(RuleBasedStateMachine):
         sku, loc, status, lot = b
         return self.qty[b] - (self.reserved(sku, loc, lot) if status == "sellable" else 0)
 
-    def snapshot(self) -> AvailabilitySnapshot:
+    def snapshot(
+        self,
+        safety: dict[tuple[str, str], int] = SAFETY,
+        fences: dict[tuple[str, str], dict[str, int]] = FENCES,
+    ) -> AvailabilitySnapshot:
+        """The model's ATP inputs (with these policies: the reasons of a refusal lift them)."""
         stock_: dict[tuple[str, str], LocationStock] = {}
         for sku in SKUS:
             for loc in LOCATIONS:
@@ -134,11 +142,58 @@ class StockMachine(RuleBasedStateMachine):
                     if (r.sku, r.location) == (sku, loc) and r.active:
                         by_ch[r.channel] += r.active
                 stock_[(sku, loc)] = LocationStock(
-                    on_hand, sum(by_ch.values()), FENCES.get((sku, loc), {}), dict(by_ch)
+                    on_hand, sum(by_ch.values()), fences.get((sku, loc), {}), dict(by_ch)
                 )
         return AvailabilitySnapshot(
-            stock_, CHANNEL_LOCATIONS, dict(SAFETY), {k: dict(v) for k, v in RECIPES.items()}, set(RESERVABLE)
+            stock_, CHANNEL_LOCATIONS, dict(safety), {k: dict(v) for k, v in RECIPES.items()}, set(RESERVABLE)
         )
+
+    def expect_reserve(
+        self, channel: str, request: list[ReserveLine]
+    ) -> list[Shortage] | list[dict[str, Any]]:
+        """What reserving `request` now should answer: its shortages (each with the rule that
+        refused it: the first policy whose removal from the model makes the line fit; lots never
+        expire in the model), or the reservations it makes (first-expiry-first-out)."""
+        expanded = expand_kits(request)
+        pairs = {(ln.sku, ln.location) for ln in expanded}
+
+        def short(snap: AvailabilitySnapshot) -> list[Shortage]:
+            found = check_lines(
+                [(ln.line, ln.sku, ln.location, ln.qty) for ln in expanded],
+                {p: snap.location_atp(channel, *p) for p in pairs},
+                {ln.sku: snap.simple_atp(channel, ln.sku) for ln in expanded},
+            )
+            return found + kit_shortages(snap, channel, request)
+
+        shortages = short(self.snapshot())
+        if shortages:
+            lifted = [(ShortageReason.SAFETY_STOCK, short(self.snapshot(safety={}))),
+                      (ShortageReason.RING_FENCE, short(self.snapshot(safety={}, fences={})))]  # fmt: skip # the rules, in the order they are lifted
+            named = []
+            for s in shortages:
+                still = [(reason, {(x.line, x.sku) for x in found}) for reason, found in lifted]
+                why = next(
+                    (reason for reason, left in still if (s.line, s.sku) not in left), ShortageReason.ATP
+                )
+                named.append(replace(s, reason=why))
+            return named
+        left = {
+            (sku, loc, lot): self.free((sku, loc, "sellable", lot))
+            for sku, loc in pairs
+            for lot in lots_of(sku)
+        }
+        expected = []
+        for ln in expanded:
+            lots = [
+                LotStock(lot, expiry_of(ln.sku, lot), left[(ln.sku, ln.location, lot)])
+                for lot in lots_of(ln.sku)
+            ]
+            for lot, q in allocate_fefo(lots, ln.qty, datetime.now(UTC)):
+                left[(ln.sku, ln.location, lot)] -= q
+                expected.append(
+                    {"line": ln.line, "sku": ln.sku, "location": ln.location, "lot": lot, "qty": q}
+                )
+        return expected
 
     def key(self, kind: str) -> str:
         return f"{kind}-{next(self.keys)}"
@@ -258,38 +313,14 @@ class StockMachine(RuleBasedStateMachine):
         if any(ln.location not in CHANNEL_LOCATIONS[channel] for ln in expanded):
             self.attempt(op, InvalidStockChange)
             return
-        snap = self.snapshot()
-        pairs = {(ln.sku, ln.location) for ln in expanded}
-        shortages = check_lines(
-            [(ln.line, ln.sku, ln.location, ln.qty) for ln in expanded],
-            {p: snap.location_atp(channel, *p) for p in pairs},
-            {ln.sku: snap.simple_atp(channel, ln.sku) for ln in expanded},
-        )
-        shortages += kit_shortages(snap, channel, request)
-        if shortages:
+        expected = self.expect_reserve(channel, request)
+        if expected and isinstance(expected[0], Shortage):
             with pytest.raises(ReservationShortage) as err:
                 self.run(self._in_tx(op))
-            assert err.value.shortages == shortages
+            assert err.value.shortages == expected
             event("refused: ReservationShortage")
             self.outcomes["refused: ReservationShortage"] += 1
             return
-        # The expected lots: first-expiry-first-out over what is free, line after line.
-        left = {
-            (sku, loc, lot): self.free((sku, loc, "sellable", lot))
-            for sku, loc in pairs
-            for lot in lots_of(sku)
-        }
-        expected = []
-        for ln in expanded:
-            lots = [
-                LotStock(lot, expiry_of(ln.sku, lot), left[(ln.sku, ln.location, lot)])
-                for lot in lots_of(ln.sku)
-            ]
-            for lot, q in allocate_fefo(lots, ln.qty, datetime.now(UTC)):
-                left[(ln.sku, ln.location, lot)] -= q
-                expected.append(
-                    {"line": ln.line, "sku": ln.sku, "location": ln.location, "lot": lot, "qty": q}
-                )
         result = self.attempt(op, None)
         assert result is not None
         assert result.data == {"channel": channel, "reservations": expected}

@@ -1,12 +1,14 @@
-"""Reservations, the database half: the three statements of `reserve` (read the context,
-claim the key and read the state under the SKU locks, write the plan) and the conversion of
-what they read into the domain values `domain.reservation.plan_reservation` decides from."""
+"""Reservations, the database half: the statements of `reserve` and of a batch of
+reservations (read the context, claim the keys and read the state under the SKU locks, write
+the plans) and the conversion of what they read into the domain values
+`domain.reservation.plan_batch` decides from. One request is a batch of one: the same four
+statements either way."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.atp import AvailabilitySnapshot, LocationStock
-from domain.reservation import Balance, Catalog, ComponentLine, ReservationPlan, ReserveLine
+from domain.reservation import Balance, Catalog, ComponentLine, ReservationPlan, ReserveRequest
 
-# Before the locks, one statement: the operation if this key was already done, the kinds of
+# Before the locks, one statement: the operations of these keys already done, the kinds of
 # the SKUs asked for, the recipes of the kits among them and of every kit containing one of
 # their components (`kits`: locked too, and their ATP recomputed), the channels and the
 # locations they ship from, and the ring-fences and safety stock of every SKU whose ATP
@@ -35,8 +37,9 @@ _CONTEXT = text(
         UNION SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT sku FROM kits)
     )
     SELECT json_build_object(
-        'op', (SELECT json_build_object('kind', kind, 'hash', request_hash, 'result', result)
-               FROM stock_operation WHERE key = :key),
+        'ops', (SELECT coalesce(json_agg(json_build_object('key', key, 'kind', kind, 'hash', request_hash,
+                                                           'result', result)), '[]')
+                FROM stock_operation WHERE key = ANY(CAST(:keys AS text[]))),
         'skus', (SELECT coalesce(json_agg(json_build_object('code', code, 'kind', kind)), '[]')
                  FROM sku WHERE code IN (SELECT sku FROM lines)),
         'recipes', (SELECT coalesce(json_agg(json_build_object('kit', kit_sku, 'c', component_sku, 'q', qty)), '[]')
@@ -54,13 +57,16 @@ _CONTEXT = text(
     """
 )
 
-# Under the locks, one statement: claim the key (`claimed` = 0: it committed while we waited),
-# lock the sellable balance rows of the lines' (sku, location) pairs, and read the unexpired
-# stock and the per-channel reserved units of every `needed` SKU.
+# Under the locks, one statement: claim the keys (`claimed`: those not committed by another
+# transaction while we waited), lock the sellable balance rows of the lines' (sku, location)
+# pairs, and read the stock (unexpired; and what expired lots hold) and the per-channel
+# reserved units of every `needed` SKU.
 _CLAIM_AND_READ = text(
     """
     WITH op AS (
-        INSERT INTO stock_operation (key, kind, ref, request_hash) VALUES (:key, 'reserve', :ref, :request_hash)
+        INSERT INTO stock_operation (key, kind, ref, request_hash)
+        SELECT k, 'reserve', r, h FROM unnest(CAST(:keys AS text[]), CAST(:refs AS text[]),
+                                              CAST(:hashes AS text[])) AS t(k, r, h)
         ON CONFLICT (key) DO NOTHING RETURNING key
     ),
     bal AS (
@@ -69,20 +75,24 @@ _CLAIM_AND_READ = text(
           AND (sku, location) IN (SELECT * FROM unnest(CAST(:pair_skus AS text[]), CAST(:pair_locations AS text[])))
         ORDER BY id FOR UPDATE
     )
-    SELECT (SELECT count(*) FROM op) AS claimed,
+    SELECT (SELECT coalesce(json_agg(key), '[]') FROM op) AS claimed,
         (SELECT coalesce(json_agg(bal ORDER BY id), '[]') FROM bal) AS rows,
         (SELECT coalesce(json_agg(t), '[]') FROM (
-            SELECT sku, location, sum(qty) AS q, sum(reserved) AS r FROM stock_balance
-            WHERE sku = ANY(:needed_skus) AND status = 'sellable' AND (expires_at IS NULL OR expires_at > now())
+            SELECT sku, location,
+                coalesce(sum(qty) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS q,
+                coalesce(sum(reserved) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS r,
+                coalesce(sum(qty - reserved) FILTER (WHERE expires_at <= now()), 0) AS x
+            FROM stock_balance WHERE sku = ANY(:needed_skus) AND status = 'sellable'
             GROUP BY sku, location) t) AS stock,
         (SELECT coalesce(json_agg(json_build_object('s', sku, 'l', location, 'ch', channel, 'q', qty)), '[]')
          FROM channel_reserved WHERE sku = ANY(:needed_skus) AND qty > 0) AS by_channel
     """
 )
 
-# Then one statement writes the plan: the balances' reserved units, the reservation rows,
-# the channel's reserved units per (sku, location), the new ATP (and its change feed
-# events) and the operation's result.
+# Then one statement writes the plans: the balances' reserved units, the reservation rows,
+# each channel's reserved units per (sku, location), the new ATP (and its change feed events),
+# each operation's result, and lets go of the keys of the requests refused (a retry may
+# succeed later).
 _WRITE = text(
     """
     WITH b AS (
@@ -92,16 +102,15 @@ _WRITE = text(
     ),
     r AS (
         INSERT INTO reservation (key, line, ref, channel, sku, location, lot, qty, per_unit)
-        SELECT :key, line, :ref, :channel, s, l, lot, q, pu
-        FROM unnest(CAST(:lines AS text[]), CAST(:skus AS text[]), CAST(:locations AS text[]),
-                    CAST(:lots AS text[]), CAST(:units AS int[]), CAST(:per_unit AS int[])) AS t(line, s, l, lot, q, pu)
+        SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:lines AS text[]), CAST(:refs AS text[]),
+                             CAST(:channels AS text[]), CAST(:skus AS text[]), CAST(:locations AS text[]),
+                             CAST(:lots AS text[]), CAST(:units AS int[]), CAST(:per_unit AS int[]))
         RETURNING 1
     ),
     cr AS (
         INSERT INTO channel_reserved (sku, location, channel, qty)
-        SELECT s, l, :channel, q
-        FROM unnest(CAST(:reserved_skus AS text[]), CAST(:reserved_locations AS text[]),
-                    CAST(:reserved_units AS int[])) AS d(s, l, q)
+        SELECT * FROM unnest(CAST(:reserved_skus AS text[]), CAST(:reserved_locations AS text[]),
+                             CAST(:reserved_channels AS text[]), CAST(:reserved_units AS int[]))
         ON CONFLICT (sku, location, channel) DO UPDATE SET qty = channel_reserved.qty + EXCLUDED.qty RETURNING 1
     ),
     ca AS (
@@ -116,10 +125,18 @@ _WRITE = text(
         INSERT INTO availability_event (channel, sku, available)
         SELECT channel, sku, available FROM ca WHERE NOT (first_seen AND available = 0) RETURNING 1
     ),
-    done AS (UPDATE stock_operation SET result = CAST(:result AS jsonb) WHERE key = :key RETURNING 1)
-    SELECT (SELECT count(*) FROM b) AS balances, (SELECT count(*) FROM ev) AS events
+    done AS (
+        UPDATE stock_operation o SET result = d.res
+        FROM unnest(CAST(:done_keys AS text[]), CAST(:done_results AS jsonb[])) AS d(k, res)
+        WHERE o.key = d.k RETURNING 1
+    ),
+    gone AS (DELETE FROM stock_operation WHERE key = ANY(CAST(:refused_keys AS text[])) RETURNING 1)
+    SELECT (SELECT count(*) FROM b) AS balances, (SELECT count(*) FROM ev) AS events,
+        (SELECT count(*) FROM gone) AS let_go
     """
 )
+
+_LET_GO = text("DELETE FROM stock_operation WHERE key = ANY(CAST(:refused_keys AS text[]))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +163,7 @@ class Context:
                 int(r["r"]),
                 self.fences.get((r["sku"], r["location"]), {}),
                 taken.get((r["sku"], r["location"]), {}),
+                int(r["x"]),
             )
             for r in state.stock
         }
@@ -161,8 +179,8 @@ class Context:
         )
 
 
-async def read_context(conn: AsyncConnection, key: str, lines: Sequence[ReserveLine]) -> dict[str, Any]:
-    params = {"line_skus": sorted({ln.sku for ln in lines}), "key": key}
+async def read_context(conn: AsyncConnection, keys: Sequence[str], line_skus: set[str]) -> dict[str, Any]:
+    params = {"line_skus": sorted(line_skus), "keys": list(keys)}
     ctx: dict[str, Any] = (await conn.execute(_CONTEXT, params)).scalar_one()
     return ctx
 
@@ -197,14 +215,20 @@ def context_of(ctx: dict[str, Any]) -> Context:
 
 
 async def claim_and_read(
-    conn: AsyncConnection, key: str, ref: str, digest: str, components: list[ComponentLine], context: Context
+    conn: AsyncConnection,
+    claims: Sequence[tuple[str, str, str]],
+    components: Iterable[ComponentLine],
+    context: Context,
 ) -> Any:
-    """The row (claimed, rows, stock, by_channel) of the claim-and-read statement."""
+    """The row (claimed keys, rows, stock, by_channel) of the claim-and-read statement.
+    `claims`: (key, ref, request hash), claimed in key order (two batches never wait for each
+    other's keys in opposite orders)."""
     pairs = sorted({(c.sku, c.location) for c in components})
+    ordered = sorted(claims)
     params = {
-        "key": key,
-        "ref": ref,
-        "request_hash": digest,
+        "keys": [c[0] for c in ordered],
+        "refs": [c[1] for c in ordered],
+        "hashes": [c[2] for c in ordered],
         "pair_skus": [p[0] for p in pairs],
         "pair_locations": [p[1] for p in pairs],
         "needed_skus": context.needed,
@@ -226,28 +250,48 @@ def balances_of(rows: list[dict[str, Any]]) -> list[Balance]:
     ]
 
 
-async def write(conn: AsyncConnection, key: str, ref: str, channel: str, plan: ReservationPlan) -> None:
-    made = plan.reservations
+async def write(
+    conn: AsyncConnection,
+    accepted: Sequence[tuple[ReserveRequest, ReservationPlan]],
+    refused_keys: Sequence[str],
+    atp_after: dict[tuple[str, str], int],
+) -> None:
+    """Write the accepted plans (each under its request's key) and let go of the refused keys."""
+    if not accepted:
+        if refused_keys:
+            await conn.execute(_LET_GO, {"refused_keys": list(refused_keys)})
+        return
+    made = [(req, m) for req, plan in accepted for m in plan.reservations]
+    per_balance: dict[int, int] = defaultdict(int)
+    per_channel: dict[tuple[str, str, str], int] = defaultdict(int)
+    for req, plan in accepted:
+        for bid, q in plan.per_balance.items():
+            per_balance[bid] += q
+        for (sku, location), q in plan.per_location.items():
+            per_channel[(sku, location, req.channel)] += q
     await conn.execute(
         _WRITE,
         {
-            "key": key,
-            "ref": ref,
-            "channel": channel,
-            "balance_ids": list(plan.per_balance),
-            "balance_units": list(plan.per_balance.values()),
-            "lines": [m.line for m in made],
-            "skus": [m.sku for m in made],
-            "locations": [m.location for m in made],
-            "lots": [m.lot for m in made],
-            "units": [m.qty for m in made],
-            "per_unit": [m.per_unit for m in made],
-            "reserved_skus": [p[0] for p in plan.per_location],
-            "reserved_locations": [p[1] for p in plan.per_location],
-            "reserved_units": list(plan.per_location.values()),
-            "atp_channels": [k[0] for k in plan.atp_after],
-            "atp_skus": [k[1] for k in plan.atp_after],
-            "atp_values": list(plan.atp_after.values()),
-            "result": json.dumps(plan.result),
+            "balance_ids": list(per_balance),
+            "balance_units": list(per_balance.values()),
+            "keys": [req.key for req, _ in made],
+            "lines": [m.line for _, m in made],
+            "refs": [req.ref for req, _ in made],
+            "channels": [req.channel for req, _ in made],
+            "skus": [m.sku for _, m in made],
+            "locations": [m.location for _, m in made],
+            "lots": [m.lot for _, m in made],
+            "units": [m.qty for _, m in made],
+            "per_unit": [m.per_unit for _, m in made],
+            "reserved_skus": [k[0] for k in per_channel],
+            "reserved_locations": [k[1] for k in per_channel],
+            "reserved_channels": [k[2] for k in per_channel],
+            "reserved_units": list(per_channel.values()),
+            "atp_channels": [k[0] for k in atp_after],
+            "atp_skus": [k[1] for k in atp_after],
+            "atp_values": list(atp_after.values()),
+            "done_keys": [req.key for req, _ in accepted],
+            "done_results": [json.dumps(plan.result) for _, plan in accepted],
+            "refused_keys": list(refused_keys),
         },
     )
