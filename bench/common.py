@@ -11,7 +11,7 @@ import platform
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,38 +126,64 @@ async def closed_loop(
     """Every client holds its own connection, runs `warmup` untimed calls (statements get
     prepared), waits for all the others, then calls in a loop, one transaction per call,
     until the deadline. Throughput counts the calls that finished inside the window."""
+
+    async def session(i: int, body: Callable[[Callable[[int], Awaitable[bool]]], Awaitable[None]]) -> None:
+        async with engine.connect() as conn:
+
+            async def one(n: int) -> bool:
+                async with conn.begin():
+                    return await call(conn, i, n)
+
+            await body(one)
+
+    return await _clients(clients, seconds, session, warmup)
+
+
+async def closed_loop_calls(
+    clients: int, seconds: float, call: Callable[[int, int], Awaitable[bool]], *, warmup: int = 6
+) -> Run:
+    """`closed_loop` for calls that bring their own transactions (e.g. through a batcher
+    sharing a few connections): (client, n) -> succeeded."""
+
+    async def session(i: int, body: Callable[[Callable[[int], Awaitable[bool]]], Awaitable[None]]) -> None:
+        await body(lambda n: call(i, n))
+
+    return await _clients(clients, seconds, session, warmup)
+
+
+Session = Callable[[int, Callable[[Callable[[int], Awaitable[bool]]], Awaitable[None]]], Coroutine[Any, Any, None]]
+
+
+async def _clients(clients: int, seconds: float, session: Session, warmup: int) -> Run:
     ready = 0
     all_ready, go = asyncio.Event(), asyncio.Event()
     run = Run(clients)
     window: dict[str, float] = {}
 
-    async def client(i: int) -> None:
+    async def body(one: Callable[[int], Awaitable[bool]]) -> None:
         nonlocal ready
-        async with engine.connect() as conn:
-            for n in range(warmup):
-                async with conn.begin():
-                    await call(conn, i, -1 - n)
-            ready += 1
-            if ready == clients:
-                all_ready.set()
-            await go.wait()
-            n = 0
-            while True:
-                t0 = time.perf_counter()
-                if t0 >= window["end"]:
-                    return
-                async with conn.begin():
-                    ok = await call(conn, i, n)
-                t1 = time.perf_counter()
-                n += 1
-                if t1 <= window["end"]:
-                    run.latencies_ms.append((t1 - t0) * 1000)
-                    if ok:
-                        run.done += 1
-                    else:
-                        run.failed += 1
+        for n in range(warmup):
+            await one(-1 - n)
+        ready += 1
+        if ready == clients:
+            all_ready.set()
+        await go.wait()
+        n = 0
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= window["end"]:
+                return
+            ok = await one(n)
+            t1 = time.perf_counter()
+            n += 1
+            if t1 <= window["end"]:
+                run.latencies_ms.append((t1 - t0) * 1000)
+                if ok:
+                    run.done += 1
+                else:
+                    run.failed += 1
 
-    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    tasks = [asyncio.create_task(session(i, body)) for i in range(clients)]
     await asyncio.wait_for(all_ready.wait(), 120)
     window["start"] = time.perf_counter()
     window["end"] = window["start"] + seconds
@@ -176,6 +202,7 @@ class StatementProfile:
         self.count: dict[str, int] = defaultdict(int)
         self.ms: dict[str, float] = defaultdict(float)
         self.log: list[tuple[str, float, float]] = []  # (label, start, end)
+        self.lock_ends: list[float] = []  # when each statement taking SKU locks returned
         self._start: dict[int, float] = {}
 
     @staticmethod
@@ -193,6 +220,8 @@ class StatementProfile:
         self.count[label] += 1
         self.ms[label] += (end - start) * 1000
         self.log.append((label, start, end))
+        if "pg_advisory_xact_lock" in statement:
+            self.lock_ends.append(end)
 
     def __enter__(self) -> StatementProfile:
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._before)

@@ -1,20 +1,25 @@
-"""Reservations per second on one hot SKU: `models.stock.reserve` against a bare guarded
-UPDATE, on the same durable Postgres, in the same run.
+"""Reservations per second on one hot SKU: `models.stock.reserve` one at a time and through
+the group-reservation batcher, against a bare guarded UPDATE, on the same durable Postgres,
+in the same run.
 
     .venv/bin/python -m bench.reserve [--seconds 5] [--clients 1,8,32,64] [--profile 300]
 
-For each client count C, both workloads run closed-loop, each client on its own connection,
-one transaction per call, in an ours/bare/bare/ours pattern of half-windows (so drift during
-the run hits both equally):
+For each client count C, the three workloads run closed-loop in a
+single/batched/bare/bare/batched/single pattern of half-windows (so drift during the run hits
+them equally):
 
-- ours: `stock.reserve(conn, <unique key>, "web", [1 × TEE at DC-EAST])`, the real core with
-  its SKU locks, ATP rules (safety stock, a ring-fence), reservation rows, channel counters,
-  availability refresh and change feed;
-- bare: `UPDATE bare_stock SET reserved = reserved + 1 WHERE id = 1 AND qty - reserved >= 1`.
+- single (before): each client on its own connection, one transaction per call,
+  `stock.reserve(conn, <unique key>, "web", [1 × TEE at DC-EAST])`: the real core with its SKU
+  locks, ATP rules (safety stock, a ring-fence), reservation rows, channel counters,
+  availability and change feed;
+- batched (after): the same request through `ReservationBatcher.reserve` (its own key, its
+  own result), which combines the requests queued for the SKU into one transaction;
+- bare: each client on its own connection,
+  `UPDATE bare_stock SET reserved = reserved + 1 WHERE id = 1 AND qty - reserved >= 1`.
 
-Then a single-client profile of both: statements per reservation, time per phase of
-`reserve`, and how long the hot SKU stays locked, which bounds throughput under contention.
-Results: a table, and bench/results/reserve.json."""
+Then a single-client profile: statements per reservation, and how long the hot SKU stays
+locked per reservation — one at a time, and in a batch of 64 — which bounds throughput under
+contention. Results: a table, and bench/results/reserve.json."""
 
 from __future__ import annotations
 
@@ -22,9 +27,7 @@ import argparse
 import asyncio
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from rich.console import Console
@@ -36,20 +39,23 @@ from bench.common import (
     Run,
     StatementProfile,
     closed_loop,
+    closed_loop_calls,
     durable_postgres,
     machine,
     server_settings,
     write_json,
 )
 from models import stock
-from models.stock import ReserveLine
+from models.stock import ReserveLine, ReserveRequest
+from models.stock.batcher import ReservationBatcher
 from runtime.db import make_async_engine
 from tests.factories import receive, set_policy, standard_catalog
 
 HOT_STOCK = 10_000_000
 LINE = [ReserveLine("1", "TEE", "DC-EAST", 1)]
 BARE = text("UPDATE bare_stock SET reserved = reserved + 1 WHERE id = 1 AND qty - reserved >= 1 RETURNING id")
-TARGET_RATIO = 0.5
+TARGET_RATIO = 1.0  # batched against bare, at 32 and 64 clients
+BATCH = 64  # the batch the profile times
 console = Console(width=150)
 
 
@@ -72,9 +78,17 @@ async def seed(url: str) -> None:
         await eng.dispose()
 
 
-def ours(tag: str) -> Callable[[AsyncConnection, int, int], Any]:
+def single(tag: str) -> Callable[[AsyncConnection, int, int], Any]:
     async def call(conn: AsyncConnection, client: int, n: int) -> bool:
         await stock.reserve(conn, f"bench:{tag}:{client}:{n}", "web", LINE)
+        return True
+
+    return call
+
+
+def batched(batcher: ReservationBatcher, tag: str) -> Callable[[int, int], Any]:
+    async def call(client: int, n: int) -> bool:
+        await batcher.reserve(f"bench:{tag}:{client}:{n}", "web", LINE)
         return True
 
     return call
@@ -84,119 +98,103 @@ async def bare(conn: AsyncConnection, client: int, n: int) -> bool:
     return (await conn.execute(BARE)).first() is not None
 
 
-async def measure(url: str, clients: int, seconds: float, run_id: str) -> tuple[Run, Run]:
+async def measure(url: str, clients: int, seconds: float, run_id: str) -> dict[str, Any]:
     eng = make_async_engine(url, pool_size=clients)
+    batcher_eng = make_async_engine(url, pool_size=4)
+    batcher = ReservationBatcher(batcher_eng)
+    tag = f"{run_id}:{clients}"
     try:
         half = seconds / 2
-        o1 = await closed_loop(eng, clients, half, ours(f"{run_id}:{clients}:a"))
+        s1 = await closed_loop(eng, clients, half, single(f"{tag}:s1"))
+        g1 = await closed_loop_calls(clients, half, batched(batcher, f"{tag}:g1"))
         b1 = await closed_loop(eng, clients, half, bare)
         b2 = await closed_loop(eng, clients, half, bare)
-        o2 = await closed_loop(eng, clients, half, ours(f"{run_id}:{clients}:b"))
-        return o1.merge(o2), b1.merge(b2)
+        g2 = await closed_loop_calls(clients, half, batched(batcher, f"{tag}:g2"))
+        s2 = await closed_loop(eng, clients, half, single(f"{tag}:s2"))
+        sizes = batcher.batch_sizes
+        return {
+            "single": s1.merge(s2),
+            "batched": g1.merge(g2),
+            "bare": b1.merge(b2),
+            "mean_batch": sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values())),
+        }
     finally:
+        await batcher.aclose()
+        await batcher_eng.dispose()
         await eng.dispose()
 
 
 # -- where the time goes ---------------------------------------------------------------
 
-PHASES = ("lock_sku_set",)  # helpers `reserve` calls, when present (the rest is three statements)
 
-
-class PhaseTimer:
-    """Wraps the helpers `reserve` calls (in this process only) and sums their time."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = defaultdict(float)
-        self._saved: dict[str, Any] = {}
-
-    def __enter__(self) -> PhaseTimer:
-        for name in PHASES:
-            original = getattr(stock, name, None)
-            if original is None:
-                continue
-            self._saved[name] = original
-
-            def timed(fn: Any, label: str) -> Any:
-                @wraps(fn)
-                async def inner(*args: Any, **kwargs: Any) -> Any:
-                    t0 = time.perf_counter()
-                    try:
-                        return await fn(*args, **kwargs)
-                    finally:
-                        self.ms[label] += (time.perf_counter() - t0) * 1000
-
-                return inner
-
-            setattr(stock, name, timed(original, name))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name, fn in self._saved.items():
-            setattr(stock, name, fn)
+async def _timed(eng: Any, conn: AsyncConnection, n: int, work: Callable[[int], Any]) -> dict[str, Any]:
+    """Run `work(i)` n times, one transaction each; per transaction: time, commit, statements,
+    and how long the SKU locks were held (from the end of the lock statement to the commit)."""
+    total = body = locked = locked_sql = 0.0
+    locked_statements = 0
+    with StatementProfile(eng) as prof:
+        for i in range(n):
+            mark, lock_mark = len(prof.log), len(prof.lock_ends)
+            t0 = time.perf_counter()
+            async with conn.begin():
+                await work(i)
+                t1 = time.perf_counter()
+            t2 = time.perf_counter()
+            first_lock = prof.lock_ends[lock_mark] if len(prof.lock_ends) > lock_mark else t1
+            total += t2 - t0
+            body += t1 - t0
+            locked += t2 - first_lock
+            under = [(start, end) for _, start, end in prof.log[mark:] if start >= first_lock]
+            locked_statements += len(under)
+            locked_sql += sum(end - start for start, end in under)
+    sql_ms = sum(prof.ms.values())
+    return {
+        "ms_per_transaction": total * 1000 / n,
+        "commit_ms": (total - body) * 1000 / n,
+        "statements_per_transaction": sum(prof.count.values()) / n,
+        "statement_ms": sql_ms / n,
+        "python_ms": (body * 1000 - sql_ms) / n,
+        "lock_held_ms": locked * 1000 / n,
+        "statements_under_lock": locked_statements / n,
+        "statement_ms_under_lock": locked_sql * 1000 / n,
+        "python_ms_under_lock": (locked - locked_sql - (total - body)) * 1000 / n,
+        "statements": sorted(
+            ({"sql": k, "per_call": prof.count[k] / n, "ms": prof.ms[k] / n} for k in prof.count),
+            key=lambda st: -st["ms"],
+        ),
+    }
 
 
 async def profile(url: str, n: int, run_id: str) -> dict[str, Any]:
     eng = make_async_engine(url, pool_size=1)
-    out: dict[str, Any] = {"reservations": n}
+    out: dict[str, Any] = {"reservations": n, "batch": BATCH}
     try:
         async with eng.connect() as conn:
             for i in range(10):  # warm: prepared statements, caches
                 async with conn.begin():
                     await stock.reserve(conn, f"bench:{run_id}:warm:{i}", "web", LINE)
                     await bare(conn, 0, i)
-            # ours
-            total = body = locked = locked_sql = 0.0
-            locked_statements = 0
-            with StatementProfile(eng) as prof, PhaseTimer() as phases:
-                for i in range(n):
-                    mark = len(prof.log)
-                    t0 = time.perf_counter()
-                    async with conn.begin():
-                        await stock.reserve(conn, f"bench:{run_id}:profile:{i}", "web", LINE)
-                        t1 = time.perf_counter()
-                    t2 = time.perf_counter()
-                    first_lock = next(
-                        end for label, _, end in prof.log[mark:] if "pg_advisory_xact_lock" in label
-                    )
-                    total += t2 - t0
-                    body += t1 - t0
-                    locked += t2 - first_lock
-                    under = [(start, end) for _, start, end in prof.log[mark:] if start >= first_lock]
-                    locked_statements += len(under)
-                    locked_sql += sum(end - start for start, end in under)
-            sql_ms = sum(prof.ms.values())
-            out["ours"] = {
-                "ms_per_reservation": total * 1000 / n,
-                "commit_ms": (total - body) * 1000 / n,
-                "statements_per_reservation": sum(prof.count.values()) / n,
-                "statement_ms_per_reservation": sql_ms / n,
-                "python_ms_per_reservation": (body * 1000 - sql_ms) / n,
-                "sku_lock_held_ms": locked * 1000 / n,
-                "statements_under_lock": locked_statements / n,
-                "statement_ms_under_lock": locked_sql * 1000 / n,
-                "python_ms_under_lock": (locked - locked_sql - (total - body)) * 1000 / n,
-                "phases_ms": {k: v / n for k, v in phases.ms.items()},
-                "statements": sorted(
-                    ({"sql": k, "per_call": prof.count[k] / n, "ms": prof.ms[k] / n} for k in prof.count),
-                    key=lambda s: -s["ms"],
-                ),
-            }
-            # bare
-            total = locked = 0.0
-            with StatementProfile(eng) as prof:
-                for i in range(n):
-                    t0 = time.perf_counter()
-                    async with conn.begin():
-                        await bare(conn, 0, i)
-                        start = prof.log[-1][1]
-                    t2 = time.perf_counter()
-                    total += t2 - t0
-                    locked += t2 - start
-            out["bare"] = {"ms_per_reservation": total * 1000 / n, "row_lock_held_ms": locked * 1000 / n}
+
+            async def one(i: int) -> None:
+                await stock.reserve(conn, f"bench:{run_id}:profile:{i}", "web", LINE)
+
+            async def many(i: int) -> None:
+                reqs = [ReserveRequest(f"bench:{run_id}:batch:{i}:{j}", "web", LINE) for j in range(BATCH)]
+                await stock.apply_batch(conn, reqs)
+
+            async def bare_one(i: int) -> None:
+                await bare(conn, 0, i)
+
+            out["single"] = await _timed(eng, conn, n, one)
+            out["batch_of_64"] = await _timed(eng, conn, max(1, n // BATCH), many)
+            out["bare"] = await _timed(eng, conn, n, bare_one)
     finally:
         await eng.dispose()
-    o, b = out["ours"], out["bare"]
-    out["ceiling_per_s"] = {"ours": 1000 / o["sku_lock_held_ms"], "bare": 1000 / b["row_lock_held_ms"]}
+    single_ms = out["single"]["lock_held_ms"]
+    batch_ms = out["batch_of_64"]["lock_held_ms"] / BATCH
+    bare_ms = out["bare"]["ms_per_transaction"]  # the row lock: from the UPDATE to the commit
+    out["lock_held_ms_per_reservation"] = {"single": single_ms, "batched": batch_ms, "bare": bare_ms}
+    out["ceiling_per_s"] = {k: 1000 / v for k, v in out["lock_held_ms_per_reservation"].items()}
     return out
 
 
@@ -205,55 +203,54 @@ async def profile(url: str, n: int, run_id: str) -> dict[str, Any]:
 
 def report(rows: list[dict[str, Any]], prof: dict[str, Any] | None, settings: dict[str, str]) -> None:
     table = Table(title=f"Reservations/s on one hot SKU (durable Postgres: {settings})")
-    for col in ("C", "ours/s", "bare/s", "ratio", "ours p50 ms", "ours p99 ms", "bare p50 ms", "bare p99 ms"):
+    cols = ["C", "single/s", "batched/s", "bare/s", "single÷bare", "batched÷bare", "mean batch"]
+    cols += ["single p50/p99 ms", "batched p50/p99 ms", "bare p50/p99 ms"]
+    for col in cols:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
             str(r["clients"]),
-            f"{r['ours_per_s']:.0f}",
+            f"{r['single_per_s']:.0f}",
+            f"{r['batched_per_s']:.0f}",
             f"{r['bare_per_s']:.0f}",
-            f"{r['ratio']:.2f}",
-            f"{r['ours_p50_ms']:.1f}",
-            f"{r['ours_p99_ms']:.1f}",
-            f"{r['bare_p50_ms']:.1f}",
-            f"{r['bare_p99_ms']:.1f}",
+            f"{r['single_ratio']:.2f}",
+            f"{r['batched_ratio']:.2f}",
+            f"{r['mean_batch']:.1f}",
+            f"{r['single_p50_ms']:.1f} / {r['single_p99_ms']:.1f}",
+            f"{r['batched_p50_ms']:.1f} / {r['batched_p99_ms']:.1f}",
+            f"{r['bare_p50_ms']:.1f} / {r['bare_p99_ms']:.1f}",
         )
     console.print(table)
-    at32 = next((r for r in rows if r["clients"] == 32), None)
-    if at32 is not None:
-        ok = at32["ratio"] >= TARGET_RATIO
-        console.print(
-            f"[bold {'green' if ok else 'red'}]ratio at 32 clients: {at32['ratio']:.2f} "
-            f"(target ≥ {TARGET_RATIO}) — {'met' if ok else 'NOT met'}[/]"
-        )
+    for r in rows:
+        if r["clients"] in (32, 64):
+            ok = r["batched_ratio"] >= TARGET_RATIO
+            console.print(
+                f"[bold {'green' if ok else 'red'}]batched ÷ bare at {r['clients']} clients: "
+                f"{r['batched_ratio']:.2f} (target ≥ {TARGET_RATIO}) — {'met' if ok else 'NOT met'}[/]"
+            )
     if prof is None:
         return
-    o, b = prof["ours"], prof["bare"]
+    held = prof["lock_held_ms_per_reservation"]
+    ceiling = prof["ceiling_per_s"]
+    o, g = prof["single"], prof["batch_of_64"]
     console.print(
-        f"\n[bold]One client, {prof['reservations']} reservations[/]: ours {o['ms_per_reservation']:.2f} ms "
-        f"({o['statements_per_reservation']:.0f} statements, {o['statement_ms_per_reservation']:.2f} ms in "
-        f"statements, {o['python_ms_per_reservation']:.2f} ms Python, commit {o['commit_ms']:.2f} ms); "
-        f"bare {b['ms_per_reservation']:.2f} ms."
+        f"\n[bold]One client[/]: a reservation {o['ms_per_transaction']:.2f} ms "
+        f"({o['statements_per_transaction']:.0f} statements, {o['statement_ms']:.2f} ms in statements, "
+        f"{o['python_ms']:.2f} ms Python, commit {o['commit_ms']:.2f} ms); a batch of {prof['batch']} "
+        f"{g['ms_per_transaction']:.2f} ms ({g['statements_per_transaction']:.0f} statements, "
+        f"{g['python_ms']:.2f} ms Python); bare {prof['bare']['ms_per_transaction']:.2f} ms."
     )
     console.print(
-        f"The hot SKU stays locked {o['sku_lock_held_ms']:.2f} ms per reservation (bare: the row, "
-        f"{b['row_lock_held_ms']:.2f} ms): contention ceiling ≈ {prof['ceiling_per_s']['ours']:.0f}/s vs "
-        f"{prof['ceiling_per_s']['bare']:.0f}/s. Under the lock: {o['statements_under_lock']:.0f} statements "
-        f"({o['statement_ms_under_lock']:.2f} ms), {o['python_ms_under_lock']:.2f} ms Python, commit "
-        f"{o['commit_ms']:.2f} ms."
+        f"The hot SKU stays locked {held['single']:.3f} ms per reservation one at a time, "
+        f"{held['batched']:.3f} ms in a batch of {prof['batch']} (bare: the row, {held['bare']:.3f} ms): "
+        f"ceilings ≈ {ceiling['single']:.0f}/s, {ceiling['batched']:.0f}/s and {ceiling['bare']:.0f}/s."
     )
-    phases = Table(title="ours: time per phase of reserve (ms per reservation)")
-    phases.add_column("phase")
-    phases.add_column("ms", justify="right")
-    for k, v in sorted(o["phases_ms"].items(), key=lambda kv: -kv[1]):
-        phases.add_row(k, f"{v:.3f}")
-    console.print(phases)
-    stmts = Table(title="ours: statements (per reservation)")
+    stmts = Table(title="single: statements (per reservation)")
     stmts.add_column("statement")
     stmts.add_column("count", justify="right")
     stmts.add_column("ms", justify="right")
-    for s in o["statements"]:
-        stmts.add_row(s["sql"], f"{s['per_call']:.0f}", f"{s['ms']:.3f}")
+    for st in o["statements"]:
+        stmts.add_row(st["sql"], f"{st['per_call']:.0f}", f"{st['ms']:.3f}")
     console.print(stmts)
 
 
@@ -265,23 +262,22 @@ async def main_async(seconds: float, clients: list[int], profile_n: int) -> dict
         run_id = uuid.uuid4().hex[:8]
         rows = []
         for c in clients:
-            o, b = await measure(pg.url, c, seconds, run_id)
-            row = {
-                "clients": c,
-                "ours_per_s": o.per_second,
-                "bare_per_s": b.per_second,
-                "ratio": o.per_second / b.per_second if b.per_second else 0.0,
-                "ours_p50_ms": o.p(0.50),
-                "ours_p99_ms": o.p(0.99),
-                "bare_p50_ms": b.p(0.50),
-                "bare_p99_ms": b.p(0.99),
-                "ours_done": o.done,
-                "bare_done": b.done,
-                "bare_refused": b.failed,
-            }
+            m = await measure(pg.url, c, seconds, run_id)
+            row: dict[str, Any] = {"clients": c, "mean_batch": m["mean_batch"]}
+            for name in ("single", "batched", "bare"):
+                run: Run = m[name]
+                row[f"{name}_per_s"] = run.per_second
+                row[f"{name}_p50_ms"] = run.p(0.50)
+                row[f"{name}_p99_ms"] = run.p(0.99)
+                row[f"{name}_done"] = run.done
+                row[f"{name}_refused"] = run.failed
+            for name in ("single", "batched"):
+                row[f"{name}_ratio"] = row[f"{name}_per_s"] / row["bare_per_s"] if row["bare_per_s"] else 0.0
             rows.append(row)
             console.print(
-                f"C={c:>3}: ours {row['ours_per_s']:.0f}/s, bare {row['bare_per_s']:.0f}/s, ratio {row['ratio']:.2f}"
+                f"C={c:>3}: single {row['single_per_s']:.0f}/s, batched {row['batched_per_s']:.0f}/s "
+                f"(mean batch {row['mean_batch']:.1f}), bare {row['bare_per_s']:.0f}/s: "
+                f"{row['single_ratio']:.2f} → {row['batched_ratio']:.2f} of bare"
             )
         prof = await profile(pg.url, profile_n, run_id) if profile_n else None
         report(rows, prof, settings)
