@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_outcomes
 from activities.order_step import OrderStep, order_step
-from domain.atp import kit_location_atp
+from domain.atp import AvailabilitySnapshot, channel_shortage_reason, kit_location_atp
 from domain.errors import ReservationShortage
 from domain.returns import NEW_ORDER_OUTCOMES
 from domain.sourcing import OrderLine, Plan, Request, Site, plan_within_budget
@@ -73,7 +73,7 @@ class SourcingSteps:
         held = await returns.held_for(step.conn, order.id) if promised else None
         if held is not None:
             return await self._take_held(step, held, want, by_line)
-        request, budget, suppliers = await self._request(step, want, by_line, catalog, avoid)
+        request, budget, suppliers, snap = await self._request(step, want, by_line, catalog, avoid)
         plan = plan_within_budget(request, budget)
         # Every SKU lock of the step at once, sorted, before the first write (models.stock).
         await lock_skus_with_components(step.conn, {by_line[line].sku for line in want})
@@ -87,6 +87,7 @@ class SourcingSteps:
         backordered = sum(q.backordered for q in qty.values())
         for line, q in qty.items():
             await step.write_line(line, q)
+        await self._refused_lines(step, plan, snap, want, by_line)
         view = await step.refresh(on_hold=False)
         unfillable = {line: n for line, n in plan.unfillable}
         event = "allocated" if new_ids else ("backordered" if backordered else "sourced")
@@ -99,6 +100,25 @@ class SourcingSteps:
             shipments=[{"location": s.location, "lines": dict(s.lines)} for s in plan.shipments],
         )
         return Sourced(view.snapshot(), new_ids, backordered, unfillable)
+
+    async def _refused_lines(
+        self,
+        step: OrderStep,
+        plan: Plan,
+        snap: AvailabilitySnapshot,
+        want: dict[str, int],
+        by_line: dict[str, Any],
+    ) -> None:
+        """A timeline event per line that could not be filled now, naming the rule that refused
+        it (domain.errors.ShortageReason) and what happens to its units."""
+        outcomes = [(plan.unfillable, "cancelled"), (plan.backordered, "backordered")]
+        for lines, outcome in outcomes:
+            for line, n in lines:
+                sku = by_line[line].sku
+                reason = channel_shortage_reason(snap, step.order.channel, sku, want[line])
+                await step.note(
+                    "line_refused", line=line, sku=sku, qty=n, reason=str(reason), outcome=outcome
+                )
 
     async def _take_held(
         self, step: OrderStep, held: Any, want: dict[str, int], by_line: dict[str, Any]
@@ -126,9 +146,10 @@ class SourcingSteps:
         by_line: dict[str, Any],
         catalog: dict[str, Any],
         avoid: set[str],
-    ) -> tuple[Request, dict[str, int], dict[str, str]]:
+    ) -> tuple[Request, dict[str, int], dict[str, str], AvailabilitySnapshot]:
         """What sourcing decides on: the lines, the channel's sites (less `avoid`) and the ATP
-        of each SKU at each; with the channel's budget per SKU and the drop-ship suppliers."""
+        of each SKU at each; with the channel's budget per SKU, the drop-ship suppliers and the
+        snapshot it was computed from."""
         order = step.order
         sites, dropship, suppliers = await self._sites(step, order.channel)
         sites = [site for site in sites if site.code not in avoid]
@@ -160,7 +181,7 @@ class SourcingSteps:
             allow_backorder=order.allow_backorder,
             dropship_skus={s: loc for s, loc in dropship.items() if s in skus},
         )
-        return request, {sku: snap.atp(order.channel, sku) for sku in skus}, suppliers
+        return request, {sku: snap.atp(order.channel, sku) for sku in skus}, suppliers, snap
 
     async def _sites(
         self, step: OrderStep, channel: str

@@ -304,4 +304,20 @@ async def test_a_flash_sale_of_concurrent_orders_never_promises_a_unit_twice(
     assert sum(s.status == "cancelled" for s in settled) == 28
     assert await balance(shop, "MUG", "DC-WEST") == (10, 10)
     assert await balance(shop, "MUG", "DC-EAST") == (2, 2)
+    # every buyer turned away was told why, on the order's timeline: the units were gone
+    from sqlalchemy import text
+
+    async with shop.connect() as conn:
+        refused = (
+            await conn.execute(
+                text(
+                    "SELECT order_id, detail FROM order_event WHERE event = 'line_refused' ORDER BY order_id"
+                )
+            )
+        ).all()
+    cancelled = sorted(h.id for h, s in zip(handles, settled, strict=True) if s.status == "cancelled")
+    assert [r.order_id for r in refused] == cancelled
+    assert {(r.detail["reason"], r.detail["outcome"], r.detail["qty"]) for r in refused} == {
+        ("atp", "cancelled", 1)
+    }
     await assert_inventory_clean(shop)

@@ -400,3 +400,18 @@ def test_a_plan_never_takes_more_than_atp_and_only_from_unexpired_lots(
         assert qty <= before.atp(channel, kit)
     for (ch, sku), value in p.atp_after.items():  # reserving never raises anyone's ATP
         assert 0 <= value <= before.atp(ch, sku)
+
+
+def test_a_channel_shortage_names_the_rule_that_refused_it() -> None:
+    """What sourcing tells an order it cannot fill: safety stock, then ring-fences, then lot
+    expiry are lifted in turn; atp when the units are not there at all."""
+    from domain.atp import channel_shortage_reason
+
+    rows = [bal(1, "TEE", "DC-EAST", 10), bal(2, "COFFEE", "DC-EAST", 5, lot="OLD", expires=NOW)]
+    fenced = snapshot(rows, safety={("web", "TEE"): 2}, fences={("TEE", "DC-EAST"): {"b2b": 5}})
+    assert fenced.atp("web", "TEE") == 3
+    assert channel_shortage_reason(fenced, "web", "TEE", 5) == ShortageReason.SAFETY_STOCK
+    assert channel_shortage_reason(fenced, "web", "TEE", 6) == ShortageReason.RING_FENCE
+    assert channel_shortage_reason(fenced, "web", "TEE", 11) == ShortageReason.ATP
+    assert channel_shortage_reason(fenced, "web", "COFFEE", 5) == ShortageReason.LOT_EXPIRY
+    assert channel_shortage_reason(fenced, "web", "COFFEE", 6) == ShortageReason.ATP
