@@ -151,7 +151,9 @@ async def closed_loop_calls(
     return await _clients(clients, seconds, session, warmup)
 
 
-Session = Callable[[int, Callable[[Callable[[int], Awaitable[bool]]], Awaitable[None]]], Coroutine[Any, Any, None]]
+Session = Callable[
+    [int, Callable[[Callable[[int], Awaitable[bool]]], Awaitable[None]]], Coroutine[Any, Any, None]
+]
 
 
 async def _clients(clients: int, seconds: float, session: Session, warmup: int) -> Run:

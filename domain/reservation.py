@@ -138,14 +138,38 @@ def plan_reservation(
     atp: AvailabilitySnapshot,
     balances: Iterable[Balance],
     now: datetime,
+    *,
+    with_atp_after: bool = True,
 ) -> ReservationPlan:
     """Plan the reservation of `lines` for `channel`, or raise what is wrong with it.
 
     `atp` is the snapshot before (every component SKU, and every kit containing one);
-    `balances` are the sellable rows of the lines' (sku, location) pairs, in id order."""
-    plan = _decide(channel, lines, catalog, atp, balances, now)
-    after = after_reserving(atp, channel, plan.reservations)
-    return replace(plan, atp_after=dict(sorted(after.all_atp().items())))
+    `balances` are the sellable rows of the lines' (sku, location) pairs, in id order.
+    `with_atp_after` False: no `atp_after` (a batch computes it once, at its end)."""
+    components = expand_lines(channel, lines, catalog)
+    shortages = _shortages(channel, lines, catalog, components, atp)
+    if shortages:
+        raise ReservationShortage(shortages)
+    made = _allocate(components, balances, now)
+    per_balance: dict[int, int] = defaultdict(int)
+    per_location: dict[tuple[str, str], int] = defaultdict(int)
+    for m in made:
+        per_balance[m.balance_id] += m.qty
+        per_location[(m.sku, m.location)] += m.qty
+    result = {
+        "channel": channel,
+        "reservations": [
+            {"line": m.line, "sku": m.sku, "location": m.location, "lot": m.lot, "qty": m.qty} for m in made
+        ],
+    }
+    after = after_reserving(atp, channel, made).all_atp() if with_atp_after else {}
+    return ReservationPlan(
+        reservations=made,
+        per_balance=dict(per_balance),
+        per_location=dict(per_location),
+        atp_after=dict(sorted(after.items())),
+        result=result,
+    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +194,9 @@ def plan_batch(
     outcomes: list[ReservationPlan | DomainError] = []
     for req in requests:
         try:
-            plan = _decide(req.channel, req.lines, catalog, atp, rows.values(), now)
+            plan = plan_reservation(
+                req.channel, req.lines, catalog, atp, rows.values(), now, with_atp_after=False
+            )
         except DomainError as refused:
             outcomes.append(refused)
             continue
@@ -179,39 +205,6 @@ def plan_batch(
         for bid, q in plan.per_balance.items():
             rows[bid] = replace(rows[bid], available=rows[bid].available - q)
     return BatchPlan(outcomes, dict(sorted(atp.all_atp().items())))
-
-
-def _decide(
-    channel: str,
-    lines: Sequence[ReserveLine],
-    catalog: Catalog,
-    atp: AvailabilitySnapshot,
-    balances: Iterable[Balance],
-    now: datetime,
-) -> ReservationPlan:
-    components = expand_lines(channel, lines, catalog)
-    shortages = _shortages(channel, lines, catalog, components, atp)
-    if shortages:
-        raise ReservationShortage(shortages)
-    made = _allocate(components, balances, now)
-    per_balance: dict[int, int] = defaultdict(int)
-    per_location: dict[tuple[str, str], int] = defaultdict(int)
-    for m in made:
-        per_balance[m.balance_id] += m.qty
-        per_location[(m.sku, m.location)] += m.qty
-    result = {
-        "channel": channel,
-        "reservations": [
-            {"line": m.line, "sku": m.sku, "location": m.location, "lot": m.lot, "qty": m.qty} for m in made
-        ],
-    }
-    return ReservationPlan(
-        reservations=made,
-        per_balance=dict(per_balance),
-        per_location=dict(per_location),
-        atp_after={},
-        result=result,
-    )
 
 
 def _shortages(

@@ -79,3 +79,18 @@ class Crowd:
         backends = await connected_backends(eng)
         self.go.set()
         return backends
+
+
+async def hot_rows_and_ops(eng: AsyncEngine) -> tuple[list[Any], set[str]]:
+    """The TEE reservation rows in id order (the order Postgres serialized them under the SKU
+    lock), and the keys of every reservation operation."""
+    async with eng.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT id, key, channel, qty FROM reservation WHERE sku = 'TEE' ORDER BY id")
+            )
+        ).all()
+        ops = set(
+            (await conn.execute(text("SELECT key FROM stock_operation WHERE kind = 'reserve'"))).scalars()
+        )
+    return list(rows), ops

@@ -27,7 +27,7 @@ from models.stock import ReserveLine, ReserveRequest, SettleRequest
 from models.stock.batcher import ReservationBatcher
 from runtime.db import make_async_engine
 from tests.factories import add_sku, receive, set_policy, standard_catalog
-from tests.stock_crowd import CHANNELS, Crowd, all_atp, all_of, stored_atp
+from tests.stock_crowd import CHANNELS, Crowd, all_atp, all_of, hot_rows_and_ops, stored_atp
 from tests.test_stock_concurrency import (
     FENCE,
     HOT_STOCK,
@@ -278,15 +278,7 @@ async def test_64_clients_through_batchers_on_one_hot_sku_reserve_exactly_what_t
         assert len(crowd.pids) == clients
         assert all(refused[ch] >= 3 for ch in CHANNELS)
         assert max(size for b in batchers for size in b.batch_sizes) > 1  # requests were combined
-        async with eng.connect() as conn:
-            rows = (
-                await conn.execute(
-                    text("SELECT id, key, channel, qty FROM reservation WHERE sku = 'TEE' ORDER BY id")
-                )
-            ).all()
-            ops = set(
-                (await conn.execute(text("SELECT key FROM stock_operation WHERE kind = 'reserve'"))).scalars()
-            )
+        rows, ops = await hot_rows_and_ops(eng)
         assert sorted((r.key, r.channel, r.qty) for r in rows) == sorted(successes)
         assert ops == {k for k, _, _ in successes}  # no claim of a refused request is left
         reserved_by = _replay_in_serial_order(rows)

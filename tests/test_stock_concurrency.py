@@ -34,7 +34,7 @@ from models import finance, stock
 from models.stock import ReserveLine
 from runtime.db import make_async_engine
 from tests.factories import add_sku, receive, set_policy, standard_catalog
-from tests.stock_crowd import CHANNELS, Crowd, all_atp, all_of, stored_atp
+from tests.stock_crowd import CHANNELS, Crowd, all_atp, all_of, hot_rows_and_ops, stored_atp
 
 # -- a. one hot SKU, 64 connections, three channels ------------------------------------
 
@@ -156,15 +156,7 @@ async def test_64_connections_on_one_hot_sku_reserve_exactly_what_the_rules_allo
         assert backends >= clients
         assert all(race.shortages[ch] >= 3 for ch in CHANNELS)
 
-        async with eng.connect() as conn:
-            rows = (
-                await conn.execute(
-                    text("SELECT id, key, channel, qty FROM reservation WHERE sku = 'TEE' ORDER BY id")
-                )
-            ).all()
-            ops = set(
-                (await conn.execute(text("SELECT key FROM stock_operation WHERE kind = 'reserve'"))).scalars()
-            )
+        rows, ops = await hot_rows_and_ops(eng)
         # Every success left exactly one row, every refusal nothing (no stray claims).
         assert sorted((r.key, r.channel, r.qty) for r in rows) == sorted(race.successes)
         assert ops == {k for k, _, _ in race.successes}

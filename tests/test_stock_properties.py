@@ -168,7 +168,7 @@ class StockMachine(RuleBasedStateMachine):
         shortages = short(self.snapshot())
         if shortages:
             lifted = [(ShortageReason.SAFETY_STOCK, short(self.snapshot(safety={}))),
-                      (ShortageReason.RING_FENCE, short(self.snapshot(safety={}, fences={})))]  # fmt: skip # the rules, in the order they are lifted
+                      (ShortageReason.RING_FENCE, short(self.snapshot(safety={}, fences={})))]  # fmt: skip # kept aligned: the rules, in the order they are lifted
             named = []
             for s in shortages:
                 still = [(reason, {(x.line, x.sku) for x in found}) for reason, found in lifted]

@@ -38,8 +38,8 @@ class _Lane:
 
 
 class ReservationBatcher:
-    """One per process (and engine). `reserve`, `release` and `consume` answer like the
-    functions of models.stock of the same names, each in a transaction of its batch."""
+    """One per process (and engine). `reserve` and `settle` answer like models.stock's
+    reserve and release / consume, each in a transaction of its batch."""
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 128) -> None:
         self.engine = engine
@@ -54,29 +54,20 @@ class ReservationBatcher:
         request = ReserveRequest(key, channel, list(lines), ref)
         return await self._submit(request, frozenset(ln.sku for ln in lines))
 
-    async def release(
+    async def settle(
         self,
         key: str,
         reservation_key: str,
         skus: Sequence[str],
         lines: dict[str, int] | None = None,
         *,
+        consume: bool,
         ref: str = "",
     ) -> OperationResult:
-        """`skus`: what the reservation holds (it picks the lane the release joins; the locks
-        the batch takes are read from the reservation itself)."""
-        return await self._submit(SettleRequest(key, reservation_key, False, lines, ref), frozenset(skus))
-
-    async def consume(
-        self,
-        key: str,
-        reservation_key: str,
-        skus: Sequence[str],
-        lines: dict[str, int] | None = None,
-        *,
-        ref: str = "",
-    ) -> OperationResult:
-        return await self._submit(SettleRequest(key, reservation_key, True, lines, ref), frozenset(skus))
+        """Release (or, `consume`, ship) reserved units, like models.stock.release / consume.
+        `skus`: what the reservation holds (it picks the lane the request joins; the locks the
+        batch takes are read from the reservation itself)."""
+        return await self._submit(SettleRequest(key, reservation_key, consume, lines, ref), frozenset(skus))
 
     async def _submit(self, request: Request, lane_key: frozenset[str]) -> OperationResult:
         lane = self._lanes.setdefault(lane_key, _Lane())
