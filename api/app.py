@@ -17,6 +17,7 @@ from api.idempotency import IdempotencyMiddleware
 from api.middleware import RequestContextMiddleware
 from api.openapi import install as install_openapi
 from api.openapi import serve_docs
+from api.rate_limits import RateLimits
 from api.routes import (
     availability,
     catalog,
@@ -89,6 +90,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    app.state.rate_limits = RateLimits(settings)
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,

@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 from api.deps import EngineDep, single_read
 from api.problems import Problem, not_found
+from api.rate_limits import ANONYMOUS, READS, WRITES, RateLimits, client_ip
 
 
 class Role(StrEnum):
@@ -128,7 +129,9 @@ async def authenticate(
     engine: EngineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    limits: RateLimits = request.app.state.rate_limits
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        await limits.hit(request, ANONYMOUS, client_ip(request))
         raise _unauthorized("an API key is required: send `Authorization: Bearer <key>`")
     key_hash = hash_key(credentials.credentials)
     cache: KeyCache = request.app.state.key_cache
@@ -144,6 +147,7 @@ async def authenticate(
                 )
             ).first()
         if row is None:
+            await limits.hit(request, ANONYMOUS, client_ip(request))
             raise _unauthorized("the API key is not valid")
         principal = Principal(key_id=row.id, role=Role(row.role), channel=row.channel, name=row.name)
         cache.put(key_hash, principal)
@@ -167,6 +171,12 @@ class _RoleCheck:
         return principal
 
 
+async def _rate_limit(request: Request, principal: CurrentPrincipal) -> None:
+    """The key's count of reads or writes (api.rate_limits); 429 past the limit."""
+    route_class = READS if request.method in ("GET", "HEAD") else WRITES
+    await request.app.state.rate_limits.hit(request, route_class, principal.key_id)
+
+
 async def _require_idempotency_key(request: Request) -> None:
     if not request.headers.get("idempotency-key", "").strip():
         raise Problem(
@@ -188,7 +198,7 @@ def guard(
     else:
         allowed = ALL_ROLES if ANY in roles else frozenset({Role.admin, *(Role(r) for r in roles)})
         extra["x-roles"] = sorted(allowed)
-        dependencies.append(Depends(_RoleCheck(allowed)))
+        dependencies += [Depends(_rate_limit), Depends(_RoleCheck(allowed))]
     if idempotency == "required":
         dependencies.append(Depends(_require_idempotency_key))
     if idempotency:  # api.openapi declares the Idempotency-Key header from this, once

@@ -1,7 +1,8 @@
 """The outermost ASGI layer: a request id bound into every log line, the body size limit (a 413,
 the body read and dropped up to a bound first, so that the client gets it), a NUL byte refused
 in the path and the query (Postgres text cannot hold one: a 422, not a 500), one access log
-line and the Prometheus request metrics per request."""
+line and the Prometheus request metrics per request, and the RateLimit-* headers of the count
+the request was charged to (api.rate_limits)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import validation_problem
 from api.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from api.problems import Problem, problem_response
+from api.rate_limits import STATE as RATE_LIMIT
 
 log = structlog.stdlib.get_logger("omniflow.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -96,6 +98,9 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                verdict = scope["state"].get(RATE_LIMIT)
+                if verdict is not None:  # api.rate_limits: the count this request was charged to
+                    message["headers"] += verdict.headers()
             await send(message)
 
         try:

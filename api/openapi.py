@@ -88,6 +88,17 @@ _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string", "example": "Bearer"}}},
     409: {"Retry-After": {"description": "When the same key is in flight.", "schema": {"type": "integer"}}},
     503: {"Retry-After": {"schema": {"type": "integer"}}},
+    429: {
+        "Retry-After": {"description": "Seconds until the limit frees room.", "schema": {"type": "integer"}},
+        **{
+            f"RateLimit-{name}": {"description": what, "schema": {"type": "integer"}}
+            for name, what in (
+                ("Limit", "Requests a window allows this key in this route class."),
+                ("Remaining", "Left in the window."),
+                ("Reset", "Seconds until the window frees room."),
+            )
+        },
+    },
 }
 _METHODS = ("get", "put", "post", "delete", "patch")
 _Statuses = dict[int, set[str]]  # status -> the problem slugs (types) it is served with
@@ -251,6 +262,7 @@ def _declared(op: dict[str, Any]) -> Iterator[tuple[int, str]]:
     if roles != [PUBLIC]:
         yield 401, "unauthorized"
         yield 503, "database-unavailable"
+        yield 429, "rate-limited"  # api.rate_limits: per key, or per client IP without one
         if set(roles) != set(ALL_ROLES):
             yield 403, "forbidden"
     if op.get("x-idempotency"):

@@ -8,7 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from limits import parse
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.contracts import ExceptionPolicyInput
@@ -52,6 +53,33 @@ class Settings(BaseSettings):
         default=60, description="After this, an unfinished Idempotency-Key is considered abandoned."
     )
     rpc_timeout_seconds: float = Field(default=10.0, description="Wait for workflow updates before 503.")
+
+    # Rate limits (api/rate_limits.py), per API key and route class; per client IP without a
+    # valid key. A limit is `<count>/<period>` ("600/minute", "20/second"). The defaults are
+    # far above what a channel or the benchmarks send; an operator sets real ones.
+    rate_limits_enabled: bool = Field(default=True, description="Answer 429 past the limits below.")
+    rate_limit_reads: str = Field(default="60000/minute", description="GETs per key.")
+    rate_limit_writes: str = Field(default="60000/minute", description="POST/PUT/PATCH/DELETE per key.")
+    rate_limit_long_polls: str = Field(
+        default="6000/minute", description="Long-polls (`wait` > 0 on the change feed) per key."
+    )
+    rate_limit_long_polls_concurrent: int = Field(
+        default=100, ge=1, description="Long-polls one key may hold open at once, per API process."
+    )
+    rate_limit_anonymous: str = Field(
+        default="6000/minute", description="Requests without a valid key, per client IP."
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where the counts live (a `limits` storage URI): memory:// counts per API "
+        "process; redis://host:6379 shares them across replicas.",
+    )
+
+    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_long_polls", "rate_limit_anonymous")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        parse(value)  # ValueError names what is wrong
+        return value
 
     # Exception queues (the human waits): SLA per kind, then escalate; default action after the limit.
     exception_sla_seconds: dict[str, int] = Field(

@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,6 +81,7 @@ class FeedPage(ResponseModel):
 
 @router.get("/v1/availability/changes", response_model=FeedPage, **guard(ANY))
 async def availability_changes(
+    request: Request,
     engine: EngineDep,
     principal: CurrentPrincipal,
     channel: Annotated[str | None, Query(max_length=64)] = None,
@@ -93,7 +94,9 @@ async def availability_changes(
     ] = 0,
 ) -> FeedPage:
     """The change feed of a channel's ATP. A consumer that applies every page in order ends
-    with the true ATP: events are ordered so that one committing late is never skipped."""
+    with the true ATP: events are ordered so that one committing late is never skipped.
+    A long-poll (`wait` > 0) counts against the key's long-poll limit, and a key holds at most
+    OMNIFLOW_RATE_LIMIT_LONG_POLLS_CONCURRENT open at once (429 past either)."""
     ch = _feed_channel(principal, channel)
     if after is not None and not _AFTER.match(after):
         raise Problem(
@@ -103,7 +106,11 @@ async def availability_changes(
             errors=[{"loc": ["query", "after"], "msg": "not a feed position"}],
         )
     position = decode_after(after)
-    events = await _poll_feed(engine, ch, position, limit, wait)
+    if wait > 0:
+        async with request.app.state.rate_limits.long_poll(request, principal.key_id):
+            events = await _poll_feed(engine, ch, position, limit, wait)
+    else:
+        events = await _poll_feed(engine, ch, position, limit, 0)
     if events:
         position = (events[-1].txid, events[-1].seq)
     return FeedPage(
