@@ -7,14 +7,12 @@ equal the model's, with every other rule of the machine still running between ba
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import rule, run_state_machine_as_test
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.atp import Shortage
 from domain.errors import DomainError, InvalidStockChange, ReservationShortage
@@ -22,7 +20,7 @@ from models import stock
 from models.stock import ReserveLine, ReserveRequest, SettleRequest
 from runtime.embedded_pg import EmbeddedPostgres
 from tests.stock_model import CHANNEL_LOCATIONS, CHANNELS, LOCATIONS, RESERVABLE, ModelRow, expand_kits
-from tests.test_stock_properties import StockMachine
+from tests.test_stock_properties import StockMachine, machine_settings
 
 REQUEST = st.tuples(
     st.sampled_from(CHANNELS),
@@ -30,6 +28,9 @@ REQUEST = st.tuples(
         st.tuples(st.sampled_from(RESERVABLE), st.integers(0, 9), st.integers(1, 5)), min_size=1, max_size=2
     ),
 )
+
+
+SETTLED = ("line", "sku", "location", "lot", "qty", "channel")  # what a settle answers per row
 
 
 class BatchMachine(StockMachine):
@@ -47,14 +48,7 @@ class BatchMachine(StockMachine):
             if r.key == target and r.active:
                 n = r.active
                 settled.append(
-                    {
-                        "line": r.line,
-                        "sku": r.sku,
-                        "location": r.location,
-                        "lot": r.lot,
-                        "qty": n,
-                        "channel": r.channel,
-                    }
+                    dict(zip(SETTLED, (r.line, r.sku, r.location, r.lot, n, r.channel), strict=True))
                 )
                 r.used += n
                 if consume:
@@ -69,6 +63,7 @@ class BatchMachine(StockMachine):
         if expected and isinstance(expected[0], Shortage):
             return expected
         for r in expected:
+            assert isinstance(r, dict)
             self.rows.append(
                 ModelRow(0, req.key, r["line"], req.channel, r["sku"], r["location"], r["lot"], r["qty"])
             )
@@ -97,10 +92,11 @@ class BatchMachine(StockMachine):
             if isinstance(r, ReserveRequest):
                 expected[i] = self._expect_reserve(r)
 
-        async def apply(conn: AsyncConnection) -> list[Any]:
-            return await stock.apply_batch(conn, requests)
+        async def apply() -> list[Any]:
+            async with self.engine.begin() as conn:
+                return await stock.apply_batch(conn, requests)
 
-        outcomes = self.run(self._in_tx(apply))
+        outcomes = self.run(apply())
         for i, (r, got) in enumerate(zip(requests, outcomes, strict=True)):
             self._answered(r, got, expected[i])
         event(f"batch of {len(requests)}")
@@ -127,15 +123,7 @@ def batch_machine(pg_server: EmbeddedPostgres) -> type[BatchMachine]:
 def test_a_batch_keeps_the_books_as_if_each_request_ran_alone(batch_machine: type[BatchMachine]) -> None:
     run_state_machine_as_test(
         batch_machine,
-        settings=settings(
-            max_examples=10,
-            stateful_step_count=15,
-            deadline=None,
-            derandomize=not os.environ.get("OMNIFLOW_HYPOTHESIS_RANDOM"),
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-            phases=list(Phase) if os.environ.get("OMNIFLOW_SHRINK") else [Phase.reuse, Phase.generate],
-        ),
+        settings=machine_settings(examples=10, steps=15),
     )
     seen = batch_machine.outcomes
     assert seen["done in a batch: reserve"] and seen["refused in a batch: ReservationShortage"], seen

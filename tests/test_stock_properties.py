@@ -459,24 +459,28 @@ def machine_server(pg_server: EmbeddedPostgres) -> type[StockMachine]:
     return StockMachine
 
 
+def machine_settings(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        # The same examples every run: CI must not pass or fail on which paths luck drew (the
+        # coverage assertions hold for these). OMNIFLOW_HYPOTHESIS_RANDOM=1 explores.
+        derandomize=not os.environ.get("OMNIFLOW_HYPOTHESIS_RANDOM"),
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        # Shrinking replays examples on fresh databases for up to 5 minutes; set
+        # OMNIFLOW_SHRINK=1 to get a minimal counterexample, the default fails fast.
+        phases=list(Phase) if os.environ.get("OMNIFLOW_SHRINK") else [Phase.reuse, Phase.generate],
+    )
+
+
 def test_the_inventory_core_keeps_its_books_under_any_sequence_of_operations(
     machine_server: type[StockMachine],
 ) -> None:
     run_state_machine_as_test(
         machine_server,
-        settings=settings(
-            max_examples=15,
-            stateful_step_count=20,
-            deadline=None,
-            # The same examples every run: CI must not pass or fail on which paths luck drew (the
-            # coverage assertion below holds for these). OMNIFLOW_HYPOTHESIS_RANDOM=1 explores.
-            derandomize=not os.environ.get("OMNIFLOW_HYPOTHESIS_RANDOM"),
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-            # Shrinking replays examples on fresh databases for up to 5 minutes; set
-            # OMNIFLOW_SHRINK=1 to get a minimal counterexample, the default fails fast.
-            phases=list(Phase) if os.environ.get("OMNIFLOW_SHRINK") else [Phase.reuse, Phase.generate],
-        ),
+        settings=machine_settings(examples=15, steps=20),
     )
     seen = machine_server.outcomes  # the examples did exercise the core, not just refusals
     assert (
