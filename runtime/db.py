@@ -28,8 +28,11 @@ def make_async_engine(url: str, pool_size: int = 10, application_name: str = "om
         # whole pool, the activity retries and the API answers 503 with Retry-After.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # An error's text names the statement, never its values (emails, addresses, payment
+        # references would reach the logs through a failed statement's exception).
+        hide_parameters=True,
     )
 
 
 def make_sync_engine(url: str, pool_size: int = 5) -> Engine:
-    return create_engine(sqlalchemy_url(url), pool_size=pool_size, pool_pre_ping=True)
+    return create_engine(sqlalchemy_url(url), pool_size=pool_size, pool_pre_ping=True, hide_parameters=True)

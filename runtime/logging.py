@@ -2,7 +2,9 @@
 
 The standard library's loggers (uvicorn, temporalio, alembic) are routed through the same
 processors, so every line has one shape. Request ids (API) and workflow/activity ids
-(worker) are bound with `structlog.contextvars` and appear in every line of that context."""
+(worker) are bound with `structlog.contextvars` and appear in every line of that context.
+No line carries an email, an address, a payment reference, a key or a secret in clear
+(runtime.log_masking, the last step before rendering)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import sys
 from typing import Literal
 
 import structlog
+
+from runtime.log_masking import mask_sensitive
 
 _configured = False
 
@@ -38,7 +42,10 @@ def configure_logging(fmt: Literal["auto", "console", "json"] = "auto", level: s
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if not use_console else _identity,
+            # Exceptions rendered to text before the masking, so that what they say is masked
+            # too (the console shows the plain traceback rather than its pretty form).
+            structlog.processors.format_exc_info,
+            mask_sensitive,
             renderer,
         ],
     )
@@ -54,10 +61,6 @@ def configure_logging(fmt: Literal["auto", "console", "json"] = "auto", level: s
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     _configured = True
-
-
-def _identity(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
-    return event_dict
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -56,6 +57,7 @@ from workflows.contracts import (
 __all__ = ["CODE", "MAX_QTY", "by", "router"]  # shipments uses CODE, MAX_QTY and by
 
 router = APIRouter(tags=["orders"])
+log = structlog.stdlib.get_logger("omniflow.api")
 
 
 def invalid(loc: Sequence[str | int], msg: str) -> Problem:
@@ -200,6 +202,15 @@ async def create_order(
     order_id = order_workflow_id(body.channel, body.external_id)
     async with engine.begin() as conn:
         new = await _record(conn, body, order_id)
+    if new:  # what support searches by; masked in the line (runtime.log_masking)
+        log.info(
+            "order received",
+            order_id=order_id,
+            customer_email=body.customer.email,
+            ship_to=body.ship_to.model_dump(),
+            payment_reference=body.payment.reference,
+            total=total,
+        )
     # Started on every create, new or not: an order whose first start did not reach the engine
     # (503) gets its workflow when the channel retries; a running or finished one is left alone.
     await _start_order(temporal, settings, order_id, body.channel, total)
