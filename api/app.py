@@ -21,6 +21,7 @@ from api.rate_limits import RateLimits
 from api.routes import (
     availability,
     catalog,
+    console,
     cycle_counts,
     exceptions,
     health,
@@ -120,4 +121,5 @@ def create_app(
         app.include_router(module.router)
     install_openapi(app)
     serve_docs(app)
+    console.serve_console(app)
     return app

@@ -119,6 +119,8 @@ class DevStack:
         engine.dispose()
 
         env = {**os.environ, **s.as_env(), "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
+        if ui_url:  # the console links each workflow to it
+            env["OMNIFLOW_TEMPORAL_UI_URL"] = ui_url
         self.children = [
             Child("worker", [sys.executable, "-m", "worker"], env),
             Child("api", [sys.executable, "-m", "api"], env),
@@ -134,6 +136,7 @@ class DevStack:
         return {
             "api": api_url,
             "docs": f"{api_url}/docs",
+            "console": f"{api_url}/console",
             "temporal": temporal_address,
             "ui": ui_url or "",
             "database": _redact(database_url),
@@ -247,6 +250,7 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
 
         Console(file=out).print(
             Panel.fit(
+                f"[bold]Console[/]       {info['console']}\n"
                 f"[bold]API docs[/]      {info['docs']}\n"
                 f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
                 f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
@@ -256,7 +260,8 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
             )
         )
     print(
-        f"READY api={info['api']} docs={info['docs']} ui={info['ui']} temporal={info['temporal']}",
+        f"READY api={info['api']} docs={info['docs']} console={info['console']} ui={info['ui']} "
+        f"temporal={info['temporal']}",
         file=out,
         flush=True,
     )

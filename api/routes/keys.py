@@ -7,10 +7,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import text
 
-from api.auth import Role, generate_key, guard
+from api.auth import ANY, CurrentPrincipal, Role, generate_key, guard
 from api.deps import EngineDep
 from api.problems import not_found
 from api.schemas import Page, RequestModel, ResponseModel
+from domain.exceptions import RESOLVER_ROLES, may_resolve
 from models.auth import issue_key_row
 from models.base import new_id
 
@@ -116,3 +117,26 @@ async def revoke_api_key(key_id: str, engine: EngineDep, request: Request) -> No
         if result.first() is None:
             raise not_found(f"API key {key_id}")
     request.app.state.key_cache.forget(key_id)
+
+
+class CurrentKeyRead(ResponseModel):
+    id: str
+    name: str
+    role: Role
+    channel: str | None
+    decides: list[str] = Field(
+        description="The exception kinds this key may decide (POST /v1/exceptions/{id}/resolve)."
+    )
+
+
+@router.get("/v1/me", response_model=CurrentKeyRead, **guard(ANY))
+async def current_key(principal: CurrentPrincipal) -> CurrentKeyRead:
+    """The key the request was made with: its role, channel and the exception kinds it may
+    decide (what the operations console signs in with)."""
+    return CurrentKeyRead(
+        id=principal.key_id,
+        name=principal.name,
+        role=principal.role,
+        channel=principal.channel,
+        decides=sorted(kind for kind in RESOLVER_ROLES if may_resolve(principal.role, kind)),
+    )
