@@ -16,8 +16,10 @@ import pytest
 from playwright.async_api import Page
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from runtime.ports import free_port
 from runtime.settings import Settings
 from tests.console_browser import chromium, new_page, ready, shot, sign_in, sign_out, system_chromium
 from tests.factories import receive
@@ -167,3 +169,63 @@ async def _finance_confirms_the_payment(page: Page, api: httpx.AsyncClient, held
     assert "DC-EAST" in await page.inner_text("table.shipments")
     assert "hold cleared" in await page.inner_text("ol.timeline")
     await shot(page, "04-order-allocated")
+
+
+async def _sync_failed(api: httpx.AsyncClient, admin: Headers, env: WorkflowEnvironment) -> dict[str, Any]:
+    """Wait, in skipped time (the publisher's retries back off on timers), for the open exception."""
+    params = {"kind": "channel_sync_failed", "subject_id": "web"}
+    for _ in range(200):
+        items = (await api.get("/v1/exceptions", params=params, headers=admin)).json()["items"]
+        if items:
+            return dict(items[0])
+        await env.sleep(5)
+        await asyncio.sleep(0.05)
+    raise AssertionError("channel_sync_failed never opened")
+
+
+async def test_a_failing_channel_shows_channel_sync_failed_on_its_row_and_is_paused_from_it(
+    api: httpx.AsyncClient,
+    keys: dict[str, Headers],
+    worker: Worker,
+    settings: Settings,
+    temporal_env: WorkflowEnvironment,
+    browser_path: str,
+) -> None:
+    """The web channel's webhook refuses connections (nothing listens on its port): its
+    publishing row says failing, shows the open channel_sync_failed with its decisions (admin
+    only), and pausing it from the row closes the exception and pauses the publisher."""
+    admin = keys["admin"]
+    nowhere = f"http://127.0.0.1:{free_port()}/hook"
+    configured = settings.model_copy(update={"publish_fail_after_seconds": 1})
+    errors: list[str] = []
+    async with live_api(configured, temporal_env.client) as base, chromium(browser_path) as browser:
+        async with httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as live:
+            r = await live.put("/v1/channels/web/publishing", json={"url": nowhere, "batch_ms": 0})
+            assert r.status_code == 200, r.text
+            exception = await _sync_failed(live, admin, temporal_env)
+        page = await new_page(browser, errors)
+        await sign_in(page, base, _bearer(keys["readonly"]))
+        await ready(page, "#/channels")
+        row = page.locator("tr[data-channel=web]")
+        assert "failing for" in await row.inner_text()
+        assert await row.locator("button").count() == 0  # readonly: sees the status, decides nothing
+        await sign_out(page)
+        await sign_in(page, base, _bearer(admin))
+        await ready(page, "#/channels")
+        assert "channel sync failed" in await row.inner_text()
+        assert await row.locator("button").all_inner_texts() == ["retry now", "pause", "resync"]
+        assert "no publishing target" in await page.inner_text("tr[data-channel=marketplace]")
+        await shot(page, "05-channels-sync-failed")
+        await row.locator("button[data-action=pause]").click()
+        await page.locator("dialog.decide button[type=submit]").click()
+        await page.locator("dialog.decide .outcome .ok").wait_for()
+        await page.locator("dialog.decide").wait_for(state="detached")
+        await ready(page, "#/channels")
+        assert "paused" in await row.inner_text()
+        assert "none" in await row.locator("td").nth(5).inner_text()
+        await shot(page, "06-channels-paused")
+    decided = (await api.get(f"/v1/exceptions/{exception['id']}", headers=admin)).json()
+    assert (decided["status"], decided["resolution"]["action"]) == ("resolved", "pause")
+    assert (await api.get("/v1/channels/web/publishing/status", headers=admin)).json()["paused"] is True
+    # readonly may not list exceptions: the page says so (a 403 logged), nothing else failed.
+    assert [e for e in errors if "status of 403" not in e and "status of 404" not in e] == []

@@ -80,8 +80,8 @@ function row(channel, publishingRead, exception, config, refresh) {
 }
 
 function state(s) {
-  if (s.failing_since) return badge(`failing for ${duration(Date.now() - Date.parse(s.failing_since))}`, "breached");
   if (s.paused) return badge("paused", "soon");
+  if (s.failing_since) return badge(`failing for ${duration(Date.now() - Date.parse(s.failing_since))}`, "breached");
   if (!s.enabled) return badge("disabled", "muted");
   if (s.snapshot_due) return badge("snapshot due", "soon");
   return badge("ok", "ok");
