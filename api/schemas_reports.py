@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from api.schemas import ResponseModel
-from domain.kpis import DEFINITIONS
+from domain.kpi_definitions import DEFINITIONS
 
 
 class Kpi(ResponseModel):
@@ -20,7 +20,7 @@ class Kpi(ResponseModel):
         description="ratio (0..1), seconds, milliseconds, count, units or minor currency units."
     )
     definition: str = Field(description="What is counted, over which window, and how.")
-    by_channel: bool = Field(description="Whether `channel` narrows this KPI.")
+    channel_scoped: bool = Field(description="Whether `channel` narrows this KPI.")
 
 
 class RateKpi(Kpi):
@@ -51,6 +51,72 @@ class BackordersKpi(Kpi):
     aging: Percentiles = Field(description="Seconds since each line was backordered.")
 
 
+class ReturnRateKpi(RateKpi):
+    by_sku: dict[str, float | None] = Field(description="Per SKU: its units returned ÷ its units shipped.")
+    by_channel: dict[str, float | None] = Field(description="Per channel: returned ÷ shipped.")
+    by_reason: dict[str, float | None] = Field(
+        description="Per reason: its units returned ÷ all units shipped."
+    )
+
+
+class AccuracyKpi(RateKpi):
+    within_tolerance: float | None = Field(description="Share of counted lines within the count tolerance.")
+
+
+class OversellKpi(Kpi):
+    value: int
+    buckets: int = Field(description="Sellable buckets whose active reservations exceed what they hold.")
+
+
+class ExceptionQueue(ResponseModel):
+    open: int
+    age: Percentiles = Field(description="Seconds since the open ones were opened.")
+    opened: int = Field(description="Opened in the window.")
+    sla_breaches: int
+
+
+class ExceptionsKpi(Kpi):
+    value: int
+    sla_breaches: int
+    by_kind: dict[str, ExceptionQueue]
+
+
+class ChannelMargin(ResponseModel):
+    channel: str | None
+    currency: str
+    revenue: int
+    cogs: int
+    refunds: int
+    margin: int
+    margin_rate: float | None
+
+
+class MarginKpi(Kpi):
+    value: list[ChannelMargin] | None
+
+
+class SupplierKpi(RateKpi):
+    by_supplier: dict[str, float | None]
+
+
+class DockToStockKpi(DurationKpi):
+    waiting: int = Field(description="Receipt lines whose units are not (yet) sellable.")
+
+
+class ChannelLag(ResponseModel):
+    p50: float | None
+    p99: float | None
+    deliveries: int
+
+
+class PublishLagKpi(Kpi):
+    value: float | None
+    p50: float | None
+    p99: float | None
+    by_channel: dict[str, ChannelLag]
+    counts: dict[str, int]
+
+
 def _kpi(name: str) -> Any:
     """The KPI's field: its definition is the description, its unit `x-unit`."""
     return Field(description=DEFINITIONS[name].text, json_schema_extra={"x-unit": DEFINITIONS[name].unit})
@@ -63,6 +129,15 @@ class Kpis(ResponseModel):
     on_time_ship_rate: RateKpi = _kpi("on_time_ship_rate")
     split_shipment_rate: RateKpi = _kpi("split_shipment_rate")
     backorders: BackordersKpi = _kpi("backorders")
+    return_rate: ReturnRateKpi = _kpi("return_rate")
+    time_to_refund: DurationKpi = _kpi("time_to_refund")
+    inventory_accuracy: AccuracyKpi = _kpi("inventory_accuracy")
+    oversell_count: OversellKpi = _kpi("oversell_count")
+    exceptions: ExceptionsKpi = _kpi("exceptions")
+    margin_by_channel: MarginKpi = _kpi("margin_by_channel")
+    supplier_otif: SupplierKpi = _kpi("supplier_otif")
+    dock_to_stock: DockToStockKpi = _kpi("dock_to_stock")
+    publish_lag: PublishLagKpi = _kpi("publish_lag")
 
 
 class KpiReport(ResponseModel):

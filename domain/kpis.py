@@ -1,22 +1,18 @@
-"""The KPI report: each KPI's definition (one text, answered with the figure and shown in the
-OpenAPI document) and the arithmetic on the facts models.kpis reads from Postgres (counts,
-sums and percentiles over a window). A KPI with no data yet is None, never an invented
-number: a ratio with nothing to divide by, a percentile over no observations.
+"""The KPI report's arithmetic on the facts models.kpis* read from Postgres (counts, sums and
+percentiles over a window); the definitions are in domain.kpi_definitions. A KPI with no
+data yet is None, never an invented number: a ratio with nothing to divide by, a percentile
+over no observations.
 
 The window is half-open, [from, to), in UTC. Ratios are 0..1 (4 decimals), durations are
 seconds (1 decimal) unless a unit says milliseconds, money is in minor units."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-RATIO = "ratio"
-SECONDS = "seconds"
-MILLISECONDS = "milliseconds"
-COUNT = "count"
-UNITS = "units"
-MONEY = "minor currency units"
+from domain.supplier_scorecard import LineFacts, scorecard
 
 # A return line counts against a perfect order when its reason is a defect or the unit came
 # back in one of these conditions (return inspection's vocabulary, domain.returns).
@@ -25,120 +21,6 @@ DEFECT_CONDITIONS: tuple[str, ...] = ("damaged", "defective")
 DEAD_RETURNS: tuple[str, ...] = ("rejected", "cancelled", "expired")
 # The outcomes whose settlement gives the customer money or credit: time to refund.
 REFUND_OUTCOMES: tuple[str, ...] = ("refund", "store_credit")
-
-
-@dataclass(frozen=True)
-class Definition:
-    unit: str
-    text: str
-    by_channel: bool = True  # whether `channel` narrows it
-
-
-_JUDGED = (
-    "Orders received in the window whose outcome is known: closed (every unit shipped or "
-    "cancelled) or past their ship-by time (received + OMNIFLOW_SHIP_BY_SECONDS of the order's "
-    "promise, `standard` or `express`)"
-)
-
-DEFINITIONS: dict[str, Definition] = {
-    "fill_rate": Definition(
-        RATIO,
-        f"{_JUDGED}: their order lines shipped complete (units shipped = ordered) ÷ their lines. "
-        "`units`: units shipped ÷ units ordered. A cancelled or still open unit is not filled.",
-    ),
-    "perfect_order_rate": Definition(
-        RATIO,
-        f"{_JUDGED}: the share shipped complete (every unit shipped), on time (the last shipment "
-        "left by the ship-by time) and neither damaged nor returned for a defect (no return line, "
-        "on a return not rejected, cancelled or expired, whose reason is a defect or whose unit "
-        "was inspected damaged or defective).",
-    ),
-    "order_cycle_time": Definition(
-        SECONDS,
-        "Orders received in the window that shipped everything they will ship (no unit open, "
-        "something shipped): from received to the last shipment shipped. `value` = `p50`; "
-        "`p95`; continuous percentiles.",
-    ),
-    "on_time_ship_rate": Definition(
-        RATIO,
-        f"{_JUDGED}, with units to ship (not cancelled whole): the share whose every unit not "
-        "cancelled was shipped by the ship-by time.",
-    ),
-    "split_shipment_rate": Definition(
-        RATIO,
-        "Orders received in the window with a shipment shipped: the share that shipped in more "
-        "than one shipment.",
-    ),
-    "backorders": Definition(
-        COUNT,
-        "Order lines of the orders received in the window that are backordered now: `count` "
-        "(= `value`) lines, `units` backordered, `aging` `p50` / `max` seconds since each line "
-        "was backordered.",
-    ),
-    "return_rate": Definition(
-        RATIO,
-        "Units on returns created in the window (not rejected, cancelled or expired) ÷ units "
-        "shipped in the window. `by_sku` and `by_channel`: that SKU's or channel's returned ÷ "
-        "its shipped (null when it shipped nothing); `by_reason`: a reason's returned units ÷ "
-        "all units shipped.",
-    ),
-    "time_to_refund": Definition(
-        SECONDS,
-        "Returns with outcome `refund` or `store_credit` whose money was settled in the window: "
-        "from the parcel's first arrival (for a line kept by the customer: the return's "
-        "creation) to the settlement. `value` = `p50`; `p95`.",
-    ),
-    "inventory_accuracy": Definition(
-        RATIO,
-        "Cycle-count lines submitted in the window: the share counted exactly as the system "
-        "expected (counted = expected). `within_tolerance`: the share within the count "
-        "tolerance (GET /v1/cycle-counts/accuracy). Not by channel.",
-        by_channel=False,
-    ),
-    "oversell_count": Definition(
-        UNITS,
-        "Now, whatever the window: units promised to orders beyond what their bucket holds: per "
-        "sellable bucket, its active reservations (reservation rows: qty − consumed − released) "
-        "over its on-hand units, summed; `buckets`: how many are over. Must read 0. With "
-        "`channel`: the buckets holding a reservation of that channel.",
-    ),
-    "exceptions": Definition(
-        COUNT,
-        "Per kind: `open` as of the window's end (or now, if earlier), `age` `p50` / `max` "
-        "seconds since those were opened, and `sla_breaches`: exceptions opened in the window "
-        "whose due time passed before they were decided (or that are still open past it). "
-        "`value` = open in all kinds. With `channel`: exceptions about that channel's orders, "
-        "returns and publishing.",
-    ),
-    "margin_by_channel": Definition(
-        MONEY,
-        "Ledger postings in the window, per channel and currency: `revenue` (revenue, shipping "
-        "revenue and return fee revenue: credit − debit) − `cogs` (cost of goods sold: debit − "
-        "credit) − `refunds` (sales returns: debit − credit) = `margin`; `margin_rate` = margin "
-        "÷ revenue. A posting line's channel is its own, else that of the order or return its "
-        "entry is for. `value`: one row per channel and currency.",
-    ),
-    "supplier_otif": Definition(
-        RATIO,
-        "Purchase order lines of the POs sent in the window whose outcome is known (complete, "
-        "past due, or on a PO expecting nothing more): the share received complete by the "
-        "promised date, as in GET /v1/suppliers/{code}/scorecard; `by_supplier`. Not by channel.",
-        by_channel=False,
-    ),
-    "dock_to_stock": Definition(
-        SECONDS,
-        "Purchase order receipt lines with units accepted, received in the window: from the "
-        "receipt to the first move of that PO's SKU into sellable stock at or after it (at once "
-        "for an item not inspected, at the QC pass for an inspected one). `value` = `p50`; "
-        "`p95`; `waiting`: lines still in quarantine. Not by channel.",
-        by_channel=False,
-    ),
-    "publish_lag": Definition(
-        MILLISECONDS,
-        "Deliveries of changes (deltas) to the channels' webhooks in the window: from the "
-        "change's commit to the receiver's 2xx. `value` = `p50`; `p99`; `by_channel`.",
-    ),
-}
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -226,4 +108,175 @@ def backorder_kpi(b: Backorders) -> dict[str, object]:
         "count": count,
         "units": b.units,
         "aging": {"p50": seconds(b.age_p50), "max": seconds(b.age_max)},
+    }
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Observations of a duration: how many, and their p50 / p95 (p99 for publish lag)."""
+
+    n: int = 0
+    p50: float | None = None
+    high: float | None = None
+
+
+def duration_kpi(d: Durations, high: str = "p95", **extra: object) -> dict[str, object]:
+    return {
+        "value": seconds(d.p50),
+        "p50": seconds(d.p50),
+        high: seconds(d.high),
+        "counts": {"n": d.n},
+        **extra,
+    }
+
+
+@dataclass(frozen=True)
+class Units:
+    sku: str
+    channel: str
+    units: int
+    reason: str = ""
+
+
+def _by(rows: Sequence[Units], key: Callable[[Units], str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[key(r)] = out.get(key(r), 0) + r.units
+    return out
+
+
+def return_rate_kpi(returned: Sequence[Units], shipped: Sequence[Units], in_use: bool) -> dict[str, object]:
+    """Before the first return ever (`in_use` false) there is no data: null, not 0."""
+    back, sent = sum(r.units for r in returned), sum(r.units for r in shipped)
+    by_sku = ratios(_by(returned, lambda r: r.sku), _by(shipped, lambda r: r.sku))
+    by_channel = ratios(_by(returned, lambda r: r.channel), _by(shipped, lambda r: r.channel))
+    return {
+        "value": ratio(back, sent) if in_use else None,
+        "by_sku": by_sku if in_use else {},
+        "by_channel": by_channel if in_use else {},
+        "by_reason": {k: ratio(n, sent) for k, n in sorted(_by(returned, lambda r: r.reason).items())},
+        "counts": {"returned": back, "shipped": sent},
+    }
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    lines: int = 0
+    exact: int = 0
+    within_tolerance: int = 0
+
+
+def accuracy_kpi(a: Accuracy) -> dict[str, object]:
+    return {
+        "value": ratio(a.exact, a.lines),
+        "within_tolerance": ratio(a.within_tolerance, a.lines),
+        "counts": {"lines": a.lines, "exact": a.exact, "within_tolerance": a.within_tolerance},
+    }
+
+
+@dataclass(frozen=True)
+class Oversell:
+    buckets: int = 0
+    units: int = 0
+
+
+def oversell_kpi(o: Oversell) -> dict[str, object]:
+    return {"value": o.units, "buckets": o.buckets}
+
+
+@dataclass(frozen=True)
+class ExceptionKind:
+    kind: str
+    open: int
+    age_p50: float | None
+    age_max: float | None
+    opened: int  # in the window
+    breaches: int
+
+
+def exceptions_kpi(kinds: Sequence[ExceptionKind]) -> dict[str, object]:
+    """An empty queue is a figure (0 open), not missing data."""
+    return {
+        "value": sum(k.open for k in kinds),
+        "sla_breaches": sum(k.breaches for k in kinds),
+        "by_kind": {
+            k.kind: {
+                "open": k.open,
+                "age": {"p50": seconds(k.age_p50), "max": seconds(k.age_max)},
+                "opened": k.opened,
+                "sla_breaches": k.breaches,
+            }
+            for k in kinds
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ChannelMargin:
+    channel: str | None  # None: a posting that names no channel and is for no order or return
+    currency: str
+    revenue: int
+    cogs: int
+    refunds: int
+
+    @property
+    def margin(self) -> int:
+        return self.revenue - self.cogs - self.refunds
+
+
+def margin_kpi(rows: Sequence[ChannelMargin]) -> dict[str, object]:
+    return {
+        "value": [
+            {
+                "channel": r.channel,
+                "currency": r.currency,
+                "revenue": r.revenue,
+                "cogs": r.cogs,
+                "refunds": r.refunds,
+                "margin": r.margin,
+                "margin_rate": ratio(r.margin, r.revenue) if r.revenue > 0 else None,
+            }
+            for r in rows
+        ]
+        or None
+    }
+
+
+def supplier_kpi(lines: Mapping[str, Sequence[LineFacts]], as_of: datetime) -> dict[str, object]:
+    """OTIF over every supplier's judged lines, and each supplier's own."""
+    cards = {code: scorecard(ls, [], as_of) for code, ls in sorted(lines.items())}
+    judged = sum(c.lines_judged for c in cards.values())
+    met = sum(ln.on_time_in_full for ls in lines.values() for ln in ls if ln.judged(as_of))
+    return {
+        "value": ratio(met, judged),
+        "by_supplier": {
+            code: None if c.on_time_in_full is None else round(float(c.on_time_in_full), 4)
+            for code, c in cards.items()
+        },
+        "counts": {"lines_judged": judged, "on_time_in_full": met},
+    }
+
+
+@dataclass(frozen=True)
+class ChannelLag:
+    channel: str | None  # None: all channels together
+    n: int
+    p50: float | None
+    p99: float | None
+
+
+def publish_lag_kpi(rows: Sequence[ChannelLag]) -> dict[str, object]:
+    total = next((r for r in rows if r.channel is None), ChannelLag(None, 0, None, None))
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "value": ms(total.p50),
+        "p50": ms(total.p50),
+        "p99": ms(total.p99),
+        "by_channel": {
+            r.channel: {"p50": ms(r.p50), "p99": ms(r.p99), "deliveries": r.n} for r in rows if r.channel
+        },
+        "counts": {"deliveries": total.n},
     }

@@ -85,7 +85,7 @@ WHERE l.backordered > 0 AND o.created_at >= :start AND o.created_at < :end
 """
 
 
-def _float(value: object) -> float | None:
+def as_float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
@@ -113,15 +113,15 @@ async def order_facts(
         shipped=int(r.shipped),
         split=int(r.split),
         done=int(r.done),
-        cycle_p50=_float(r.cycle_p50),
-        cycle_p95=_float(r.cycle_p95),
+        cycle_p50=as_float(r.cycle_p50),
+        cycle_p95=as_float(r.cycle_p95),
     )
     return facts, int(r.received)
 
 
 async def backorders(conn: AsyncConnection, w: Window, received: int) -> Backorders:
     r = (await conn.execute(text(_BACKORDERS), w.params())).one()
-    return Backorders(received, int(r.lines), int(r.units), _float(r.age_p50), _float(r.age_max))
+    return Backorders(received, int(r.lines), int(r.units), as_float(r.age_p50), as_float(r.age_max))
 
 
 async def channel_exists(conn: AsyncConnection, code: str) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.kpis import DEFINITIONS
+from domain.kpi_definitions import DEFINITIONS
 from models import kpis as facts
 from runtime.settings import Settings
 from tests import kpi_scenario as scenario
@@ -53,7 +53,7 @@ async def _report(api: httpx.AsyncClient, headers: Headers, **params: Any) -> di
 
 
 def _figures(kpi: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kpi.items() if k not in ("unit", "definition", "by_channel")}
+    return {k: v for k, v in kpi.items() if k not in ("unit", "definition", "channel_scoped")}
 
 
 def _window(**over: Any) -> dict[str, str]:
@@ -136,6 +136,11 @@ async def test_no_data_yet_is_null(api: httpx.AsyncClient, keys: dict[str, Heade
         assert kpis[name]["value"] is None, name
     assert kpis["fill_rate"]["units"] is None and kpis["order_cycle_time"]["p95"] is None
     assert kpis["backorders"]["value"] is None  # no order received: no data, not 0
+    for name in ("return_rate", "time_to_refund", "inventory_accuracy", "margin_by_channel"):
+        assert kpis[name]["value"] is None, name
+    for name in ("supplier_otif", "dock_to_stock", "publish_lag"):
+        assert kpis[name]["value"] is None, name
+    assert (kpis["oversell_count"]["value"], kpis["exceptions"]["value"]) == (0, 0)  # a state: 0, not unknown
     start, end = datetime.fromisoformat(body["from"]), datetime.fromisoformat(body["to"])
     assert end - start == timedelta(days=30) and body["channel"] is None
 
@@ -170,10 +175,28 @@ async def test_the_definitions_are_in_the_openapi_document(api: httpx.AsyncClien
         if name in kpis:
             assert kpis[name]["description"] == definition.text, name
             assert kpis[name]["x-unit"] == definition.unit
-    assert {"fill_rate", "backorders"} <= set(kpis) <= set(DEFINITIONS)
+    assert set(kpis) == set(DEFINITIONS)
 
 
 def test_docs_quote_every_definition() -> None:
     page = (Path(__file__).parent.parent / "docs" / "kpis.md").read_text()
-    for name in (*RATES_AND_TIMES, "backorders"):
+    for name in DEFINITIONS:
         assert f"### {name}\n\n{DEFINITIONS[name].text}\n" in page, name
+
+
+async def test_oversell_is_found_and_zero_when_the_books_hold(
+    api: httpx.AsyncClient, reader: Headers, played: None, engine: AsyncEngine
+) -> None:
+    """The scenario oversells nothing; a reservation row written past the stores (as a bug
+    that bypassed them would) over DC-EAST's TEE shows, for its channel only."""
+    assert (await _report(api, reader, **_window()))["kpis"]["oversell_count"]["value"] == 0
+    await scenario.write(
+        engine,
+        "INSERT INTO reservation (key, line, ref, channel, sku, location, lot, qty, consumed, released, per_unit)"
+        " SELECT 'rogue', '1', 'rogue', 'b2b', sku, location, lot, qty + 2, 0, 0, 1 FROM stock_balance"
+        " WHERE sku = 'TEE' AND location = 'DC-EAST' AND status = 'sellable'",
+    )
+    oversold = (await _report(api, reader, **_window()))["kpis"]["oversell_count"]
+    assert (oversold["value"], oversold["buckets"]) == (2, 1)
+    assert (await _report(api, reader, **_window(channel="b2b")))["kpis"]["oversell_count"]["value"] == 2
+    assert (await _report(api, reader, **_window(channel="web")))["kpis"]["oversell_count"]["value"] == 0

@@ -13,8 +13,9 @@ from api.auth import Role, guard
 from api.deps import EngineDep, SettingsDep
 from api.problems import Problem
 from api.schemas_reports import KpiReport, Kpis
-from domain.kpis import DEFINITIONS, backorder_kpi, order_kpis
+from domain.kpi_definitions import DEFINITIONS
 from models import kpis as facts
+from models.kpi_report import figures
 
 router = APIRouter(tags=["reports"])
 READERS = (Role.warehouse, Role.approver, Role.finance, Role.readonly)  # any role but channel
@@ -46,7 +47,7 @@ def _described(figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             **body,
             "unit": DEFINITIONS[name].unit,
             "definition": DEFINITIONS[name].text,
-            "by_channel": DEFINITIONS[name].by_channel,
+            "channel_scoped": DEFINITIONS[name].channel_scoped,
         }
         for name, body in figures.items()
     }
@@ -68,15 +69,12 @@ async def kpis(
 ) -> KpiReport:
     """The operation's KPIs over the window [`from`, `to`), each with its `value` (null when
     there is no data yet), `unit` and `definition`; `channel` narrows the KPIs that belong to
-    a channel (`by_channel`). An unknown channel → 422."""
+    a channel (`channel_scoped`). An unknown channel → 422."""
     now = datetime.now(UTC)
     start, end = _window(from_, to, now)
     window = facts.Window(start, end, now, channel)
-    ship_by = settings.ship_by_seconds
     async with engine.connect() as conn:
         if channel is not None and not await facts.channel_exists(conn, channel):
             raise _invalid(f"unknown channel '{channel}'", "channel")
-        orders, received = await facts.order_facts(conn, window, ship_by, ship_by.get("standard", 172_800))
-        backorders = await facts.backorders(conn, window, received)
-    figures = {**order_kpis(orders), "backorders": backorder_kpi(backorders)}
-    return KpiReport(from_=start, to=end, channel=channel, as_of=now, kpis=Kpis(**_described(figures)))
+        found = await figures(conn, window, settings.ship_by_seconds)
+    return KpiReport(from_=start, to=end, channel=channel, as_of=now, kpis=Kpis(**_described(found)))
