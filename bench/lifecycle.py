@@ -189,18 +189,21 @@ async def measure_ceiling(client: Client, shape: Shape, concurrency: int, total:
 
 async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> dict[str, Any]:
     """Three channels race for `stock` units of one SKU (a ring-fence for the app channel);
-    nothing may be promised twice."""
+    nothing may be promised twice, and no unit is left while a buyer was turned away.
+    Capture latency percentiles, and each refused line's reason (its `line_refused` event)."""
     await shop.adjust("FLASH", "DC-EAST", stock - 10)
     await shop.adjust("FLASH", "DC-WEST", 10)
     await shop.admin.set_policy(
         "app", "FLASH", safety_stock=0, ringfence=[Ringfence(location="DC-EAST", qty=5)]
     )
     ids: list[str] = []
+    capture: list[float] = []
 
     async def one(n: int) -> None:
         channel = ("web", "market", "app")[n % 3]
-        order_id, _, _ = await shop.place(channel, f"flash-{n}", "FLASH", 1, allow_backorder=False)
+        order_id, took, _ = await shop.place(channel, f"flash-{n}", "FLASH", 1, allow_backorder=False)
         ids.append(order_id)
+        capture.append(took)
 
     seconds, failed = await _closed_loop(concurrency, orders, one)
     settled = [await shop.until(i, ("allocated", "cancelled")) for i in ids]
@@ -210,15 +213,32 @@ async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> d
         by_channel[o.channel] += sum(ln.reserved for ln in o.lines)
     inv = await shop.admin.get_stock("FLASH")
     negative = [loc for loc in inv.locations if loc.available < 0 or loc.reserved > loc.on_hand]
+    cap = sorted(capture)
     return {
         "stock": stock,
         "orders": orders,
         "accepted_units": accepted,
         "oversold": max(0, accepted - stock) + len(negative),
+        "unsold_while_buyers_remain": max(0, min(stock, orders) - accepted),
+        "refusals_by_reason": _refusals(shop),
         "by_channel": dict(by_channel),
         "capture_seconds": round(seconds, 2),
+        "orders_per_s": round(len(ids) / seconds, 1) if seconds else 0.0,
+        "capture_ms": {q: round(percentile(cap, p), 1) for q, p in (("p50", 0.5), ("p99", 0.99))},
         "failed_requests": failed,
     }
+
+
+def _refusals(shop: Shop) -> dict[str, int]:
+    """The flash sale's refused lines by the rule that refused them (their timeline events)."""
+    import psycopg
+
+    with psycopg.connect(shop.stack.database_url) as conn:
+        rows = conn.execute(
+            "SELECT detail->>'reason', count(*) FROM order_event WHERE event = 'line_refused'"
+            " AND order_id LIKE 'order-%-flash-%' GROUP BY 1"
+        ).fetchall()
+    return {str(reason): int(n) for reason, n in rows}
 
 
 def _ceiling_cpu(proc: subprocess.Popen[str]) -> float:
