@@ -17,6 +17,7 @@ import tenacity
 
 from client import operations as ops
 from client import operations_purchasing as buy
+from client import operations_reports as reports
 from client import operations_returns as rma
 from client.descriptors import _Operation, _Pages
 from client.errors import ApiError
@@ -174,6 +175,7 @@ class _Api:
     inspect_return = _Operation(rma.inspect_return)
     cancel_return = _Operation(rma.cancel_return)
     get_store_credit = _Operation(rma.get_store_credit)
+    kpis = _Operation(reports.kpis)  # reports: client/operations_reports.py
 
 
 class OmniflowClient(_Api, _Core):

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client import AsyncOmniflowClient
+from client.errors import ApiError
 from domain.kpi_definitions import DEFINITIONS
 from domain.publishing import Item
 from models import kpis as facts
@@ -261,3 +263,19 @@ async def test_publish_lag_of_the_deliveries(
     }
     web = (await _report(api, reader, **_window(channel="web")))["kpis"]["publish_lag"]
     assert (web["value"], set(web["by_channel"])) == (200.0, {"web"})
+
+
+async def test_the_client_reads_the_report(
+    api: httpx.AsyncClient, played: None, make_key: Callable[..., str]
+) -> None:
+    async with AsyncOmniflowClient(http=api, api_key=make_key("finance")) as finance:
+        window = (day(-1), datetime.now(UTC) + timedelta(hours=1))
+        report = await finance.kpis(*window, channel="web")
+        fill = report.kpi("fill_rate")
+        assert (report.channel, fill.value, fill.unit, fill.channel_scoped) == ("web", 0.8, "ratio", True)
+        assert fill.units == round(5 / 17, 4) and report.start == window[0]  # type: ignore[attr-defined]
+        assert report.kpi("return_rate").value is None
+        web = finance.with_options(api_key=make_key("channel", channel="web"))
+        with pytest.raises(ApiError) as refused:
+            await web.kpis()
+        assert refused.value.status == 403
