@@ -92,6 +92,41 @@ async def changes_after(
     return [Change(int(r.txid), int(r.seq), r.sku, int(r.available), r.created_at) for r in rows]
 
 
+async def changes_between(
+    conn: AsyncConnection, channel: str, after: tuple[int, int], upto: tuple[int, int]
+) -> list[Change]:
+    """The channel's feed in (after, upto]: all committed once `upto` was read below the
+    horizon, so the same range always gives the same changes."""
+    rows = await conn.execute(
+        text(
+            "SELECT txid, seq, sku, available, created_at FROM availability_event"
+            " WHERE channel = :ch AND (txid, seq) > (:tx, :seq) AND (txid, seq) <= (:tx1, :seq1) ORDER BY txid, seq"
+        ),
+        {"ch": channel, "tx": after[0], "seq": after[1], "tx1": upto[0], "seq1": upto[1]},
+    )
+    return [Change(int(r.txid), int(r.seq), r.sku, int(r.available), r.created_at) for r in rows]
+
+
+async def atp_at(conn: AsyncConnection, channel: str, position: tuple[int, int]) -> dict[str, int]:
+    """Every SKU's ATP on the channel once its feed is read up to `position` (0 before its
+    first change): the current value for a SKU that has not changed since, else its last
+    change up to there. Every change of channel_availability writes its feed event in the
+    same transaction, and one statement reads both, so the two agree."""
+    rows = await conn.execute(
+        text(
+            "WITH later AS (SELECT DISTINCT sku FROM availability_event"
+            "  WHERE channel = :ch AND (txid, seq) > (:tx, :seq))"
+            " SELECT s.code AS sku, CASE WHEN s.code IN (SELECT sku FROM later) THEN coalesce("
+            "  (SELECT e.available FROM availability_event e WHERE e.channel = :ch AND e.sku = s.code"
+            "   AND (e.txid, e.seq) <= (:tx, :seq) ORDER BY e.txid DESC, e.seq DESC LIMIT 1), 0)"
+            "  ELSE coalesce(a.available, 0) END AS available"
+            " FROM sku s LEFT JOIN channel_availability a ON a.sku = s.code AND a.channel = :ch"
+        ),
+        {"ch": channel, "tx": position[0], "seq": position[1]},
+    )
+    return {r.sku: int(r.available) for r in rows}
+
+
 async def feed_head(conn: AsyncConnection, channel: str) -> tuple[int, int]:
     row = (
         await conn.execute(

@@ -75,3 +75,13 @@ async def status_when(
             break
         await asyncio.sleep(0.05)
     return status
+
+
+async def availability(
+    api: httpx.AsyncClient, headers: dict[str, str], channel: str = "web"
+) -> list[dict[str, Any]]:
+    """GET /v1/availability of the channel: every SKU's ATP (what a receiver must end with)."""
+    r = await api.get("/v1/availability", params={"channel": channel}, headers=headers)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items

@@ -1,9 +1,9 @@
 """The channel publisher when its receiver misbehaves, against the real activities on the
 time-skipping server (the workflow's timers and the retries' back-off run when the test
-sleeps the environment): a delivery that times out and then fails past the limit opens
-`channel_sync_failed`, resolved by a resync that sends a snapshot first; a delivery
-answered late, after a newer one (deduplicated by id, refused by compare-and-set); a drop
-to zero sent at once, ahead of a long batch window."""
+sleeps the environment): a delivery that times out and then fails (500) past the limit
+opens `channel_sync_failed`, resolved by a resync that sends a snapshot first; a delivery
+answered late, after its own retry and a newer delivery (the retry is the same delivery, so
+the late one is a duplicate); a drop to zero sent at once, ahead of a long batch window."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.publishing import PublishingActivities
+from bench.publish_check import check
 from models import publishing_store as store
 from runtime.settings import Settings
 from tests.factories import receive
-from tests.publishing import Receiver, running_receiver, status_when, until
+from tests.publishing import Receiver, availability, running_receiver, status_when, until
 from tests.test_replay import record_history
 from worker import WORKFLOWS, build_activities
 from workflows.contracts import ExceptionPolicyInput, PublisherInput, publisher_workflow_id
@@ -121,8 +122,8 @@ async def test_a_timeout_then_failures_past_the_limit_open_sync_failed_and_a_res
     await record_history(temporal_client, wid, "publisher-sync-failed-resync")
 
 
-async def test_a_delivery_answered_late_after_a_newer_one_changes_nothing(
-    keys: dict[str, Headers], engine: AsyncEngine, temporal_client: Client, temporal_env: WorkflowEnvironment,
+async def test_a_delivery_answered_late_after_its_retry_and_a_newer_one_changes_nothing(
+    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine, temporal_client: Client, temporal_env: WorkflowEnvironment,
     settings: Settings, quick_worker: Worker, receiver: Receiver,
 ) -> None:  # fmt: skip # kept aligned: the fixtures
     await receive(engine, "TEE", "DC-EAST", 5)
@@ -134,15 +135,17 @@ async def test_a_delivery_answered_late_after_a_newer_one_changes_nothing(
         if receiver.stalling:
             break
         await asyncio.sleep(0.01)
-    await receive(engine, "TEE", "DC-EAST", 2)  # ... the retry carries TEE 5 -> 10, answered first
-    await until(temporal_env, lambda: receiver.stale == 1)  # the held one comes last: refused
+    await receive(engine, "TEE", "DC-EAST", 2)  # ... more changes meanwhile do not join its retry
+    await until(temporal_env, lambda: receiver.state.get("TEE") == 10)  # the retry (5 -> 8), then 8 -> 10
+    await until(temporal_env, lambda: receiver.duplicates == 1)  # the held one is answered last
     truth = await _truth(engine)
-    await until(temporal_env, lambda: receiver.state == truth)
-    assert truth["TEE"] == 10 and receiver.state["TEE"] == 10
-    applied = [
-        i for d in receiver.deliveries for i in d["items"] if i["sku"] == "TEE" and d["kind"] == "delta"
-    ]
-    assert [(i["previous"], i["available"]) for i in applied][-2:] == [(5, 10), (5, 8)]
+    assert receiver.state == truth and truth["TEE"] == 10 and receiver.stale == 0
+    tee = [(a.previous, a.available) for a in receiver.applied[("web", "TEE")] if a.kind == "delta"]
+    assert tee == [(5, 8), (8, 10)]
+    held = receiver.applied[("web", "TEE")][1].delivery_id  # posted twice, held then retried: one id
+    assert receiver.attempts.count(held) == 2
+    verdict = await check(engine, receiver, ["web"], await availability(api, keys["readonly"]))
+    assert verdict.ok, verdict
 
 
 async def test_a_drop_to_zero_goes_at_once_ahead_of_a_long_batch_window(

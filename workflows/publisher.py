@@ -1,10 +1,11 @@
 """Channel publisher `publish-{channel}`: round after round, deliver the channel's ATP
-changes to its webhook (activities/publishing.py: read after the cursor, coalesce, sign,
-POST, advance only after a 2xx). The workflow decides *when*: after a batch window still
-open, at the target's rate, after a poke (the target changed, a resync was asked). A round
-that keeps failing past `fail_after_seconds` opens `channel_sync_failed` (retry now, pause,
-full resync; a snapshot goes first once deliveries work again). Continues-as-new every few
-hundred rounds so its history stays small."""
+changes to its webhook (activities/publishing.py: each round delivers the batch the round
+before pinned, rebuilt from the feed, signed, POSTed, the cursor advanced only after a 2xx,
+then pins the next). The workflow keeps the pinned batch, so a retry or a new worker sends
+the same delivery; it waits for a poke while the target is off (the rounds keep the batch
+window and the target's rate). A round that keeps failing past `fail_after_seconds` opens
+`channel_sync_failed` (retry now, pause, full resync; a snapshot goes first once deliveries
+work again). Continues-as-new every few hundred rounds so its history stays small."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         MARK_CHANNEL_FAILING,
         PUBLISH_ROUND,
         ChannelFailing,
+        PublishBatch,
         Published,
         PublisherInput,
         PublishRound,
@@ -37,11 +39,17 @@ DELIVERY_RETRY = RetryPolicy(
 IDLE_RECHECK = timedelta(minutes=10)  # a switched-off target is looked at again this often
 
 
+# The target's rate is kept by the round activity (a workflow timer of a few milliseconds
+# fires only after about a second on the server): no timer between deliveries.
+RATE_IN_ROUND = "publish-rate-in-round"
+
+
 @dataclass
 class PublisherState:
     rounds: int = 0
     poked: bool = False
     failures: int = 0
+    pending: PublishBatch | None = None  # decided by the last round, delivered by the next
 
 
 @workflow.defn(name="ChannelPublisher")
@@ -69,15 +77,17 @@ class ChannelPublisherWorkflow(AwaitsDecisions):
     async def deliver(self) -> Published | None:
         """One round; None when it failed for longer than the target may (after a person
         decided what to do)."""
-        round_ = PublishRound(self.inp.channel, self.inp.idle_wait_seconds)
+        round_ = PublishRound(self.inp.channel, self.inp.idle_wait_seconds, self.state.pending)
         try:
-            return await calls.run(
+            published = await calls.run(
                 PUBLISH_ROUND, round_, start_to_close=ROUND_TIMEOUT, retry=DELIVERY_RETRY,
                 heartbeat=timedelta(seconds=30), schedule_to_close=timedelta(seconds=self.inp.fail_after_seconds),
             )  # fmt: skip # kept aligned: one call
         except ActivityError:
-            await self.sync_failed()
+            await self.sync_failed()  # the pinned batch stays: a snapshot is owed first now
             return None
+        self.state.pending = published.next
+        return published
 
     async def pace(self, published: Published | None) -> None:
         """Wait as the round says: the batch window, the target's rate, or a poke."""
@@ -89,7 +99,7 @@ class ChannelPublisherWorkflow(AwaitsDecisions):
                 await workflow.wait_condition(lambda: self.state.poked, timeout=IDLE_RECHECK)
         elif published.wait_ms:
             await workflow.sleep(timedelta(milliseconds=published.wait_ms))
-        elif published.delivered and published.rate_per_s > 0:
+        elif published.delivered and published.rate_per_s > 0 and not workflow.patched(RATE_IN_ROUND):
             await workflow.sleep(timedelta(seconds=1 / published.rate_per_s))
 
     async def sync_failed(self) -> None:

@@ -23,9 +23,23 @@ class PublisherInput:
 
 
 @dataclass(frozen=True)
+class PublishBatch:
+    """A delivery decided and not yet acknowledged: its kind and the feed range it brings
+    the receiver over. Every attempt rebuilds it from the feed, so a retry, or another worker
+    after a crash, sends the same delivery id with the same items."""
+
+    kind: str  # "delta" | "snapshot"
+    start_txid: int
+    start_seq: int
+    end_txid: int
+    end_seq: int
+
+
+@dataclass(frozen=True)
 class PublishRound:
     channel: str
     idle_wait_seconds: float
+    batch: PublishBatch | None = None  # deliver this first (the round before decided it)
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Published:
     kind: str = ""
     wait_ms: int = 0  # the batch window is still open: come back after this long
     rate_per_s: float = 0.0
+    next: PublishBatch | None = None  # due now: the next round delivers it
 
 
 @dataclass(frozen=True)
