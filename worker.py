@@ -38,6 +38,7 @@ from activities.transfers import TransferActivities
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
+from runtime.telemetry import WORKER_SERVICE, process_tracing
 from runtime.temporal import connect_or_fail, run_event_loop, worker_options
 from runtime.worker_logging import LogContextInterceptor
 from workflows.backorders import BackorderDispatcherWorkflow
@@ -192,8 +193,16 @@ async def ensure_backorder_dispatcher(client: Client, settings: Settings) -> Non
 async def run(settings: Settings) -> None:
     if not settings.database_url or not settings.temporal_address:
         raise SystemExit("error: the worker needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
-    client = await connect_or_fail(settings.temporal_address, settings.temporal_namespace, "TEMPORAL_ADDRESS")
+    tracing = process_tracing(WORKER_SERVICE)  # None: traces off
+    client = await connect_or_fail(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        "TEMPORAL_ADDRESS",
+        interceptors=tracing.interceptors() if tracing else (),
+    )
     engine = make_async_engine(settings.database_url, settings.db_pool_size, "omniflow-worker")
+    if tracing:
+        tracing.instrument_engine(engine)
     await ensure_schedules(client, settings)
     await ensure_backorder_dispatcher(client, settings)
     worker = build_worker(client, engine, settings)

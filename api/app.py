@@ -41,6 +41,7 @@ from api.routes import (
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
+from runtime.telemetry import API_SERVICE, process_tracing
 from runtime.temporal import connect
 
 log = get_logger("omniflow.api")
@@ -62,17 +63,25 @@ def create_app(
         configure_logging(settings.log_format, settings.log_level)
     if not settings.database_url or not settings.temporal_address:
         raise RuntimeError("the API needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
+    tracing = process_tracing(API_SERVICE)  # None: traces off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_async_engine(
             settings.database_url or "", settings.db_pool_size, "omniflow-api"
         )
+        if tracing:
+            tracing.instrument_engine(app.state.engine)
         # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
         app.state.temporal = (
             temporal_client
             if temporal_client is not None
-            else await connect(settings.temporal_address or "", settings.temporal_namespace, lazy=True)
+            else await connect(
+                settings.temporal_address or "",
+                settings.temporal_namespace,
+                lazy=True,
+                interceptors=tracing.interceptors() if tracing else (),
+            )
         )
         log.info("api started", temporal=settings.temporal_address)
         try:
@@ -122,4 +131,6 @@ def create_app(
     install_openapi(app)
     serve_docs(app)
     console.serve_console(app)
+    if tracing:
+        tracing.instrument_app(app)
     return app

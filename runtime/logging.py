@@ -2,7 +2,8 @@
 
 The standard library's loggers (uvicorn, temporalio, alembic) are routed through the same
 processors, so every line has one shape. Request ids (API) and workflow/activity ids
-(worker) are bound with `structlog.contextvars` and appear in every line of that context.
+(worker) are bound with `structlog.contextvars` and appear in every line of that context,
+and so do the trace and span ids while a span is current (runtime.telemetry).
 No line carries an email, an address, a payment reference, a key or a secret in clear
 (runtime.log_masking, the last step before rendering)."""
 
@@ -13,6 +14,7 @@ import sys
 from typing import Literal
 
 import structlog
+from opentelemetry import trace
 
 from runtime.log_masking import mask_sensitive
 
@@ -28,6 +30,7 @@ def configure_logging(fmt: Literal["auto", "console", "json"] = "auto", level: s
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
     ]
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
@@ -61,6 +64,16 @@ def configure_logging(fmt: Literal["auto", "console", "json"] = "auto", level: s
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     _configured = True
+
+
+def add_trace_ids(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    """The current span's trace and span id (runtime.telemetry), when tracing is on: a log line
+    leads to its trace. Nothing is added while no span is recording."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", trace.format_trace_id(context.trace_id))
+        event_dict.setdefault("span_id", trace.format_span_id(context.span_id))
+    return event_dict
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

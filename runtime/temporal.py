@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
+from temporalio.runtime import Runtime
 
 from runtime.errors import StartupError
 
@@ -16,17 +17,31 @@ if TYPE_CHECKING:
     from runtime.settings import Settings
 
 
-async def connect(address: str, namespace: str = "default", *, lazy: bool = False) -> Client:
-    return await Client.connect(address, namespace=namespace, lazy=lazy)
+async def connect(
+    address: str,
+    namespace: str = "default",
+    *,
+    lazy: bool = False,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
+    """`interceptors`: runtime.telemetry's tracing (a worker built on the client uses them
+    too); `runtime`: a Temporal SDK runtime of the process's own, when it has one."""
+    return await Client.connect(
+        address, namespace=namespace, lazy=lazy, interceptors=interceptors, runtime=runtime
+    )
 
 
-async def connect_or_fail(address: str, namespace: str, setting: str, within: float = 30.0) -> Client:
-    """Connect, retrying for `within` seconds; fail with one line naming the setting."""
+async def connect_or_fail(
+    address: str, namespace: str, setting: str, within: float = 30.0, **options: Any
+) -> Client:
+    """Connect, retrying for `within` seconds; fail with one line naming the setting.
+    `options`: those of `connect`."""
     deadline = asyncio.get_running_loop().time() + within
     last: Exception | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
-            return await connect(address, namespace)
+            return await connect(address, namespace, **options)
         except Exception as exc:  # the SDK raises RuntimeError with a transport message
             last = exc
             await asyncio.sleep(0.5)
