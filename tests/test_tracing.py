@@ -112,17 +112,21 @@ async def _order_allocated(api: httpx.AsyncClient, headers: Headers) -> dict[str
     raise AssertionError("the order was never allocated")
 
 
-async def test_an_order_request_is_one_trace_from_http_to_sql(
-    api: httpx.AsyncClient,
-    keys: dict[str, Headers],
-    engine: AsyncEngine,
-    worker: Worker,
-    spans: InMemorySpanExporter,
-) -> None:
+@pytest.fixture
+async def placed(
+    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine, worker: Worker
+) -> dict[str, Any]:
+    """An order placed over HTTP (stock received first) and allocated by the worker."""
     await receive(engine, "TEE", "DC-EAST", 10)
     r = await create(api, keys["web"], order_body())
     assert r.status_code == 202, r.text
-    order = await _order_allocated(api, keys["web"])
+    return await _order_allocated(api, keys["web"])
+
+
+async def test_an_order_request_is_one_trace_from_http_to_sql(
+    placed: dict[str, Any], spans: InMemorySpanExporter
+) -> None:
+    order = placed
     # An order nothing holds is recorded and sourced in one step (record_order).
     root, trace = await _trace_of(spans, "POST /v1/orders", "RunActivity:record_order")
     by_id = _by_id(spans.get_finished_spans())
@@ -154,15 +158,9 @@ async def test_an_order_request_is_one_trace_from_http_to_sql(
 
 
 async def test_an_update_request_is_one_trace_through_its_handler_and_activity(
-    api: httpx.AsyncClient,
-    keys: dict[str, Headers],
-    engine: AsyncEngine,
-    worker: Worker,
-    spans: InMemorySpanExporter,
+    api: httpx.AsyncClient, keys: dict[str, Headers], placed: dict[str, Any], spans: InMemorySpanExporter
 ) -> None:
-    await receive(engine, "TEE", "DC-EAST", 10)
-    assert (await create(api, keys["web"], order_body())).status_code == 202
-    sid = (await _order_allocated(api, keys["web"]))["shipments"][0]["id"]
+    sid = placed["shipments"][0]["id"]
     pick = {"lines": [{"sku": "TEE", "qty": 2}]}
     r = await api.post(f"/v1/shipments/{sid}/pick", json=pick, headers=keys["warehouse"])
     assert r.status_code == 200, r.text
