@@ -19,6 +19,7 @@ from api.openapi import install as install_openapi
 from api.openapi import serve_docs
 from api.rate_limits import RateLimits
 from api.routes import (
+    audit,
     availability,
     catalog,
     console,
@@ -126,6 +127,7 @@ def create_app(
         returns,
         publishing,
         reports,
+        audit,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -1,6 +1,7 @@
 """SQLModel tables: the state of record. Importing this package registers every table
 on `SQLModel.metadata` (Alembic and tests rely on that)."""
 
+from models.audit import AuditEntry
 from models.auth import ApiKey
 from models.catalog import (
     Channel,
@@ -60,6 +61,7 @@ from models.returns import (
 __all__ = [
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AvailabilityEvent",
     "Channel",
     "ChannelAvailability",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.purchasing import PoLineQty, SupplierTerms
 from models import stock, timeline
+from models.base import stored_row
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,12 @@ async def set_bill_status(
         "UPDATE vendor_bill SET status = :status, total = :total WHERE supplier = :supplier AND invoice_number = :invoice"
     )
     await conn.execute(sql, {"status": status, "total": total, "supplier": supplier, "invoice": invoice})
+
+
+async def supplier_item_terms(conn: AsyncConnection, supplier: str, sku: str) -> dict[str, Any] | None:
+    """The item's own terms as stored (None: the supplier has no such item)."""
+    columns = "cost, currency, moq, order_multiple, lead_time_days, inspect"
+    return await stored_row(conn, "supplier_item", columns, supplier=supplier, sku=sku)
 
 
 async def upsert_supplier_item(

@@ -23,6 +23,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.replenishment import DEFAULT_REVIEW_DAYS, Factor, StockPoint, SupplierOption
+from models.base import stored_row
 
 _POINTS = text(
     """
@@ -181,6 +182,12 @@ async def replace_factors(conn: AsyncConnection, new: list[Factor]) -> None:
                 for f in new
             ],
         )
+
+
+async def policy(conn: AsyncConnection, sku: str, location: str) -> dict[str, Any] | None:
+    """The SKU-location's policy as stored (None: it has none)."""
+    columns = "safety_stock, review_days, supplier"
+    return await stored_row(conn, "replenishment_policy", columns, sku=sku, location=location)
 
 
 async def upsert_policy(

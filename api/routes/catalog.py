@@ -1,8 +1,6 @@
-"""Master data: SKUs, locations, channels (with their policies) and suppliers.
-
-Creates are idempotent by code: the same body again answers 200 with the existing record,
-a different body 409. Changes that move a channel's ATP (a new channel, a policy) refresh
-the materialized availability and the change feed in the same transaction."""
+"""Master data: SKUs, locations, channels (with their policies) and suppliers. Creates are
+idempotent by code (the same body again: 200 with the existing record; another body: 409);
+a change that moves a channel's ATP refreshes availability and the feed in its transaction."""
 
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep
 from api.pagination import PageDep, next_cursor
@@ -67,9 +66,9 @@ async def _codes(conn: AsyncConnection, table: str, codes: list[str], where: str
     responses=_same_again(SkuRead),
     **guard(Role.admin, idempotency="optional"),
 )
-async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
+async def create_sku(body: SkuCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a SKU (a kit names its simple components)."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "sku", body.code, "create", after=body) as (conn, change):
         found = await _codes(conn, "sku", [c.sku for c in body.components])
         for i, comp in enumerate(body.components):
             if comp.sku not in found:
@@ -78,7 +77,7 @@ async def create_sku(body: SkuCreate, engine: EngineDep) -> JSONResponse:
                 raise _invalid(
                     ["body", "components", i, "sku"], f"{comp.sku} is a kit; kits are made of simple SKUs"
                 )
-        created = (
+        created = change.happened = (
             await conn.execute(
                 text(
                     "INSERT INTO sku (code, name, kind, unit_cost, price, currency, tracking, returnable_days, release_at) "
@@ -145,13 +144,13 @@ async def get_sku(code: str, engine: EngineDep) -> SkuRead:
     responses=_same_again(LocationRead),
     **guard(Role.admin, idempotency="optional"),
 )
-async def create_location(body: LocationCreate, engine: EngineDep) -> JSONResponse:
+async def create_location(body: LocationCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost. A
     `dropship` location names its `supplier` (a drop-ship supplier): the SKUs it supplies are
     sourced from it and shipped by the supplier."""
     if body.supplier is not None and body.type != "dropship":
         raise _invalid(["body", "supplier"], "only a dropship location has a supplier")
-    async with engine.begin() as conn:
+    async with audit.change(engine, "location", body.code, "create", after=body) as (conn, change):
         if body.supplier is not None:
             dropship = (
                 await conn.execute(
@@ -162,7 +161,7 @@ async def create_location(body: LocationCreate, engine: EngineDep) -> JSONRespon
                 raise _invalid(["body", "supplier"], f"unknown supplier {body.supplier!r}")
             if not dropship:
                 raise _invalid(["body", "supplier"], f"supplier {body.supplier!r} does not drop-ship")
-        created = (
+        created = change.happened = (
             await conn.execute(
                 text(
                     "INSERT INTO location (code, name, type, lat, lon, ship_cost, priority, can_ship, supplier) VALUES "
@@ -215,15 +214,15 @@ async def get_location(code: str, engine: EngineDep) -> LocationRead:
     responses=_same_again(ChannelRead),
     **guard(Role.admin, idempotency="optional"),
 )
-async def create_channel(body: ChannelCreate, engine: EngineDep) -> JSONResponse:
+async def create_channel(body: ChannelCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a sales channel: which locations may fulfil it and how it sources."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "channel", body.code, "create", after=body) as (conn, change):
         found = await _codes(conn, "location", body.locations, "type <> 'virtual'")
         for i, loc in enumerate(body.locations):
             if loc not in found:
                 raise _invalid(["body", "locations", i], f"unknown location {loc!r}")
         await lock_skus(conn, await skus_stocked_at(conn, body.locations))  # before the first write
-        created = (
+        created = change.happened = (
             await conn.execute(
                 text(
                     "INSERT INTO channel (code, name, type, sourcing_rule) VALUES (:c, :n, :t, :r) "
@@ -283,10 +282,10 @@ async def get_channel(code: str, engine: EngineDep, who: CurrentPrincipal) -> Ch
 
 
 @router.put("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(Role.admin))
-async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) -> PolicyRead:
+async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep, audit: AuditDep) -> PolicyRead:
     """Set a channel's safety stock for a SKU and the units ring-fenced for it per location
     (replaces the previous policy). Every channel's ATP of the SKU is recomputed at once."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "channel_policy", f"{code}/{sku}", "put") as (conn, change):
         channel = await read_channel(conn, code)
         if channel is None:
             raise not_found(f"channel {code}")
@@ -298,6 +297,7 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
                     ["body", "ringfence", i, "location"], f"{fence.location} does not fulfil channel {code}"
                 )
         await lock_skus(conn, [sku])  # before the first write
+        change.before = await read_policy(conn, code, sku)
         await conn.execute(
             text(
                 "INSERT INTO channel_policy (channel, sku, safety_stock) VALUES (:c, :s, :q) "
@@ -314,7 +314,7 @@ async def put_policy(code: str, sku: str, body: PolicyPut, engine: EngineDep) ->
                 {"c": code, "s": sku, "l": fence.location, "q": fence.qty},
             )
         await refresh_availability(conn, [sku])
-        return await read_policy(conn, code, sku)
+        return await change.done(read_policy(conn, code, sku))
 
 
 @router.get("/v1/channels/{code}/policies/{sku}", response_model=PolicyRead, **guard(ANY))
@@ -338,14 +338,14 @@ async def get_policy(code: str, sku: str, engine: EngineDep, who: CurrentPrincip
     responses=_same_again(SupplierRead),
     **guard(Role.admin, idempotency="optional"),
 )
-async def create_supplier(body: SupplierCreate, engine: EngineDep) -> JSONResponse:
+async def create_supplier(body: SupplierCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a supplier with its items (cost, minimum order, order multiple) and lead time."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "supplier", body.code, "create", after=body) as (conn, change):
         found = await _codes(conn, "sku", [i.sku for i in body.items])
         for i, item in enumerate(body.items):
             if item.sku not in found:
                 raise _invalid(["body", "items", i, "sku"], f"unknown SKU {item.sku!r}")
-        created = (
+        created = change.happened = (
             await conn.execute(
                 text(
                     "INSERT INTO supplier (code, name, lead_time_days, dropship) VALUES (:c, :n, :l, :d) "

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from pydantic import Field, field_validator
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.audit_trail import AuditDep, AuditTrail
 from api.auth import ANY, NOT_CHANNEL, CurrentPrincipal, Role, guard
 from api.deps import EngineDep
 from api.domain_errors import as_problem
@@ -81,40 +83,67 @@ class StockChange(ResponseModel):
     balances: list[BucketLine]
 
 
-async def _balances_after(engine: EngineDep, moves: list[stock.Move]) -> list[BucketLine]:
+async def _balances_after(conn: AsyncConnection, moves: list[stock.Move]) -> list[BucketLine]:
     keys = {
         (m.sku, loc, st, m.lot)
         for m in moves
         for loc, st in ((m.from_location, m.from_status), (m.to_location, m.to_status))
     }
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT sku, location, status, lot, qty FROM stock_balance WHERE (sku, location, status, lot) IN "
-                "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]), CAST(:st AS text[]), CAST(:lot AS text[])))"
-                " ORDER BY location, status, lot"
-            ),
-            {
-                "s": [k[0] for k in keys],
-                "l": [k[1] for k in keys],
-                "st": [k[2] for k in keys],
-                "lot": [k[3] for k in keys],
-            },
-        )
-        return [BucketLine.model_validate(r._mapping) for r in rows]
+    rows = await conn.execute(
+        text(
+            "SELECT sku, location, status, lot, qty FROM stock_balance WHERE (sku, location, status, lot) IN "
+            "(SELECT * FROM unnest(CAST(:s AS text[]), CAST(:l AS text[]), CAST(:st AS text[]), CAST(:lot AS text[])))"
+            " ORDER BY location, status, lot"
+        ),
+        {
+            "s": [k[0] for k in keys],
+            "l": [k[1] for k in keys],
+            "st": [k[2] for k in keys],
+            "lot": [k[3] for k in keys],
+        },
+    )
+    return [BucketLine.model_validate(r._mapping) for r in rows]
+
+
+def _buckets_before(after: list[BucketLine], moves: list[stock.Move]) -> list[dict[str, Any]]:
+    """Each bucket as it was before the moves (its quantity after, less what they moved in)."""
+    moved: dict[tuple[str, str, str, str], int] = {}
+    for m in moves:
+        into, out = (m.sku, m.to_location, m.to_status, m.lot), (m.sku, m.from_location, m.from_status, m.lot)
+        moved[into], moved[out] = moved.get(into, 0) + m.qty, moved.get(out, 0) - m.qty
+    return [
+        {**b.model_dump(), "qty": b.qty - moved.get((b.sku, b.location, b.status, b.lot), 0)} for b in after
+    ]
+
+
+def _real(m: stock.Move) -> str:
+    """The real location of an adjustment (the other side is the virtual `adjustment`)."""
+    return m.to_location if m.from_location == "adjustment" else m.from_location
 
 
 async def _apply(
-    engine: EngineDep, key: str, kind: str, moves: list[stock.Move], reason: str, ref: str
+    engine: EngineDep,
+    audit: AuditTrail,
+    key: str,
+    kind: str,
+    moves: list[stock.Move],
+    reason: str,
+    ref: str = "",
 ) -> StockChange:
+    """The moves and their audit row (object: the SKU at the location), in one transaction; a
+    replay of the operation's key changes nothing and records nothing."""
+    action = "adjust" if kind == "adjustment" else "move"
     try:
-        async with engine.begin() as conn:
+        where = f"{moves[0].sku}@{moves[0].from_location if kind == 'status_move' else _real(moves[0])}"
+        async with audit.change(engine, "stock", where, action) as (conn, change):
             result = await stock.apply_moves(conn, key, kind, moves, reason=reason, ref=ref)
+            balances = await _balances_after(conn, moves)
+            change.happened, change.key = not result.replayed, key
+            change.before = {"buckets": _buckets_before(balances, moves)}
+            change.after = {"buckets": [b.model_dump() for b in balances], "reason": reason, "operation": key}
     except DomainError as exc:
         raise as_problem(exc, _FIELDS) from None
-    return StockChange(
-        id=key, kind=kind, replayed=result.replayed, balances=await _balances_after(engine, moves)
-    )
+    return StockChange(id=key, kind=kind, replayed=result.replayed, balances=balances)
 
 
 @router.post(
@@ -128,13 +157,14 @@ async def create_adjustment(
     body: AdjustmentCreate,
     engine: EngineDep,
     principal: CurrentPrincipal,
+    audit: AuditDep,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
 ) -> StockChange:
     """Add or remove units in one bucket, with a reason. The movement ledger records it as a
     move from/to the virtual `adjustment` location."""
     move = stock.adjustment_move(body.sku, body.location, body.status, body.delta, body.lot, body.expires_at)
     key = f"adjustment:{principal.key_id}:{idempotency_key}"
-    return await _apply(engine, key, "adjustment", [move], body.reason, body.note)
+    return await _apply(engine, audit, key, "adjustment", [move], body.reason, body.note)
 
 
 @router.post(
@@ -147,6 +177,7 @@ async def create_status_move(
     body: StatusMoveCreate,
     engine: EngineDep,
     principal: CurrentPrincipal,
+    audit: AuditDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> StockChange:
     """Move units between statuses at one location (e.g. sellable → quarantine). Reserved
@@ -155,7 +186,7 @@ async def create_status_move(
         body.sku, body.qty, body.location, body.from_status, body.location, body.to_status, body.lot
     )
     key = f"move:{principal.key_id}:{idempotency_key or uuid.uuid4().hex}"
-    return await _apply(engine, key, "status_move", [move], body.reason, "")
+    return await _apply(engine, audit, key, "status_move", [move], body.reason, "")
 
 
 class MovementRead(ResponseModel):

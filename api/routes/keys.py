@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import text
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Role, generate_key, guard
 from api.deps import EngineDep
 from api.problems import not_found
@@ -61,7 +62,7 @@ class ApiKeyCreated(ResponseModel):
 
 
 @router.post("/v1/api-keys", status_code=201, response_model=ApiKeyCreated, **guard(Role.admin))
-async def create_api_key(body: ApiKeyCreate, engine: EngineDep) -> ApiKeyCreated:
+async def create_api_key(body: ApiKeyCreate, engine: EngineDep, audit: AuditDep) -> ApiKeyCreated:
     """Create a key. The secret is in the response and nowhere else (so this route keeps no
     Idempotency-Key replay: a stored response would be a stored secret)."""
     secret = generate_key()
@@ -72,7 +73,7 @@ async def create_api_key(body: ApiKeyCreate, engine: EngineDep) -> ApiKeyCreated
         channel=body.channel,
         secret=secret,
     )
-    async with engine.begin() as conn:
+    async with audit.change(engine, "api_key", str(row["id"]), "create") as (conn, change):
         await conn.execute(
             text(
                 "INSERT INTO api_key (id, name, role, channel, key_hash, prefix) "
@@ -80,6 +81,7 @@ async def create_api_key(body: ApiKeyCreate, engine: EngineDep) -> ApiKeyCreated
             ),
             row,
         )
+        change.after = {k: row[k] for k in ("name", "role", "channel", "prefix")}
     return ApiKeyCreated(
         id=str(row["id"]), name=str(row["name"]), role=body.role, channel=body.channel, key=secret
     )
@@ -106,16 +108,22 @@ async def list_api_keys(
 
 
 @router.delete("/v1/api-keys/{key_id}", status_code=204, **guard(Role.admin))
-async def revoke_api_key(key_id: str, engine: EngineDep, request: Request) -> None:
+async def revoke_api_key(key_id: str, engine: EngineDep, request: Request, audit: AuditDep) -> None:
     """Revoke a key; it stops working at once on this API process and within
     `OMNIFLOW_API_KEY_CACHE_SECONDS` on the others."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            text("UPDATE api_key SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id"),
-            {"id": key_id},
-        )
-        if result.first() is None:
+    async with audit.change(engine, "api_key", key_id, "revoke") as (conn, change):
+        revoked = (
+            await conn.execute(
+                text(
+                    "UPDATE api_key SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"
+                    " RETURNING revoked_at"
+                ),
+                {"id": key_id},
+            )
+        ).scalar()
+        if revoked is None:
             raise not_found(f"API key {key_id}")
+        change.before, change.after = {"revoked_at": None}, {"revoked_at": revoked.isoformat()}
     request.app.state.key_cache.forget(key_id)
 
 

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.audit_trail import AuditDep
 from api.auth import Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.metrics import WORKFLOW_STARTS
@@ -74,7 +75,12 @@ async def _poke(temporal: Client, settings: Settings, code: str) -> None:
 
 @router.put("/v1/channels/{code}/publishing", response_model=PublishingPut, **guard(Role.admin))
 async def put_publishing(
-    code: str, body: PublishingBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+    code: str,
+    body: PublishingBody,
+    engine: EngineDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    audit: AuditDep,
 ) -> PublishingPut:
     """Set the channel's webhook target. A new target gets a signing secret, answered only
     here and only now (`rotate_secret` issues a new one); it starts with a full snapshot, as
@@ -86,16 +92,25 @@ async def put_publishing(
         )
     config = body.model_dump(include={"url", "enabled", "batch_ms", "max_batch", "rate_per_s"})
     secret: str | None = new_secret()
-    async with engine.begin() as conn:
+    async with audit.change(engine, "publishing_target", code, "put") as (conn, change):
         await _known_channel(conn, code)
+        change.before = _audited(await store.target(conn, code))
         created = await store.put_target(conn, code, secret or "", **config)
         if not created and body.rotate_secret:
             await store.set_secret(conn, code, secret or "")
         elif not created:
             secret = None
         row = await store.target(conn, code)
+        change.after = {**(_audited(row) or {}), "secret_issued": secret is not None}
     await _poke(temporal, settings, code)
     return PublishingPut.model_validate(row).model_copy(update={"secret": secret})
+
+
+def _audited(row: Any) -> dict[str, Any] | None:
+    """The target as the audit trail shows it: never its secret."""
+    if row is None:
+        return None
+    return {k: row._mapping[k] for k in ("url", "enabled", "batch_ms", "max_batch", "rate_per_s")}
 
 
 @router.get("/v1/channels/{code}/publishing", response_model=PublishingRead, **guard(Role.admin))
@@ -107,13 +122,14 @@ async def get_publishing(code: str, engine: EngineDep) -> PublishingRead:
 
 @router.post("/v1/channels/{code}/publishing/resync", status_code=202, **guard(Role.admin))
 async def resync_publishing(
-    code: str, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+    code: str, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep, audit: AuditDep
 ) -> dict[str, str]:
     """Send every SKU's absolute ATP (a snapshot) before the next changes; the publisher is
     poked (and started if it is not running)."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "publishing_target", code, "resync") as (conn, change):
         await _target(conn, code)
         await store.ask_snapshot(conn, code)
+        change.after = {"snapshot_due": True}
     await _poke(temporal, settings, code)
     return {"channel": code, "status": "snapshot_due"}
 

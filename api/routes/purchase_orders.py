@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
@@ -70,11 +71,11 @@ def _by(principal: Principal) -> str:
 
 @router.put("/v1/suppliers/{code}/items/{sku}", response_model=SupplierItemRead, **guard(Role.admin))
 async def put_supplier_item(
-    code: str, sku: str, body: SupplierItemBody, engine: EngineDep
+    code: str, sku: str, body: SupplierItemBody, engine: EngineDep, audit: AuditDep
 ) -> SupplierItemRead:
     """A supplier's terms for a SKU: cost, currency, minimum order, order multiple, lead
     time and whether receipts are inspected. Replaces what was there."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "supplier_item", f"{code}/{sku}", "put") as (conn, change):
         known = await pos.kinds_of(conn, code, "", [sku])
         if known["supplier"] is None:
             raise Problem(404, f"supplier {code} was not found", slug="not-found")
@@ -83,8 +84,11 @@ async def put_supplier_item(
         terms = rules.SupplierTerms(
             sku, body.cost, body.currency, body.moq, body.order_multiple, 0, body.inspect
         )
+        change.before = await pos.supplier_item_terms(conn, code, sku)
         await pos.upsert_supplier_item(conn, code, sku, terms, body.lead_time_days)
-        return await read_supplier_item(conn, code, sku)
+        item = await read_supplier_item(conn, code, sku)
+        change.after = item.model_dump(mode="json")
+    return item
 
 
 @router.get("/v1/suppliers/{code}/items/{sku}", response_model=SupplierItemRead, **guard(ANY))

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.problems import Problem, not_found
@@ -133,23 +134,28 @@ async def get_factors(engine: EngineDep) -> list[FactorRead]:
 
 @router.put("/v1/replenishment/factors", response_model=list[FactorRead], **guard(Role.admin))
 async def put_factors(
-    engine: EngineDep, body: Annotated[list[FactorIn], Body(max_length=10_000)]
+    engine: EngineDep, body: Annotated[list[FactorIn], Body(max_length=10_000)], audit: AuditDep
 ) -> list[FactorRead]:
     """Replace the whole set of seasonality and promotion factors. On a day, a SKU's own
     factors override its category's; several active at once multiply."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "replenishment_factors", "all", "put") as (conn, change):
         unknown = await _unknown_skus(conn, [f.sku for f in body if f.sku])
         for i, f in enumerate(body):
             if f.sku in unknown:
                 raise _invalid(f"unknown SKU {f.sku!r}", ["body", i, "sku"])
+        change.before = [_factor_read(f).model_dump(mode="json") for f in await store.factors(conn)]
         await store.replace_factors(conn, [_factor(f) for f in body])
-        return [_factor_read(f) for f in await store.factors(conn)]
+        factors = [_factor_read(f) for f in await store.factors(conn)]
+        change.after = [f.model_dump(mode="json") for f in factors]
+    return factors
 
 
 @router.put("/v1/replenishment/policies/{sku}/{location}", response_model=PolicyRead, **guard(Role.admin))
-async def put_policy(sku: str, location: str, body: PolicyIn, engine: EngineDep) -> PolicyRead:
+async def put_policy(
+    sku: str, location: str, body: PolicyIn, engine: EngineDep, audit: AuditDep
+) -> PolicyRead:
     """Safety stock, review days and the preferred supplier of one SKU at one location."""
-    async with engine.begin() as conn:
+    async with audit.change(engine, "replenishment_policy", f"{sku}/{location}", "put") as (conn, change):
         kind = (await conn.execute(text("SELECT kind FROM sku WHERE code = :c"), {"c": sku})).scalar()
         if kind != "simple":
             raise not_found(f"SKU {sku}")
@@ -162,7 +168,9 @@ async def put_policy(sku: str, location: str, body: PolicyIn, engine: EngineDep)
             known = await conn.execute(text("SELECT 1 FROM supplier WHERE code = :c"), {"c": body.supplier})
             if known.first() is None:
                 raise _invalid(f"unknown supplier {body.supplier!r}", ["body", "supplier"])
+        change.before = await store.policy(conn, sku, location)
         await store.upsert_policy(conn, sku, location, body.safety_stock, body.review_days, body.supplier)
+        change.after = body.model_dump(mode="json")
     return PolicyRead(sku=sku, location=location, **body.model_dump())
 
 
