@@ -1,5 +1,5 @@
 """The whole KPI report of one window: the facts of every area (models.kpis, kpis_ops,
-kpis_supply), ten statements on one connection, each turned into its KPI by domain.kpis."""
+kpis_supply), fourteen statements on one connection, each turned into its KPI by domain.kpis."""
 
 from __future__ import annotations
 

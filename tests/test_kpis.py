@@ -24,6 +24,7 @@ from models import publishing_store as store
 from runtime.settings import Settings
 from tests import kpi_scenario as scenario
 from tests.kpi_scenario import HOUR, day
+from tests.orders import GOOD_ADDRESS, open_exception, place_order
 
 Headers = dict[str, str]
 SHIP_BY = {"standard": 172_800, "express": 86_400}
@@ -279,3 +280,33 @@ async def test_the_client_reads_the_report(
         with pytest.raises(ApiError) as refused:
             await web.kpis()
         assert refused.value.status == 403
+
+
+async def test_the_exception_queues(
+    api: httpx.AsyncClient, reader: Headers, played: None, engine: AsyncEngine, settings: Settings,
+    temporal_env: WorkflowEnvironment,
+) -> None:  # fmt: skip # kept aligned: the fixtures of a played scenario plus the worker's
+    """An order held for its address (the real workflow opens address_invalid), opened on day
+    8 and due 4 h later: still open, so one breach; by channel only web's; opened before a
+    later window, it is open in it but no breach of it."""
+    bad = {**GOOD_ADDRESS, "region": "XX", "postal_code": "1000"}
+    held = await place_order(engine, temporal_env.client, settings, "H", [("TEE", 1, 2000)], ship_to=bad)
+    exc = await open_exception(engine, held.id, "address_invalid")
+    await scenario.write(
+        engine,
+        "UPDATE exception SET opened_at = :o, due_at = :d WHERE id = :i",
+        o=day(8),
+        d=day(8) + timedelta(hours=4),
+        i=exc.id,
+    )
+    queues = (await _report(api, reader, **_window()))["kpis"]["exceptions"]
+    assert (queues["value"], queues["sla_breaches"]) == (1, 1)
+    queue = queues["by_kind"]["address_invalid"]
+    assert (queue["open"], queue["opened"], queue["sla_breaches"]) == (1, 1, 1)
+    assert abs(queue["age"]["max"] - (datetime.now(UTC) - day(8)).total_seconds()) < 60
+    assert (await _report(api, reader, **_window(channel="marketplace")))["kpis"]["exceptions"][
+        "by_kind"
+    ] == {}
+    assert (await _report(api, reader, **_window(channel="web")))["kpis"]["exceptions"]["value"] == 1
+    later = (await _report(api, reader, **_window(**{"from": day(8.5).isoformat()})))["kpis"]["exceptions"]
+    assert (later["value"], later["sla_breaches"], later["by_kind"]["address_invalid"]["opened"]) == (1, 0, 0)
