@@ -91,6 +91,7 @@ async def test_a_hold_is_decided_through_the_console(
         await _finance_confirms_the_payment(page, api, held)
         await ready(page, "#/exceptions")
         assert "No open exceptions" in await page.inner_text("main")
+        await _kpis_are_charted(page)
     # The browser logs each 4xx it was answered: the bad key and the refused address, nothing else.
     refused = [e for e in errors if "the server responded with a status of" in e]
     assert [e for e in errors if e not in refused] == []
@@ -215,7 +216,7 @@ async def test_a_failing_channel_shows_channel_sync_failed_on_its_row_and_is_pau
         assert "channel sync failed" in await row.inner_text()
         assert await row.locator("button").all_inner_texts() == ["retry now", "pause", "resync"]
         assert "no publishing target" in await page.inner_text("tr[data-channel=marketplace]")
-        await shot(page, "05-channels-sync-failed")
+        await shot(page, "06-channels-sync-failed")
         await row.locator("button[data-action=pause]").click()
         await page.locator("dialog.decide button[type=submit]").click()
         await page.locator("dialog.decide .outcome .ok").wait_for()
@@ -223,9 +224,22 @@ async def test_a_failing_channel_shows_channel_sync_failed_on_its_row_and_is_pau
         await ready(page, "#/channels")
         assert "paused" in await row.inner_text()
         assert "none" in await row.locator("td").nth(5).inner_text()
-        await shot(page, "06-channels-paused")
+        await shot(page, "07-channels-paused")
     decided = (await api.get(f"/v1/exceptions/{exception['id']}", headers=admin)).json()
     assert (decided["status"], decided["resolution"]["action"]) == ("resolved", "pause")
     assert (await api.get("/v1/channels/web/publishing/status", headers=admin)).json()["paused"] is True
     # readonly may not list exceptions: the page says so (a 403 logged), nothing else failed.
     assert [e for e in errors if "status of 403" not in e and "status of 404" not in e] == []
+
+
+async def _kpis_are_charted(page: Page) -> None:
+    """GET /v1/reports/kpis for each of the last 24 hours: a card a KPI, a line where there
+    is data (the two orders received this hour), "no data yet" where there is none."""
+    await ready(page, "#/kpis?range=hours")
+    cards = page.locator("figure.kpi")
+    assert await cards.count() >= 5
+    names = [await c.get_attribute("data-kpi") for c in await cards.all()]
+    assert "fill_rate" in names
+    assert await page.locator("figure.kpi svg.chart path.series").count() >= 1
+    assert "no data yet" in await page.inner_text("main .kpis")
+    await shot(page, "05-kpis-24h")
