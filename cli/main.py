@@ -50,6 +50,58 @@ def dev(
 
 
 @app.command()
+def simulate(
+    api_url: Annotated[
+        str | None, typer.Option(help="The API (default: OMNIFLOW_API_HOST and OMNIFLOW_API_PORT).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="An admin key (default: OMNIFLOW_ADMIN_KEY, else the data directory's admin_key)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The same seed plays the same plan.")] = 1,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds the run lasts at most.")] = 300.0,
+    orders: Annotated[int, typer.Option(min=1, help="Orders placed at most.")] = 500,
+    rate: Annotated[float, typer.Option(min=0.01, help="Orders a second, on average.")] = 2.0,
+    tag: Annotated[
+        str, typer.Option(help="Put in every business id of the run (default sim<seed>-<time>).")
+    ] = "",
+) -> None:
+    """Drive realistic traffic through the API: channels with their own mix and promotions, a
+    flash sale, cancels, short picks, supplier delays, returns, and an approver desk that
+    answers some exceptions and lets others escalate. Ctrl-C stops it cleanly."""
+    import asyncio
+
+    from rich.console import Console
+
+    from cli.simulate import Options
+    from cli.simulate import simulate as run_simulation
+
+    settings = Settings()
+    key = api_key or (settings.admin_key.get_secret_value() if settings.admin_key else None)
+    key_file = settings.data_dir / "admin_key"
+    if key is None and key_file.exists():
+        key = key_file.read_text().strip()
+    if not key:
+        _fail(
+            StartupError(
+                "--api-key", f"is not given, OMNIFLOW_ADMIN_KEY is not set and there is no {key_file}"
+            )
+        )
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    opts = Options(url, key or "", seed=seed, duration=duration, orders=orders, rate=rate, tag=tag)
+    import httpx
+
+    from client import ApiError
+
+    try:
+        asyncio.run(run_simulation(opts, Console()))
+    except (ApiError, httpx.TransportError) as exc:
+        _fail(StartupError("omniflow simulate", f"the API at {url} answered: {exc}"))
+    except asyncio.CancelledError:
+        raise typer.Exit(130) from None
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations to DATABASE_URL."""
     from runtime.migrate import upgrade

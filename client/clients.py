@@ -114,6 +114,9 @@ class _Api:
     health = _Operation(ops.health)
     ready = _Operation(ops.ready)
     create_api_key = _Operation(ops.create_api_key)
+    list_api_keys = _Operation(ops.list_api_keys)
+    iter_api_keys = _Pages(ops.list_api_keys)
+    revoke_api_key = _Operation(ops.revoke_api_key)
     create_sku = _Operation(ops.create_sku)
     get_sku = _Operation(ops.get_sku)
     list_skus = _Operation(ops.list_skus)
@@ -150,6 +153,7 @@ class _Api:
     iter_transfers = _Pages(ops.list_transfers)
     ship_transfer = _Operation(ops.ship_transfer)
     receive_transfer = _Operation(ops.receive_transfer)
+    create_supplier = _Operation(buy.create_supplier)
     put_supplier_item = _Operation(buy.put_supplier_item)  # purchasing: client/operations_purchasing.py
     get_supplier_item = _Operation(buy.get_supplier_item)
     create_purchase_order = _Operation(buy.create_purchase_order)

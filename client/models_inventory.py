@@ -223,6 +223,18 @@ class ApiKey(Result):
     key: str
 
 
+class ApiKeyInfo(Result):
+    """A key as the list shows it: never its secret, only its first characters."""
+
+    id: str
+    name: str
+    role: str
+    channel: str | None = None
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
 class Readiness(Result):
     status: str  # ready, not_ready
     checks: dict[str, str]

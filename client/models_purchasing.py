@@ -11,7 +11,33 @@ from pydantic import Field, model_validator
 
 from client.models import Body, Hold, Result
 
-# -- supplier items --------------------------------------------------------------------
+# -- suppliers and their items ---------------------------------------------------------
+
+
+class NewSupplierItem(Body):
+    sku: str
+    cost: int
+    moq: int = 1
+    order_multiple: int = 1
+
+
+class NewSupplier(Body):
+    """A supplier by code: the same body again is the supplier (200), another body a 409."""
+
+    code: str
+    name: str
+    lead_time_days: int = 7
+    items: list[NewSupplierItem] = Field(default_factory=list)
+    dropship: bool = False
+
+
+class Supplier(Result):
+    code: str
+    name: str
+    lead_time_days: int
+    dropship: bool
+    items: list[dict[str, Any]]
+    created_at: datetime
 
 
 class SupplierTerms(Body):

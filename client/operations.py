@@ -24,7 +24,7 @@ from client.models import (
     Shipment,
     Wave,
 )
-from client.models_inventory import ApiKey, Readiness
+from client.models_inventory import ApiKey, ApiKeyInfo, Readiness
 from client.operations_inventory import (
     Stock,
     adjust_stock,
@@ -71,6 +71,7 @@ __all__ = [
     "get_stock",
     "get_transfer",
     "health",
+    "list_api_keys",
     "list_exceptions",
     "list_movements",
     "list_orders",
@@ -83,6 +84,7 @@ __all__ = [
     "ready",
     "receive_transfer",
     "resolve_exception",
+    "revoke_api_key",
     "set_policy",
     "ship_shipment",
     "ship_transfer",
@@ -106,6 +108,17 @@ def create_api_key(role: str, *, channel: str | None = None, name: str = "") -> 
     """An admin creates a key for a role (a channel key names its channel)."""
     body = {"role": role, "name": name, **({"channel": channel} if channel else {})}
     return write("POST", "/v1/api-keys", "/v1/api-keys", ApiKey.model_validate, body, key=None, policy=None)
+
+
+def list_api_keys(*, limit: int | None = None, cursor: str | None = None) -> Request[Page[ApiKeyInfo]]:
+    """Every key, revoked ones too (`revoked_at`), by id; an admin's read."""
+    return get("/v1/api-keys", Page[ApiKeyInfo].model_validate, {"limit": limit, "cursor": cursor})
+
+
+def revoke_api_key(key_id: str) -> Request[None]:
+    """Revoke a key (204; 404 if it is unknown or revoked already)."""
+    route = "/v1/api-keys/{key_id}"
+    return write("DELETE", route, path(route, key_id=key_id), lambda _: None, None, key=None, policy=None)
 
 
 # -- orders --------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from client.models_purchasing import (
     BillLine,
     ConfirmedLine,
     NewPurchaseOrder,
+    NewSupplier,
     PurchaseOrder,
     QcLine,
     ReceiptLine,
     ReplenishmentPolicy,
     Suggestions,
+    Supplier,
     SupplierItem,
     SupplierTerms,
 )
@@ -44,7 +46,14 @@ def _put(route: str, the_path: str, parse: Callable[[Any], T], body: Any) -> Req
     return write("PUT", route, the_path, parse, body, key=None, policy=None)
 
 
-# -- supplier items --------------------------------------------------------------------
+# -- suppliers and their items ---------------------------------------------------------
+
+
+def create_supplier(supplier: NewSupplier, *, idempotency_key: str | None = None) -> Request[Supplier]:
+    """201 new, 200 when it exists with the same data, 409 with other data."""
+    route = "/v1/suppliers"
+    parse = Supplier.model_validate
+    return write("POST", route, route, parse, supplier.to_json(), key=idempotency_key, policy="optional")
 
 
 def put_supplier_item(supplier: str, sku: str, terms: SupplierTerms) -> Request[SupplierItem]:
