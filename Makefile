@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish clean fmt
+.PHONY: run demo test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/omniflow dev
+
+# `make run` with simulated traffic once it is ready (README "Simulated traffic"); every SLA is
+# 30 s here, so the exceptions the desk leaves escalate while you watch.
+DEMO_SLAS := {"fraud_review":30,"address_invalid":30,"payment_pending":30,"po_approval":30,"supplier_unconfirmed":30,"receipt_discrepancy":30,"short_pick":30,"backorder_aging":30,"return_approval":30,"refund_approval":30,"refund_overdue":30,"count_variance":30,"bill_mismatch":30,"channel_sync_failed":30}
+demo: $(STAMP)
+	OMNIFLOW_EXCEPTION_SLA_SECONDS='$(DEMO_SLAS)' OMNIFLOW_LOG_LEVEL=WARNING $(BIN)/omniflow dev --simulate
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint typecheck imports shape chromium test-tools pytest

@@ -221,7 +221,7 @@ class DevStack:
             self.pg.stop()
 
 
-def run_dev(settings: Settings, demo: bool = True) -> int:
+def run_dev(settings: Settings, demo: bool = True, simulate: bool = False) -> int:
     stack = DevStack(settings, demo=demo)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)
@@ -235,9 +235,15 @@ def run_dev(settings: Settings, demo: bool = True) -> int:
         stack.stop()
         raise
     _announce(info, stack.out)
+    # `omniflow simulate` against this stack, once (not restarted: it ends when its run does).
+    argv = [sys.executable, "-m", "cli", "simulate", "--api-url", info["api"], "--api-key", info["admin_key"]]
+    traffic = subprocess.Popen(argv) if simulate else None  # noqa: S603
     try:
         stack.supervise()
     finally:
+        if traffic is not None and traffic.poll() is None:
+            traffic.terminate()
+            traffic.wait(STOP_GRACE_SECONDS)
         stack.stop()
         print("omniflow dev: stopped", file=sys.stderr, flush=True)
     return 0
@@ -255,7 +261,8 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
                 f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
                 f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
                 f"[bold]Database[/]      {info['database']}\n\n"
-                '[dim]Stuck processes in the UI: OmniException != ""   ·   Ctrl-C stops everything[/]',
+                '[dim]Stuck processes in the UI: OmniException != ""   ·   Ctrl-C stops everything[/]\n'
+                "[dim]Simulated traffic: `make demo` (or `omniflow simulate` against this stack)[/]",
                 title="omniflow is running",
             )
         )

@@ -39,6 +39,9 @@ def dev(
     ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port (OMNIFLOW_UI_PORT).")] = None,
     pg_port: Annotated[int | None, typer.Option(help="Embedded Postgres port (OMNIFLOW_PG_PORT).")] = None,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load demo data once.")] = True,
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Once ready, run `omniflow simulate` against it (`make demo`).")
+    ] = False,
 ) -> None:
     """Run the whole stack: embedded Postgres + Temporal dev server + worker + API."""
     from cli.dev import run_dev
@@ -46,7 +49,7 @@ def dev(
     settings = _settings(
         data_dir=data_dir, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
     )
-    raise typer.Exit(run_dev(settings, demo=demo))
+    raise typer.Exit(run_dev(settings, demo=demo, simulate=simulate))
 
 
 @app.command()

@@ -194,14 +194,15 @@ class Decision:
 def make_plan(seed: int, duration: float, max_orders: int, rate: float) -> Plan:
     """Everything the run will do; bounded by `duration` seconds and `max_orders` orders."""
     rnd = random.Random(seed)
-    promotions = tuple(_promotion(rnd, mix, duration) for mix in MIXES)
+    window = min(duration, max_orders / rate)  # when orders arrive: the flash sale and promotions fall in it
+    promotions = tuple(_promotion(rnd, mix, window) for mix in MIXES)
     regular: list[tuple[float, Mix]] = []
     t = rnd.expovariate(rate)
     while t < duration and len(regular) < max_orders:
         regular.append((t, rnd.choices(MIXES, weights=[m.share for m in MIXES])[0]))
         t += rnd.expovariate(rate)
     units = rnd.randint(8, 15)
-    flash = FlashSale(rnd.uniform(0.3, 0.6) * duration, FLASH_SKU["code"], units, units * rnd.randint(2, 3))
+    flash = FlashSale(rnd.uniform(0.3, 0.6) * window, FLASH_SKU["code"], units, units * rnd.randint(2, 3))
     arrivals = [(at, mix, False) for at, mix in regular]
     arrivals += [(flash.at + rnd.uniform(0, 4), _mix(rnd.choice(("web", "marketplace", "store"))), True)
                  for _ in range(flash.orders)]  # fmt: skip # kept aligned: the burst reads as one line
@@ -211,7 +212,7 @@ def make_plan(seed: int, duration: float, max_orders: int, rate: float) -> Plan:
                     enumerate(arrivals, 1))  # fmt: skip # kept aligned: the comprehension reads as one line
     placed_flash = sum(s.flash for s in stories)
     sale = FlashSale(flash.at, flash.sku, flash.units, placed_flash) if placed_flash else None
-    pos = tuple(_purchase_order(rnd, n, duration) for n in range(1, max(1, round(duration / 45)) + 1))
+    pos = tuple(_purchase_order(rnd, n, window) for n in range(1, max(1, round(window / 45)) + 1))
     policies = {kind: _jitter(rnd, p) for kind, p in POLICIES.items()}
     return Plan(seed, duration, stories, pos, promotions, sale, _stock(stories, sale), policies)
 
