@@ -159,6 +159,7 @@ ROUTES: dict[str, Route] = {
     "POST /v1/returns/{number}/cancel": owned(lambda _: {"reason": "matrix"}, number="return"),
     "GET /v1/reports/kpis": unowned(),
     "GET /v1/audit": unowned(),
+    "GET /v1/me": unowned(),  # the signed-in key itself: nothing a channel owns
 }
 
 
