@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.audit_trail import AuditDep
-from api.auth import ANY, CurrentPrincipal, Principal, Role, guard
+from api.auth import ANY, NOT_CHANNEL, CurrentPrincipal, Principal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
@@ -55,7 +55,6 @@ from workflows.contracts import (
 )
 
 router = APIRouter(tags=["purchasing"])
-NOT_CHANNEL = (Role.warehouse, Role.approver, Role.finance, Role.readonly)
 
 
 def _invalid(loc: list[str | int], msg: str, **extra: Any) -> Problem:

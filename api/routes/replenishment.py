@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.audit_trail import AuditDep
-from api.auth import ANY, Role, guard
+from api.auth import ANY, NOT_CHANNEL, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.problems import Problem, not_found
 from api.schemas_replenishment import (
@@ -51,7 +51,6 @@ from workflows import search_attributes as sa
 from workflows.contracts import REPLENISHMENT_WORKFLOW, ReplenishmentInput, replenishment_workflow_id
 
 router = APIRouter(tags=["replenishment"])
-READERS = (Role.warehouse, Role.approver, Role.finance, Role.readonly)  # any role but channel
 
 
 def _invalid(detail: str, loc: list[Any]) -> Problem:
@@ -86,7 +85,7 @@ def _read(s: Suggestion) -> SuggestionRead:
     )
 
 
-@router.get("/v1/replenishment/suggestions", response_model=Suggestions, **guard(*READERS))
+@router.get("/v1/replenishment/suggestions", response_model=Suggestions, **guard(*NOT_CHANNEL))
 async def suggestions(
     engine: EngineDep,
     settings: SettingsDep,
@@ -206,7 +205,7 @@ async def run(body: RunIn, engine: EngineDep, temporal: TemporalDep, settings: S
     return found or RunRead(run_id=body.run_id, workflow_id=workflow_id, status="requested")
 
 
-@router.get("/v1/replenishment/runs/{run_id}", response_model=RunRead, **guard(*READERS))
+@router.get("/v1/replenishment/runs/{run_id}", response_model=RunRead, **guard(*NOT_CHANNEL))
 async def get_run(run_id: str, engine: EngineDep) -> RunRead:
     found = await _run(engine, run_id)
     if found is None:

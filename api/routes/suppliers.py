@@ -10,14 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.auth import Role, guard
+from api.auth import NOT_CHANNEL, guard
 from api.deps import EngineDep
 from api.problems import Problem, not_found
 from api.schemas_suppliers import LeadTimeVariance, Scorecard, ScorecardCounts
 from models.supplier_scorecard import SupplierFacts, supplier_exists, supplier_facts
 
 router = APIRouter(tags=["suppliers"])
-READERS = (Role.warehouse, Role.approver, Role.finance, Role.readonly)  # any role but channel
 CODE = r"^[A-Za-z0-9._-]{1,64}$"
 DEFAULT_DAYS = 90  # the window when `from` is not given: the 90 days up to `to`
 MAX_DAYS = 3660
@@ -45,7 +44,7 @@ def _days(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-@router.get("/v1/suppliers/{code}/scorecard", response_model=Scorecard, **guard(*READERS))
+@router.get("/v1/suppliers/{code}/scorecard", response_model=Scorecard, **guard(*NOT_CHANNEL))
 async def scorecard(
     engine: EngineDep,
     code: Annotated[str, Path(pattern=CODE)],
