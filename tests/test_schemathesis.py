@@ -61,7 +61,9 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     ("POST", "/v1/channels"): _TWICE,  # each location once
     ("PUT", "/v1/channels/{code}/policies/{sku}"): _TWICE,
     ("POST", "/v1/suppliers"): _TWICE,
+    ("POST", "/v1/purchase-orders"): _TWICE,  # each SKU once
     ("POST", "/v1/purchase-orders/{number}/confirm"): _TWICE,
+    ("POST", "/v1/purchase-orders/{number}/bills"): _TWICE,
     ("POST", "/v1/orders"): r"the order total \d+ is larger than|" + _TWICE,
     ("PUT", "/v1/replenishment/factors"): r"`from` must not be after `to`",
     ("POST", "/v1/replenishment/simulate"): r"`from` must not be after `to`",
