@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import hold_decisions
     from domain import holds as hold_rules
     from domain import orders as order_rules
+    from workflows import order_carry
     from workflows import search_attributes as sa
     from workflows.contracts import (
         BACKORDER_UNITS,
@@ -65,6 +66,10 @@ class OrderWorkflow(OrderMessages):
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderSnapshot:
         workflow.upsert_search_attributes([sa.OMNI_CHANNEL.value_set(inp.channel)])
+        if inp.carried is not None:  # a long wait continued as new (workflows/order_carry.py)
+            self.state = order_carry.restored_state(inp.carried)
+            await self.fulfil()
+            return await self.close()
         # Decided once, in the first workflow task (a patch asked for the first time in a later
         # task that the worker replays is taken as absent).
         self.state.closed_by_last_step = workflow.patched("close-in-last-step")
@@ -124,6 +129,7 @@ class OrderWorkflow(OrderMessages):
             elif self.state.unfillable:
                 await self._short_pick_decision()
             elif self._backordered() > 0:
+                self._continue_if_long()
                 await self._await_stock()
             else:
                 await workflow.wait_condition(
@@ -201,6 +207,17 @@ class OrderWorkflow(OrderMessages):
         else:
             reason = "out of stock and the order allows no backorder"
             await self._cancel_now(CancelRequest(reason, dict(sourced.unfillable), "system:sourcing"))
+
+    def _continue_if_long(self) -> None:
+        """Continue as new once the history passes its bound, only at rest (patched)."""
+        at_rest = not self.lock.locked() and not self.state.busy and self.waiter.open is None
+        if (
+            at_rest
+            and order_carry.past_bound()
+            and workflow.all_handlers_finished()
+            and workflow.patched(order_carry.PATCH)
+        ):
+            workflow.continue_as_new(order_carry.carried_input(self.inp, self.state))
 
     async def _await_stock(self) -> None:
         """Wait for stock news (a signal from the backorder dispatcher) or the periodic

@@ -14,16 +14,6 @@ def order_workflow_id(channel: str, external_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class OrderInput:
-    order_id: str
-    channel: str
-    value: int  # what the customer pays, minor units (for priorities)
-    policies: dict[str, ExceptionPolicyInput]  # by exception kind: holds, backorder_aging, short_pick
-    backorder_aging_seconds: int = 3 * 24 * 3600
-    backorder_recheck_seconds: int = 3600
-
-
-@dataclass(frozen=True)
 class LineSnap:
     line: str
     sku: str
@@ -61,6 +51,35 @@ class OrderSnapshot:
     lines: list[LineSnap]
     shipments: list[ShipmentSnap]
     payment_status: str = "pending"
+
+
+@dataclass(frozen=True)
+class OrderCarry:
+    """What an order waiting for stock takes into its next run when its history reaches the
+    bound: the order as its last step left it and what the workflow knew between steps
+    (the step counter keeps every step key and exception key unique across runs)."""
+
+    order: OrderSnapshot
+    steps_named: int
+    closed_by_last_step: bool
+    backorder_since: str | None = None  # RFC 3339
+    stock_news: bool = False
+    needs_sourcing: bool = False
+    unfillable: dict[str, int] | None = None
+    avoid: list[str] | None = None
+    runs: int = 1  # how many runs came before this one
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    order_id: str
+    channel: str
+    value: int  # what the customer pays, minor units (for priorities)
+    policies: dict[str, ExceptionPolicyInput]  # by exception kind: holds, backorder_aging, short_pick
+    backorder_aging_seconds: int = 3 * 24 * 3600
+    backorder_recheck_seconds: int = 3600
+    # Set when a long wait continued as new (workflows/order_carry.py): the run resumes there.
+    carried: OrderCarry | None = None
 
 
 @dataclass(frozen=True)
