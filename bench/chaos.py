@@ -40,8 +40,10 @@ Verified and printed:
   negative / over-reserved balance; drift: sellable on hand ≠ stocked − shipped;
 - lost / doubled receipts: a delivery taken (2xx) but not on its PO; a receipt twice, or a
   PO's received units ≠ the sum of its distinct receipts (their units count as stocked);
-- stuck: an order in no final or expected state when the settle time runs out, or whose
-  workflow disagrees with its row (failed, terminated, still running when done);
+- stuck: an order in no final or expected state once nothing has moved for `--stall`
+  seconds (settling waits while any order, shipment, PO or return still changes:
+  bench/chaos_settle.py), or whose workflow disagrees with its row (failed, terminated,
+  still running when done);
 - returns: one not `completed` once the orders settle (stuck), a receipt or an inspection
   that moved more units than sent, a refund or store credit posted twice or not as the return
   says, a payment refunded beyond its capture, units left in the `returns` bucket
@@ -53,7 +55,8 @@ bench/results/chaos.json. Exit code 1 when anything is lost, doubled, oversold, 
 stuck, a check has findings, or the stack died.
 
 Here: the run and the command line. bench/chaos_setup.py has the configuration and the
-catalog, bench/chaos_load.py the load and the chaos, bench/chaos_verify.py the checks,
+catalog, bench/chaos_load.py the load and the chaos, bench/chaos_settle.py the wait for the orders
+to settle, bench/chaos_verify.py the checks,
 bench/chaos_stack.py the processes, bench/chaos_report.py the report."""
 
 from __future__ import annotations
@@ -72,9 +75,10 @@ from bench.chaos_load import Chaos
 from bench.chaos_purchasing import Dock
 from bench.chaos_report import ChaosEvent, Placed, Report, console, print_report
 from bench.chaos_returns import ReturnsDesk
+from bench.chaos_settle import settle
 from bench.chaos_setup import HTTP_TIMEOUT, STACK_ENV, ChaosConfig
 from bench.chaos_stack import _find_child, run_checks, temporal_process, worker_process
-from bench.chaos_verify import settle, verify
+from bench.chaos_verify import verify
 from bench.common import percentile, write_json
 from bench.stack import DevStack
 from client import Order
@@ -139,7 +143,8 @@ def _load_and_settle(
     chaos: Chaos, desks: Desks, cfg: ChaosConfig, report: Report, say: Callable[[str], None]
 ) -> list[Order]:
     """Orders, restocks and chaos for `cfg.seconds`; then the warehouse works until the orders
-    settle (or the settle time runs out). The orders still unsettled."""
+    settle, or nothing has moved for `cfg.settle_stall_seconds` (bench/chaos_settle.py). The
+    orders still unsettled."""
     chaos.t0 = time.monotonic()
     chaos.give_up_at = chaos.t0 + cfg.seconds + cfg.settle_seconds
     threads = [threading.Thread(target=chaos.client_loop, args=(i,), daemon=True) for i in range(cfg.clients)]
@@ -158,12 +163,16 @@ def _load_and_settle(
         t.join()
     load_s = chaos.now()
     say(f"load over after {load_s:.1f}s: {len(chaos.placed)} orders placed; settling…")
-    report.settle_s, unsettled = settle(chaos, cfg.settle_seconds)
-    report.settle_s = round(report.settle_s, 1)
+    settling = settle(chaos, cfg.settle_stall_seconds, cfg.settle_seconds)
+    report.settle_s = round(settling.seconds, 1)
+    if settling.stalled:
+        report.settle_stalled = settling.stalled
+        report.problems.append(f"settling stopped: {settling.stalled}")
+        say(f"settling stopped after {settling.seconds:.0f}s: {settling.stalled}")
     chaos.stop_warehouse.set()
     for t in warehouse:
         t.join(HTTP_TIMEOUT * 2)
-    return unsettled
+    return settling.unsettled
 
 
 def _check_outcome(
@@ -212,7 +221,10 @@ def main() -> None:
     parser.add_argument("--pg-down", type=float, default=3.0, help="seconds Postgres stays down")
     parser.add_argument("--pg-stop-mode", choices=("immediate", "fast"), default="immediate")
     parser.add_argument(
-        "--settle", type=float, default=150.0, help="max seconds to wait for orders to settle"
+        "--stall", type=float, default=60.0, help="settling fails once nothing has moved this long (s)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=900.0, help="settling stops here even while orders move (s)"
     )
     parser.add_argument("--po-every", type=float, default=6.0, help="place and receive a PO this often (s)")
     parser.add_argument(
@@ -229,6 +241,7 @@ def main() -> None:
         kill_every=args.kill_every,
         pg_down=args.pg_down,
         pg_stop_mode=args.pg_stop_mode,
+        settle_stall_seconds=args.stall,
         settle_seconds=args.settle,
         po_every=args.po_every,
         return_every=args.return_every,

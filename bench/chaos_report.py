@@ -65,6 +65,7 @@ class Report:
     placed_per_s: float = 0.0
     shipments_shipped: int = 0
     settle_s: float = 0.0
+    settle_stalled: str = ""  # why settling stopped with orders unsettled (bench/chaos_settle.py)
     problems: list[str] = field(default_factory=list)  # one line per lost / doubled / oversold / stuck item
     seconds_total: float = 0.0
     machine: dict[str, Any] = field(default_factory=machine)
@@ -128,6 +129,7 @@ def _counts(r: Report) -> Table:
         ("shipments shipped", r.shipments_shipped),
         ("placed / s", r.placed_per_s),
         ("settle time (s)", r.settle_s),
+        ("settling stopped", r.settle_stalled or "-"),
     ]
     rows += [(f"capture latency {k} (ms)", v) for k, v in r.capture_latency_ms.items()]
     rows += [(f"omniflow {what} check findings", c["findings"]) for what, c in r.checks.items()]

@@ -68,7 +68,8 @@ class ChaosConfig:
     restock_every: float = 8.0  # add RESTOCK_UNITS of the limited SKU this often
     po_every: float = 6.0  # place a PO for the limited SKU this often and receive it (chaos_purchasing)
     return_every: float = 2.0  # return a completed order this often, received and inspected (0: none)
-    settle_seconds: float = 150.0  # after the load, wait at most this long for every order to settle
+    settle_stall_seconds: float = 60.0  # after the load, settling fails once nothing moved this long
+    settle_seconds: float = 900.0  # and stops at this cap even while things still move (no hang)
     seed: int = 7
     data_dir: Path | None = None  # default: a temporary directory, removed afterwards
 

@@ -1,4 +1,4 @@
-"""After the chaos bench's load: wait for the orders to settle, then count what was lost,
+"""After the chaos bench's load (and its settling, bench/chaos_settle.py): count what was lost,
 doubled, oversold, drifted or stuck (bench/chaos.py lists what each means; the returns'
 checks are bench/chaos_returns.py's)."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections import Counter
 from typing import Any
 
@@ -16,28 +15,10 @@ from bench.chaos_load import Chaos
 from bench.chaos_purchasing import Dock
 from bench.chaos_report import Placed, Report
 from bench.chaos_returns import ReturnsDesk
-from bench.chaos_setup import EXPECTED_WAITS, FINAL, OPEN_STATUSES, RETURNED
+from bench.chaos_setup import EXPECTED_WAITS, FINAL, RETURNED
 from bench.chaos_stack import describe_workflows
 from client import Order
 from domain.orders import PricedLine, shipment_charge
-
-
-def settle(chaos: Chaos, timeout: float) -> tuple[float, list[Order]]:
-    """Wait until no order is in a state the warehouse or the worker still has to move;
-    the orders still unsettled at the timeout (and the time it took)."""
-    t = time.monotonic()
-    unsettled: list[Order] = []
-    with chaos.client() as admin:
-        while time.monotonic() - t < timeout:
-            unsettled = [o for o in chaos.orders(admin, OPEN_STATUSES) if not settled(o)]
-            if not unsettled:
-                break
-            # An order whose workflow has ended will not move again: stuck, not slow.
-            ended = asyncio.run(describe_workflows(chaos.stack.temporal_address, [o.id for o in unsettled]))
-            if all(ended.get(o.id) not in (None, "RUNNING") for o in unsettled):
-                break
-            time.sleep(2.0)
-    return time.monotonic() - t, unsettled
 
 
 def verify(
@@ -119,7 +100,7 @@ def _not_settled_in_time(
                 "id": u.id,
                 "status": o.status,
                 "workflow": workflows.get(u.id, "-"),
-                "why": "not settled in time",
+                "why": "not settled: nothing moved",
             }
         )
         report.problems.append(f"stuck {u.id}: {o.status} {[(s.id[-3:], s.status) for s in o.shipments]}")

@@ -29,7 +29,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
         pickers=2,
         kill_every=8.0,  # worker kills at ~9 s and ~19 s; Temporal at 7.5 s, Postgres at 15 s
         pg_down=3.0,
-        settle_seconds=75.0,
+        settle_stall_seconds=45.0,  # settling fails once nothing moved this long (not on a slow run)
+        settle_seconds=400.0,
         data_dir=Path(tmp_path_factory.mktemp("chaos")) / "data",
     )
     r = run(cfg, log=print)
