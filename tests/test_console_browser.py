@@ -242,4 +242,10 @@ async def _kpis_are_charted(page: Page) -> None:
     assert "fill_rate" in names
     assert await page.locator("figure.kpi svg.chart path.series").count() >= 1
     assert "no data yet" in await page.inner_text("main .kpis")
+    # margin_by_channel's value is rows, one a channel and currency: charted a line a channel.
+    # CON-1 came in captured (4,000 merchandise + 500 shipping), nothing shipped: margin 45.00.
+    margin = page.locator("figure.kpi[data-kpi=margin_by_channel]")
+    assert await margin.locator("svg.chart circle.point").count() == 1  # this hour's window
+    assert await margin.locator(".latest").inner_text() == "web USD 45"
+    assert await margin.locator(".legend").inner_text() == "web USD"
     await shot(page, "05-kpis-24h")

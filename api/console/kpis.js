@@ -1,6 +1,7 @@
 // The KPIs as charts over time: GET /v1/reports/kpis for each of consecutive windows (the
 // last 14 days, a day each, or the last 24 hours, an hour each), a line a KPI's headline
-// value (and its p50 / p95 where it has them). A KPI with no data in any window says so.
+// value (and its p50 / p95 where it has them; margin_by_channel, whose value is rows: a line
+// a channel's margin). A KPI with no data in any window says so.
 
 import { all, get, q } from "./api.js";
 import { duration, h, problemBox, replace } from "./dom.js";
@@ -76,29 +77,47 @@ function controls(range, channel, channels) {
 
 function card(name, points, labels) {
   const latest = points.at(-1) || {};
-  const series = [{ name: "value", values: points.map((p) => num(p?.value)) }];
-  for (const extra of ["p50", "p95"]) {
-    if (points.some((p) => typeof p?.[extra] === "number")) series.push({ name: extra, values: points.map((p) => num(p?.[extra])) });
-  }
+  const rows = points.some((p) => Array.isArray(p?.value));
+  const series = rows ? rowSeries(points) : headlineSeries(points);
   const format = formatter(latest.unit);
   const hasData = series.some((s) => s.values.some((v) => v !== null));
   return h(
     "figure",
     { class: "kpi", dataset: { kpi: name } },
     h("figcaption", {}, h("strong", {}, name.replaceAll("_", " ")), " ",
-      h("span", { class: "latest" }, hasData ? latestText(series, format) : "no data yet")),
+      h("span", { class: "latest" }, hasData ? latestText(series, format, rows) : "no data yet")),
     hasData ? lineChart(series, labels, format) : h("div", { class: "nodata" }, "no data yet"),
-    series.length > 1 ? h("p", { class: "legend" }, series.map((s, i) => h("span", { class: `key k${i}` }, s.name))) : null,
+    series.length > 1 || (rows && hasData) ? h("p", { class: "legend" }, series.map((s, i) => h("span", { class: `key k${i}` }, s.name))) : null,
     h("p", { class: "definition" }, latest.definition || ""),
   );
+}
+
+// A headline value a window, and its p50 / p95 where the KPI has them.
+function headlineSeries(points) {
+  const series = [{ name: "value", values: points.map((p) => num(p?.value)) }];
+  for (const extra of ["p50", "p95"]) {
+    if (points.some((p) => typeof p?.[extra] === "number")) series.push({ name: extra, values: points.map((p) => num(p?.[extra])) });
+  }
+  return series;
+}
+
+// A KPI whose value is rows (margin_by_channel: one a channel and currency): a line a row's
+// margin, named by its channel and currency; a window without that row is a gap.
+function rowSeries(points) {
+  const key = (row) => `${row.channel ?? "no channel"} ${row.currency}`;
+  const rowsOf = (p) => (Array.isArray(p?.value) ? p.value : []);
+  const keys = [...new Set(points.flatMap((p) => rowsOf(p).map(key)))].sort();
+  return keys.map((k) => ({ name: k, values: points.map((p) => num(rowsOf(p).find((row) => key(row) === k)?.margin)) }));
 }
 
 function num(v) {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
-function latestText(series, format) {
-  const last = series[0].values.findLast((v) => v !== null);
+function latestText(series, format, rows) {
+  const lastOf = (s) => s.values.findLast((v) => v !== null);
+  if (rows) return series.map((s) => `${s.name} ${format(lastOf(s))}`).join(" · ");
+  const last = lastOf(series[0]);
   return last === undefined ? "no data in the last window" : format(last);
 }
 
