@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.ports import free_port
+from runtime.ports import free_port, free_port_run, port_is_free
 
 READY_TIMEOUT = 120.0
 
@@ -22,6 +22,7 @@ class DevStack:
     admin_key: str = "omf_e2e_admin_key_0123456789abcdefghijklmnopqrstuvwxyz"
     extra_env: dict[str, str] = field(default_factory=dict)
     demo: bool = False
+    replicas: int = 1  # workers and APIs (`omniflow dev --replicas`), the APIs from `api_port` on
     api_port: int = field(default_factory=free_port)
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -31,9 +32,19 @@ class DevStack:
     stdout_lines: list[str] = field(default_factory=list)
     stderr_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        taken = not all(port_is_free("127.0.0.1", self.api_port + i) for i in range(1, self.replicas))
+        if taken:  # the replicas' ports after the first are not free: another run of them
+            self.api_port = free_port_run(self.replicas)
+
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def apis(self) -> list[str]:
+        """Every API replica's URL (the first is `api`)."""
+        return [f"http://127.0.0.1:{self.api_port + i}" for i in range(self.replicas)]
 
     @property
     def temporal_address(self) -> str:
@@ -64,6 +75,8 @@ class DevStack:
             "--pg-port",
             str(self.pg_port),
             "--demo" if self.demo else "--no-demo",
+            "--replicas",
+            str(self.replicas),
         ]
 
     def start(self) -> DevStack:

@@ -2,8 +2,10 @@
 
 Starts (unless DATABASE_URL / TEMPORAL_ADDRESS point elsewhere) an embedded Postgres and
 the Temporal dev server, applies migrations, then runs the worker and the API as child
-processes and restarts them if they die. Prints one `READY …` line once the API answers
-/readyz and the worker polls. SIGTERM / Ctrl-C stops everything it started."""
+processes and restarts them if they die. `--replicas N` runs N workers and N APIs (on N
+consecutive ports from the API port) against the one Postgres and the one Temporal server,
+as a deployment with several of each does. Prints one `READY …` line once every API answers
+/readyz and every worker polls. SIGTERM / Ctrl-C stops everything it started."""
 
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ class Child:
 class DevStack:
     settings: Settings
     demo: bool = True
+    replicas: int = 1  # workers and APIs, each
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     pg: EmbeddedPostgres | None = None
     temporal: TemporalDevServer | None = None
@@ -89,7 +92,8 @@ class DevStack:
         gateway_factory(s.payment_gateway)  # a bad OMNIFLOW_PAYMENT_GATEWAY fails here, not in the worker
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        require_free_port("OMNIFLOW_API_PORT", s.api_host, s.api_port)
+        for port in self.api_ports:
+            require_free_port("OMNIFLOW_API_PORT", s.api_host, port)
 
         database_url = s.database_url
         if database_url is None:
@@ -121,20 +125,19 @@ class DevStack:
         env = {**os.environ, **s.as_env(), "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
         if ui_url:  # the console links each workflow to it
             env["OMNIFLOW_TEMPORAL_UI_URL"] = ui_url
-        self.children = [
-            Child("worker", [sys.executable, "-m", "worker"], env),
-            Child("api", [sys.executable, "-m", "api"], env),
-        ]
+        self.children = self._children(env)
         for child in self.children:
             child.start()
-        api_url = f"http://{s.api_host}:{s.api_port}"
-        self._wait_ready(api_url, temporal_address)
+        api_urls = [f"http://{s.api_host}:{port}" for port in self.api_ports]
+        api_url = api_urls[0]
+        self._wait_ready(api_urls, temporal_address)
         if self.demo:
             from cli.demo import load_demo
 
             load_demo(api_url, admin_key, self.out)
         return {
             "api": api_url,
+            "apis": ",".join(api_urls),
             "docs": f"{api_url}/docs",
             "console": f"{api_url}/console",
             "temporal": temporal_address,
@@ -146,6 +149,26 @@ class DevStack:
             else ("generated" if generated else str(s.data_dir / "admin_key")),
         }
 
+    @property
+    def api_ports(self) -> list[int]:
+        return [self.settings.api_port + i for i in range(self.replicas)]
+
+    def _children(self, env: dict[str, str]) -> list[Child]:
+        """The workers, then the APIs (stopped in the reverse order: the APIs first). With
+        replicas each is named by its number (`worker 2`, `api 2`)."""
+
+        def name(kind: str, i: int) -> str:
+            return kind if self.replicas == 1 else f"{kind} {i + 1}"
+
+        workers = [
+            Child(name("worker", i), [sys.executable, "-m", "worker"], env) for i in range(self.replicas)
+        ]
+        apis = [
+            Child(name("api", i), [sys.executable, "-m", "api"], {**env, "OMNIFLOW_API_PORT": str(port)})
+            for i, port in enumerate(self.api_ports)
+        ]
+        return workers + apis
+
     def _lock_data_dir(self) -> None:
         fh = open(self.settings.data_dir / ".lock", "w")  # noqa: SIM115 - held for the process lifetime
         try:
@@ -156,7 +179,7 @@ class DevStack:
             ) from None
         self._lock_fh = fh
 
-    def _wait_ready(self, api_url: str, temporal_address: str, timeout: float = 90.0) -> None:
+    def _wait_ready(self, api_urls: list[str], temporal_address: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as http:
             while True:
@@ -167,10 +190,13 @@ class DevStack:
                             f"the {child.name} exited during start-up (see its log lines above)",
                         )
                 try:
-                    if http.get(f"{api_url}/readyz").status_code == 200 and asyncio.run(
-                        _worker_polls(
-                            temporal_address, self.settings.temporal_namespace, self.settings.task_queue
+                    if all(http.get(f"{url}/readyz").status_code == 200 for url in api_urls) and (
+                        asyncio.run(
+                            _worker_pollers(
+                                temporal_address, self.settings.temporal_namespace, self.settings.task_queue
+                            )
                         )
+                        >= self.replicas
                     ):
                         return
                 except (httpx.HTTPError, RuntimeError):
@@ -221,8 +247,8 @@ class DevStack:
             self.pg.stop()
 
 
-def run_dev(settings: Settings, demo: bool = True, simulate: bool = False) -> int:
-    stack = DevStack(settings, demo=demo)
+def run_dev(settings: Settings, demo: bool = True, simulate: bool = False, replicas: int = 1) -> int:
+    stack = DevStack(settings, demo=demo, replicas=replicas)
     signal.signal(signal.SIGTERM, stack.request_stop)
     signal.signal(signal.SIGINT, stack.request_stop)
     try:
@@ -257,7 +283,12 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
         Console(file=out).print(
             Panel.fit(
                 f"[bold]Console[/]       {info['console']}\n"
-                f"[bold]API docs[/]      {info['docs']}\n"
+                + (
+                    f"[bold]API replicas[/]  {info['apis'].replace(',', '  ')}\n"
+                    if "," in info["apis"]
+                    else ""
+                )
+                + f"[bold]API docs[/]      {info['docs']}\n"
                 f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
                 f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
                 f"[bold]Database[/]      {info['database']}\n\n"
@@ -267,8 +298,8 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
             )
         )
     print(
-        f"READY api={info['api']} docs={info['docs']} console={info['console']} ui={info['ui']} "
-        f"temporal={info['temporal']}",
+        f"READY api={info['api']} apis={info['apis']} docs={info['docs']} console={info['console']} "
+        f"ui={info['ui']} temporal={info['temporal']}",
         file=out,
         flush=True,
     )
@@ -298,7 +329,8 @@ async def _prepare_temporal(address: str, namespace: str) -> None:
     await ensure_search_attributes(client, namespace)
 
 
-async def _worker_polls(address: str, namespace: str, task_queue: str) -> bool:
+async def _worker_pollers(address: str, namespace: str, task_queue: str) -> int:
+    """How many workers poll the task queue for workflow tasks (each is one poller identity)."""
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -313,4 +345,4 @@ async def _worker_polls(address: str, namespace: str, task_queue: str) -> bool:
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
     )
-    return len(resp.pollers) > 0
+    return len({p.identity for p in resp.pollers})

@@ -42,14 +42,22 @@ def dev(
     simulate: Annotated[
         bool, typer.Option("--simulate", help="Once ready, run `omniflow simulate` against it (`make demo`).")
     ] = False,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Workers and APIs to run, each (the APIs on consecutive ports from --api-port).",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the whole stack: embedded Postgres + Temporal dev server + worker + API."""
+    """Run the whole stack: embedded Postgres + Temporal dev server + worker(s) + API(s)."""
     from cli.dev import run_dev
 
     settings = _settings(
         data_dir=data_dir, api_port=api_port, temporal_port=temporal_port, ui_port=ui_port, pg_port=pg_port
     )
-    raise typer.Exit(run_dev(settings, demo=demo, simulate=simulate))
+    raise typer.Exit(run_dev(settings, demo=demo, simulate=simulate, replicas=replicas))
 
 
 @app.command()

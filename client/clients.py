@@ -8,8 +8,9 @@ decisions and reading the answer are shared (`_Core`); only sending differs."""
 from __future__ import annotations
 
 import copy
+import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -38,7 +39,7 @@ class _Core:
 
     def __init__(
         self,
-        base_url: str | None,
+        base_url: str | Sequence[str] | None,
         api_key: str | None,
         *,
         timeout: float,
@@ -47,9 +48,15 @@ class _Core:
         observer: Observer | None,
         http_base_url: str | None,
     ) -> None:
-        if base_url is None and http_base_url is None:
+        urls = [u for u in ([base_url] if isinstance(base_url, str) else base_url or []) if u]
+        if not urls and http_base_url is None:
             raise ValueError("give base_url (or an httpx client with a base_url)")
-        self.base_url = str(base_url or http_base_url).rstrip("/")
+        # Several replicas of the API: each request starts at the next one, and each retry
+        # of it goes to the one after (a replica that died is left at once; the write's
+        # Idempotency-Key makes sending it again elsewhere safe).
+        self.base_urls = tuple(str(u).rstrip("/") for u in urls or [str(http_base_url)])
+        self.base_url = self.base_urls[0]
+        self._turns = itertools.count()
         self.api_key = api_key
         self.timeout = timeout
         self.retry = retry
@@ -60,7 +67,13 @@ class _Core:
     def _prepare(self, request: Request[T]) -> Request[T]:
         return request if self.idempotent_writes else request.without_optional_key()
 
-    def _args(self, request: Request[Any]) -> dict[str, Any]:
+    def _first_replica(self) -> int:
+        return next(self._turns) if len(self.base_urls) > 1 else 0
+
+    def _url(self, request: Request[Any], first: int, number: int) -> str:
+        return self.base_urls[(first + number - 1) % len(self.base_urls)] + request.path
+
+    def _args(self, request: Request[Any], url: str) -> dict[str, Any]:
         headers = {"Accept": "application/json, application/problem+json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -68,7 +81,7 @@ class _Core:
             headers["Idempotency-Key"] = request.idempotency_key
         return {
             "method": request.method,
-            "url": self.base_url + request.path,
+            "url": url,
             "params": request.query(),
             "json": request.json,
             "headers": headers,
@@ -188,14 +201,15 @@ class OmniflowClient(_Api, _Core):
         with OmniflowClient("http://127.0.0.1:8000", api_key) as api:
             order = api.get_order("order-web-1001")
 
-    `retry`: a RetryPolicy, or None (one attempt; the default). `idempotent_writes=False`
+    `base_url` may list several replicas of the API: requests take turns, and a retry goes
+    to the next replica. `retry`: a RetryPolicy, or None (one attempt; the default). `idempotent_writes=False`
     sends an Idempotency-Key only where the API requires one or where you pass one.
     `observer` is called after every attempt (metrics, logs). `transport` or `http` inject
     the HTTP layer (an `http` client you pass stays yours to close)."""
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         *,
         timeout: float = 30.0,
@@ -219,18 +233,18 @@ class OmniflowClient(_Api, _Core):
 
     def send(self, request: Request[T]) -> Reply[T]:
         """Send a request built by client.operations; retried as `retry` says."""
-        request = self._prepare(request)
+        request, first = self._prepare(request), self._first_replica()
         if self.retry is None:
-            return self._once(request, 1)
+            return self._once(request, first, 1)
         for attempt in tenacity.Retrying(**self.retry.tenacity(request)):
             with attempt:
-                return self._once(request, attempt.retry_state.attempt_number)
+                return self._once(request, first, attempt.retry_state.attempt_number)
         raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
 
-    def _once(self, request: Request[T], number: int) -> Reply[T]:
+    def _once(self, request: Request[T], first: int, number: int) -> Reply[T]:
         started = time.perf_counter()
         try:
-            response = self._http.request(**self._args(request))
+            response = self._http.request(**self._args(request, self._url(request, first, number)))
         except httpx.TransportError as exc:
             self._observe(request, number, started, error=exc)
             raise
@@ -281,7 +295,7 @@ class AsyncOmniflowClient(_Api, _Core):
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         *,
         timeout: float = 30.0,
@@ -305,18 +319,18 @@ class AsyncOmniflowClient(_Api, _Core):
 
     async def send(self, request: Request[T]) -> Reply[T]:
         """Send a request built by client.operations; retried as `retry` says."""
-        request = self._prepare(request)
+        request, first = self._prepare(request), self._first_replica()
         if self.retry is None:
-            return await self._once(request, 1)
+            return await self._once(request, first, 1)
         async for attempt in tenacity.AsyncRetrying(**self.retry.tenacity(request)):
             with attempt:
-                return await self._once(request, attempt.retry_state.attempt_number)
+                return await self._once(request, first, attempt.retry_state.attempt_number)
         raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
 
-    async def _once(self, request: Request[T], number: int) -> Reply[T]:
+    async def _once(self, request: Request[T], first: int, number: int) -> Reply[T]:
         started = time.perf_counter()
         try:
-            response = await self._http.request(**self._args(request))
+            response = await self._http.request(**self._args(request, self._url(request, first, number)))
         except httpx.TransportError as exc:
             self._observe(request, number, started, error=exc)
             raise

@@ -1,0 +1,124 @@
+"""`omniflow dev --replicas 2`: two API processes on consecutive ports and two workers against
+one Postgres and one Temporal server; both APIs answer, both workers poll, one API killed
+leaves the other answering while the supervisor restarts it, and SIGTERM stops all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from client import OmniflowClient, RetryPolicy
+from runtime.ports import port_is_free
+from tests.stack import DevStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    s = DevStack(tmp_path_factory.mktemp("replicas") / "data", replicas=2).start()
+    yield s
+    s.stop()
+
+
+def _kids(stack: DevStack, module: str) -> list[psutil.Process]:
+    assert stack.proc is not None
+    out = []
+    for p in psutil.Process(stack.proc.pid).children():
+        try:
+            if p.cmdline()[-2:] == ["-m", module] and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+async def _pollers(address: str) -> dict[str, set[str]]:
+    """The identities polling our task queue, for workflow and for activity tasks."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from runtime.temporal import connect
+
+    client = await connect(address)
+    out = {}
+    for name, kind in (
+        ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    ):
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace="default", task_queue=TaskQueue(name="omniflow"), task_queue_type=kind
+            )
+        )
+        out[name] = {p.identity for p in resp.pollers}
+    return out
+
+
+def test_the_ready_line_names_both_apis_and_both_answer(stack: DevStack) -> None:
+    assert stack.ready_line is not None
+    first, second = stack.apis
+    assert second == f"http://127.0.0.1:{stack.api_port + 1}"
+    assert f"api={first} " in stack.ready_line and f"apis={first},{second} " in stack.ready_line
+    for url in stack.apis:
+        r = httpx.get(f"{url}/readyz")
+        assert r.status_code == 200 and r.json()["checks"] == {"database": "ok", "workflow_engine": "ok"}
+    # One database behind both: a key made through one authenticates on the other.
+    made = httpx.post(f"{first}/v1/api-keys", json={"role": "warehouse"}, headers=stack.headers).json()
+    r = httpx.get(f"{second}/v1/api-keys", headers={"Authorization": f"Bearer {made['key']}"})
+    assert r.status_code == 403  # known (authenticated), not allowed
+
+
+def test_two_workers_and_two_apis_run_and_both_workers_poll(stack: DevStack) -> None:
+    workers, apis = _kids(stack, "worker"), _kids(stack, "api")
+    assert len(workers) == 2 and len(apis) == 2
+    pollers = asyncio.run(_pollers(stack.temporal_address))
+    wanted = {f"{p.pid}@" for p in workers}
+    for kind in ("workflow", "activity"):
+        assert {i.split("@")[0] + "@" for i in pollers[kind]} >= wanted, (kind, pollers, wanted)
+
+
+def test_a_killed_api_leaves_the_other_answering_and_comes_back(stack: DevStack) -> None:
+    apis = _kids(stack, "api")
+    victim = next(p for p in apis if p.environ().get("OMNIFLOW_API_PORT") == str(stack.api_port))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    assert not _ready(stack.api)
+    retry = RetryPolicy(attempts=4, initial_delay=0.05, max_delay=0.1)
+    with OmniflowClient(stack.apis, stack.admin_key, retry=retry) as api:
+        # Every read answered while the first replica is down: the client goes to the other.
+        assert all(api.ready().ready for _ in range(6))
+    deadline = time.monotonic() + 30
+    while not _ready(stack.api):
+        assert time.monotonic() < deadline, "the killed API was not restarted"
+        time.sleep(0.2)
+    assert "api 1 exited" in stack.stderr()
+    assert len(_kids(stack, "api")) == 2 and victim.pid not in {p.pid for p in _kids(stack, "api")}
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_sigterm_stops_every_replica_and_frees_their_ports(tmp_path_factory: pytest.TempPathFactory) -> None:
+    s = DevStack(tmp_path_factory.mktemp("replicas-stop") / "data", replicas=2).start()
+    assert s.proc is not None
+    children = [p.pid for p in psutil.Process(s.proc.pid).children(recursive=True)]
+    assert len(children) >= 5  # two workers, two APIs, Temporal (and Postgres under it or beside)
+    took = s.stop()
+    assert took < 20, f"SIGTERM took {took:.1f}s"
+    assert s.proc.returncode == 0
+    time.sleep(0.5)
+    assert not [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    for port in (*range(s.api_port, s.api_port + 2), s.temporal_port, s.pg_port):
+        assert port_is_free("127.0.0.1", port), f"port {port} still bound after stop"
