@@ -7,15 +7,23 @@
 - `api`: the FastAPI app over ASGI (httpx), wired to the test database and Temporal.
 - `keys`: the standard catalog loaded, and Authorization headers a role (and a channel key
   for web and marketplace), for the orders API tests.
-- `stack` (tests/e2e): the whole stack through `omniflow dev` on free ports."""
+- `desk`: the API, the keys, the database, Temporal and the settings in one (process tests).
+- `stack` (tests/e2e): the whole stack through `omniflow dev` on free ports.
+
+Each checkout keeps its own pytest temp root: pytest keeps only the newest three numbered
+temp dirs under one root and deletes older ones, so two checkouts testing at once (git
+worktrees side by side) would delete each other's embedded Postgres data while it runs."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,6 +45,10 @@ from runtime.settings import Settings
 from tests.factories import standard_catalog
 
 TEMPLATE_DB = "omniflow_template"
+
+_CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:10]
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", str(Path(tempfile.gettempdir()) / f"omniflow-{_CHECKOUT}"))
+Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(parents=True, exist_ok=True)
 
 # In CI every property test draws the same examples each run: a green or red build must not
 # depend on luck. Locally Hypothesis explores (and remembers failures in .hypothesis/).
@@ -191,3 +203,29 @@ async def keys(
         "readonly": make_key("readonly"),
     }
     return {name: {"Authorization": f"Bearer {key}"} for name, key in made.items()}
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What a process test works with: the API and a key per role, the database, Temporal and
+    the settings. One fixture, so a test asks for the desk (and a worker) instead of repeating
+    the same six parameters."""
+
+    api: httpx.AsyncClient
+    keys: dict[str, dict[str, str]]
+    engine: AsyncEngine
+    client: Client
+    env: WorkflowEnvironment
+    settings: Settings
+
+
+@pytest.fixture
+def desk(
+    api: httpx.AsyncClient,
+    keys: dict[str, dict[str, str]],
+    engine: AsyncEngine,
+    temporal_client: Client,
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+) -> Desk:
+    return Desk(api, keys, engine, temporal_client, temporal_env, settings)
