@@ -139,6 +139,11 @@ async def reserved(engine: AsyncEngine, sku: str) -> int:
         return int(found.scalar_one())
 
 
+def units_held(ret: dict[str, Any]) -> bool:
+    """The return's exchange units are reserved (its status reads in_transit before that step)."""
+    return any(e["event"] == "units_held" for e in ret["timeline"])
+
+
 def receipt(location: str, *lines: tuple[str, int]) -> dict[str, Any]:
     return {"location": location, "lines": [{"sku": s, "qty": q} for s, q in lines]}
 
