@@ -135,8 +135,15 @@ class SourcingSteps:
             await step.write_line(line, orders.line_qty(by_line[line]).reserve(n))
         view = await step.refresh(on_hold=False)
         shipped_from = [{"location": held.location, "lines": dict(want)}]
-        await step.record("allocated", new_shipments=[shipment_id], backordered=0, unfillable={},
-                          status=view.status, shipments=shipped_from, held_by=held.reservation_key)  # fmt: skip # kept aligned: the event's fields
+        await step.record(
+            "allocated",
+            new_shipments=[shipment_id],
+            backordered=0,
+            unfillable={},
+            status=view.status,
+            shipments=shipped_from,
+            held_by=held.reservation_key,
+        )
         return Sourced(view.snapshot(), [shipment_id], 0, {})
 
     async def _request(

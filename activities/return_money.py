@@ -100,9 +100,15 @@ class ReturnMoney:
         event = "keep_item_refund" if inp.scope == "keep" else "refund"
         tax = due.tax_of(refund)
         await refund_payment(
-            step.conn, self.gateway, f"{step.key}:refund", order.payment_id, refund,
-            channel=order.channel, event=event, tax=tax,
-        )  # fmt: skip # kept aligned: one call
+            step.conn,
+            self.gateway,
+            f"{step.key}:refund",
+            order.payment_id,
+            refund,
+            channel=order.channel,
+            event=event,
+            tax=tax,
+        )
         await _post_fee(step, order, due, tax)
         await returns.add_to_return(step.conn, step.number, refunded=refund)
         status = "refunded" if refund == refundable else "partially_refunded"  # as a cancel's refund says
@@ -209,9 +215,14 @@ async def _charge(money: ReturnMoney, step: ReturnStep, amount: int) -> int:
         step.conn, money.gateway, f"{step.key}:authorize", order_id, "card", amount, str(step.ret.currency)
     )
     await capture_payment(
-        step.conn, money.gateway, f"{step.key}:capture", payment_id, amount,
-        CaptureSplit(revenue=amount, shipping=0, tax=0), channel=str(step.ret.channel),
-    )  # fmt: skip # kept aligned: one call
+        step.conn,
+        money.gateway,
+        f"{step.key}:capture",
+        payment_id,
+        amount,
+        CaptureSplit(revenue=amount, shipping=0, tax=0),
+        channel=str(step.ret.channel),
+    )
     await returns.add_to_return(step.conn, step.number, charged=amount)
     return amount
 

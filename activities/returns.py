@@ -259,7 +259,23 @@ def _intake(order_id: str, ret: Any, source: Any) -> order_intake.OrderIntake:
     ]
     digest = hashlib.sha256(json.dumps(ret.new_order_lines, sort_keys=True).encode()).hexdigest()
     return order_intake.OrderIntake(
-        order_id, ret.channel, order_id.removeprefix(f"order-{ret.channel}-"), source.customer_id,
-        source.customer_email, dict(source.ship_to or {}), source.billing_address, "standard",
-        True, True, ret.currency, 0, 0, ret.outcome, "captured", 0, ret.number, digest, lines,
-    )  # fmt: skip # kept aligned: the intake's fields in order
+        order_id,
+        ret.channel,
+        order_id.removeprefix(f"order-{ret.channel}-"),
+        source.customer_id,
+        source.customer_email,
+        dict(source.ship_to or {}),
+        source.billing_address,
+        "standard",
+        True,
+        True,
+        ret.currency,
+        0,
+        0,
+        ret.outcome,
+        "captured",
+        0,
+        ret.number,
+        digest,
+        lines,
+    )

@@ -112,8 +112,15 @@ async def measure(
     cpu0, t0, started = cpu_seconds(groups), time.time(), datetime.now(UTC)
     engine = make_async_engine(stack.database_url, pool_size=args.connections)
     try:
-        offered = await offer(engine, skus, rate, args.seconds, connections=args.connections,
-                              per_tx=args.per_tx, run=uuid.uuid4().hex[:8])  # fmt: skip # kept aligned: one call
+        offered = await offer(
+            engine,
+            skus,
+            rate,
+            args.seconds,
+            connections=args.connections,
+            per_tx=args.per_tx,
+            run=uuid.uuid4().hex[:8],
+        )
         drove = offered.last_commit - t0
         want = {(ch, s): base[(ch, s)] + len(offered.commits[s]) for ch in CODES for s in skus}
         await until(lambda: all(receiver.held.get(k, 0) >= n for k, n in want.items()), 60)

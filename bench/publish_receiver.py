@@ -93,9 +93,14 @@ class Receiver:
             if delivery["kind"] == "snapshot" or item["previous"] == before:
                 self.held[key] = item["available"]
                 record = Applied(
-                    delivery["delivery_id"], delivery["kind"], item["sku"], item["available"],
-                    item["previous"], before, now,
-                )  # fmt: skip # kept aligned: one record
+                    delivery["delivery_id"],
+                    delivery["kind"],
+                    item["sku"],
+                    item["available"],
+                    item["previous"],
+                    before,
+                    now,
+                )
                 self.applied[key].append(record)
             else:
                 self.stale += 1

@@ -44,8 +44,13 @@ from client import (
 )
 
 KEY_NAME = "omniflow simulate"  # every key the simulator makes is named so (and revoked by it)
-STORE_CHANNEL = NewChannel(code="store", type="pos", name="San Francisco store (POS)",
-                           locations=["STORE-SF"], sourcing_rule="priority")  # fmt: skip # kept aligned: one record
+STORE_CHANNEL = NewChannel(
+    code="store",
+    type="pos",
+    name="San Francisco store (POS)",
+    locations=["STORE-SF"],
+    sourcing_rule="priority",
+)
 
 
 @dataclass(frozen=True)

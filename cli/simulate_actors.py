@@ -50,8 +50,9 @@ ADDRESSES = (
     Address(name="Grace Hopper", line1="233 S Wacker Dr", city="Chicago", region="IL", postal_code="60606",
             country="US", lat=41.88, lon=-87.64),
 )  # fmt: skip # kept aligned: one address a row
-BAD_ADDRESS = Address(name="Ada Lovelace", line1="1 Main St", city="New York", region="ZZ", postal_code="1011",
-                      country="US")  # fmt: skip # kept aligned: the address an order is held for
+BAD_ADDRESS = Address(
+    name="Ada Lovelace", line1="1 Main St", city="New York", region="ZZ", postal_code="1011", country="US"
+)
 ABROAD = Address(
     name="G. Hopper", line1="5 Av. Anatole France", city="Paris", postal_code="75007", country="FR"
 )
@@ -251,8 +252,17 @@ async def return_story(run: Run, story: OrderStory, order_id: str) -> None:
     if not await run.clock.until(run.clock.now() + ret.receive_after):
         return
     parcel = [ReturnedLine(sku=ret.sku, qty=1)]
-    if await run.act("returns_received", warehouse.receive_return, number, here, parcel,
-                     idempotency_key=f"{number}:receive") is None:  # fmt: skip # kept aligned: one step
+    if (
+        await run.act(
+            "returns_received",
+            warehouse.receive_return,
+            number,
+            here,
+            parcel,
+            idempotency_key=f"{number}:receive",
+        )
+        is None
+    ):
         return
     if await run.clock.until(run.clock.now() + ret.inspect_after):
         seen = InspectedLine.model_validate(
@@ -308,8 +318,13 @@ class Floor:
             first = next(iter(units))
             units[first] -= 1
         lines = [PickLine(sku=sku, qty=qty) for sku, qty in units.items()]
-        picked = await run.act("short_picked" if short else "picked", warehouse.pick_shipment, sid, lines,
-                               idempotency_key=f"{sid}:pick")  # fmt: skip # kept aligned: one step
+        picked = await run.act(
+            "short_picked" if short else "picked",
+            warehouse.pick_shipment,
+            sid,
+            lines,
+            idempotency_key=f"{sid}:pick",
+        )
         if picked is None or picked.status != "picked":
             return
         contents = [PackLine(sku=sku, qty=qty) for sku, qty in units.items() if qty > 0]
@@ -318,8 +333,16 @@ class Floor:
             weight_g=min(30_000, 300 + 250 * n), length_mm=500, width_mm=400, height_mm=300, lines=contents
         )
         service = "express" if story.promise == "express" else "ground"
-        packed = await run.act("packed", warehouse.pack_shipment, sid, [box], service=service,
-                               idempotency_key=f"{sid}:pack")  # fmt: skip # kept aligned: one step
+        packed = await run.act(
+            "packed", warehouse.pack_shipment, sid, [box], service=service, idempotency_key=f"{sid}:pack"
+        )
         if packed is not None:
-            await run.act("shipped", warehouse.ship_shipment, sid, carrier="UPS", service=service,
-                          tracking=f"1Z{sid[-12:]}", idempotency_key=f"{sid}:ship")  # fmt: skip # kept aligned: one step
+            await run.act(
+                "shipped",
+                warehouse.ship_shipment,
+                sid,
+                carrier="UPS",
+                service=service,
+                tracking=f"1Z{sid[-12:]}",
+                idempotency_key=f"{sid}:ship",
+            )

@@ -71,9 +71,15 @@ class Desk:
             return
         self.done.add(item.id)
         key = run.cast.warehouse if item.kind in WAREHOUSE_KINDS else run.cast.approver
-        await run.act(f"decided:{item.kind}", key.resolve_exception, item.id, decision.action,
-                      note="omniflow simulate", data=self._data(item, decision),
-                      idempotency_key=f"{item.id}:decide")  # fmt: skip # kept aligned: one step
+        await run.act(
+            f"decided:{item.kind}",
+            key.resolve_exception,
+            item.id,
+            decision.action,
+            note="omniflow simulate",
+            data=self._data(item, decision),
+            idempotency_key=f"{item.id}:decide",
+        )
 
     def _data(self, item: ExceptionItem, decision: Decision) -> dict[str, Any]:
         """What the action takes: a good address, or the payment of the order's total."""
@@ -131,5 +137,12 @@ async def _supplier_and_dock(
         return
     receipt = f"{number}-G1"
     lines = [ReceiptLine(sku=story.sku, qty_received=story.qty - story.damaged, qty_damaged=story.damaged)]
-    await run.act("po_received", dock.receive_purchase_order, number, receipt, lines, final=True,
-                  idempotency_key=f"{number}:receive")  # fmt: skip # kept aligned: one step
+    await run.act(
+        "po_received",
+        dock.receive_purchase_order,
+        number,
+        receipt,
+        lines,
+        final=True,
+        idempotency_key=f"{number}:receive",
+    )

@@ -204,12 +204,16 @@ def make_plan(seed: int, duration: float, max_orders: int, rate: float) -> Plan:
     units = rnd.randint(8, 15)
     flash = FlashSale(rnd.uniform(0.3, 0.6) * window, FLASH_SKU["code"], units, units * rnd.randint(2, 3))
     arrivals = [(at, mix, False) for at, mix in regular]
-    arrivals += [(flash.at + rnd.uniform(0, 4), _mix(rnd.choice(("web", "marketplace", "store"))), True)
-                 for _ in range(flash.orders)]  # fmt: skip # kept aligned: the burst reads as one line
+    arrivals += [
+        (flash.at + rnd.uniform(0, 4), _mix(rnd.choice(("web", "marketplace", "store"))), True)
+        for _ in range(flash.orders)
+    ]
     arrivals = sorted(arrivals, key=lambda a: a[0])[:max_orders]
     arrivals = [a for a in arrivals if a[0] < duration]
-    stories = tuple(_order(rnd, n, at, mix, flash_order, promotions) for n, (at, mix, flash_order) in
-                    enumerate(arrivals, 1))  # fmt: skip # kept aligned: the comprehension reads as one line
+    stories = tuple(
+        _order(rnd, n, at, mix, flash_order, promotions)
+        for n, (at, mix, flash_order) in enumerate(arrivals, 1)
+    )
     placed_flash = sum(s.flash for s in stories)
     sale = FlashSale(flash.at, flash.sku, flash.units, placed_flash) if placed_flash else None
     pos = tuple(_purchase_order(rnd, n, window) for n in range(1, max(1, round(window / 45)) + 1))

@@ -101,11 +101,14 @@ def rows(run: Run, api: Counter[str] | None) -> list[tuple[str, str, str]]:
         ("exceptions escalated", str(_sum(t, "escalated:")), show(a["escalated"])),
         ("exceptions that ran to their default action", "", show(a["defaulted"])),
         ("purchase orders placed", str(t["po_created"]), show(a["pos"])),
-        ("  confirmed by the supplier / received", f"{t['po_confirmed']} / {t['po_received']}",
-         show(a["po_receipts"])),
+        (
+            "  confirmed by the supplier / received",
+            f"{t['po_confirmed']} / {t['po_received']}",
+            show(a["po_receipts"]),
+        ),
         ("returns asked for", str(t["returns_created"]), show(a["returns"])),
         ("  received / inspected", f"{t['returns_received']} / {t['returns_inspected']}", ""),
-    ]  # fmt: skip # kept aligned: one count a row
+    ]
     refused = sum(n for k, n in t.items() if "!" in k and k != "cancelled!409")
     out.append(("steps the API refused (4xx) or did not answer", str(refused), ""))
     return out

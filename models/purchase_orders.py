@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -135,21 +135,14 @@ async def lines(conn: AsyncConnection, number: str, supplier: str) -> dict[str, 
     )
     out: dict[str, PoLineRow] = {}
     for r in await conn.execute(sql, {"number": number, "supplier": supplier}):
-        qty = PoLineQty(
-            r.sku,
-            r.qty,
-            r.unit_cost,
-            r.confirmed,
-            r.received,
-            r.damaged,
-            r.quarantined,
-            r.rejected,
-            r.returned,
-            r.closed,
-            r.billed,
-        )
+        qty = line_qty_of(r)
         out[r.sku] = PoLineRow(qty, r.tracking, bool(r.inspect), r.promised_at)
     return out
+
+
+def line_qty_of(row: Any) -> PoLineQty:
+    """A PO line's quantities from a row that selects each PoLineQty field under its own name."""
+    return PoLineQty(**{f.name: getattr(row, f.name) for f in fields(PoLineQty)})
 
 
 async def write_line(conn: AsyncConnection, number: str, q: PoLineQty, *, billed_value: int = 0) -> None:

@@ -64,10 +64,17 @@ async def shipped_lines(conn: AsyncConnection, order_id: str, number: str) -> di
         out.setdefault(
             r.sku,
             rules.ShippedLine(
-                r.line, r.sku, int(r.qty), int(r.shipped), int(r.cancelled), int(r.claimed),
-                int(r.unit_price), int(r.returnable_days), r.shipped_at,
+                r.line,
+                r.sku,
+                int(r.qty),
+                int(r.shipped),
+                int(r.cancelled),
+                int(r.claimed),
+                int(r.unit_price),
+                int(r.returnable_days),
+                r.shipped_at,
             ),
-        )  # fmt: skip # kept aligned: the line's fields in order
+        )
     return out
 
 

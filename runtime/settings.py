@@ -236,9 +236,11 @@ class Settings(BaseSettings):
     def purchase_policies(self) -> dict[str, ExceptionPolicyInput]:
         """The exception policy of every kind a purchase order can wait in."""
         return self.policies_of(
-            po_approval="reject", supplier_unconfirmed="keep_waiting", receipt_discrepancy="accept",
+            po_approval="reject",
+            supplier_unconfirmed="keep_waiting",
+            receipt_discrepancy="accept",
             bill_mismatch="dispute",
-        )  # fmt: skip # kept aligned: kind = its default action
+        )
 
     def return_policies(self) -> dict[str, ExceptionPolicyInput]:
         """The exception policy of every kind a return can wait in."""

@@ -32,9 +32,15 @@ async def add_supplier(engine: AsyncEngine, code: str = "ACME", *, lead_time_day
 
 
 async def add_item(
-    engine: AsyncEngine, sku: str, cost: int, *, supplier: str = "ACME", moq: int = 1, multiple: int = 1,
+    engine: AsyncEngine,
+    sku: str,
+    cost: int,
+    *,
+    supplier: str = "ACME",
+    moq: int = 1,
+    multiple: int = 1,
     inspect: bool = False,
-) -> None:  # fmt: skip # kept aligned: the terms of a supplier item read as one signature
+) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text(

@@ -66,17 +66,40 @@ def test_an_allowed_pair_needs_a_reason() -> None:
 def test_a_fmt_skip_needs_a_kept_aligned_reason() -> None:
     source = "\n".join(
         [
-            "A = [1,  2]  # fmt: skip",  # 1: no reason
-            "B = [1,  2]  # fmt: skip # kept aligned: columns",  # 2: reason on the line
-            "# kept aligned: one row a case",  # 3
-            "C = [1,  2]  # fmt: skip",  # 4: reason on the line above
-            'D = "# fmt: skip"',  # 5: in a string, not a comment
-            "# fmt: off",  # 6: off without a reason
-            "E = 1  # fmt: skip (aligned)",  # 7: a reason ruff would not honour, nor do we
+            "A = [1,",  # 1
+            "     2]  # fmt: skip",  # 2: no reason
+            "B = [1,",  # 3
+            "     2]  # fmt: skip # kept aligned: columns",  # 4: reason on the line
+            "# kept aligned: one row a case",  # 5
+            "C = [1,",  # 6: the reason must be right above the skip, not above the table
+            "     2]  # fmt: skip",  # 7
+            "# kept aligned: one row a case",  # 8
+            "D = [1, 2]  # fmt: skip",  # 9: reason on the line above, but one row is no table
+            'E = "# fmt: skip"',  # 10: in a string, not a comment
+            "# fmt: off",  # 11: off without a reason
+            "F = [1,",  # 12
+            "     2]  # fmt: skip (aligned)",  # 13: a reason ruff would not honour, nor do we
             "",
         ]
     )
-    assert unexplained_fmt_escapes(source) == [1, 6, 7]
+    assert unexplained_fmt_escapes(source) == [2, 7, 9, 11, 13]
+
+
+def test_a_fmt_skip_keeps_only_a_table_aligned() -> None:
+    source = "\n".join(
+        [
+            "ROWS = [",  # 1
+            "    (1,  2),",  # 2
+            "]  # fmt: skip # kept aligned: one row a case",  # 3: a table
+            "def f(a: int,",  # 4
+            "      b: int) -> None:  # fmt: skip # kept aligned: the fixtures",  # 5: a signature
+            "    g(a,",  # 6
+            "      b)  # fmt: skip # kept aligned: one call",  # 7: a call
+            "X = {'a': 1,  'b': 2}  # fmt: skip # kept aligned: one row",  # 8: one row is no table
+            "",
+        ]
+    )
+    assert unexplained_fmt_escapes(source) == [5, 7, 8]
 
 
 def test_size_limits_by_folder() -> None:

@@ -218,11 +218,25 @@ async def test_margin_by_channel_from_the_ledger(
     Marketplace E 2000 + 500, one unit."""
     rows = (await _report(api, reader, **_window()))["kpis"]["margin_by_channel"]["value"]
     assert rows == [
-        {"channel": "marketplace", "currency": "USD", "revenue": 2500, "cogs": 1000, "refunds": 0, "margin": 1500,
-         "margin_rate": 0.6},
-        {"channel": "web", "currency": "USD", "revenue": 29_500, "cogs": 5000, "refunds": 0, "margin": 24_500,
-         "margin_rate": round(24_500 / 29_500, 4)},
-    ]  # fmt: skip # kept aligned: one row a channel, as the report answers it
+        {
+            "channel": "marketplace",
+            "currency": "USD",
+            "revenue": 2500,
+            "cogs": 1000,
+            "refunds": 0,
+            "margin": 1500,
+            "margin_rate": 0.6,
+        },
+        {
+            "channel": "web",
+            "currency": "USD",
+            "revenue": 29_500,
+            "cogs": 5000,
+            "refunds": 0,
+            "margin": 24_500,
+            "margin_rate": round(24_500 / 29_500, 4),
+        },
+    ]
     web = (await _report(api, reader, **_window(channel="web")))["kpis"]["margin_by_channel"]["value"]
     assert [r["channel"] for r in web] == ["web"]
     before = {"from": day(-1).isoformat(), "to": day(9).isoformat()}  # the postings carry the real now
@@ -283,9 +297,13 @@ async def test_the_client_reads_the_report(
 
 
 async def test_the_exception_queues(
-    api: httpx.AsyncClient, reader: Headers, played: None, engine: AsyncEngine, settings: Settings,
+    api: httpx.AsyncClient,
+    reader: Headers,
+    played: None,
+    engine: AsyncEngine,
+    settings: Settings,
     temporal_env: WorkflowEnvironment,
-) -> None:  # fmt: skip # kept aligned: the fixtures of a played scenario plus the worker's
+) -> None:
     """An order held for its address (the real workflow opens address_invalid), opened on day
     8 and due 4 h later: still open, so one breach; by channel only web's; opened before a
     later window, it is open in it but no breach of it."""

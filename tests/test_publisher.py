@@ -40,18 +40,24 @@ async def _truth(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def test_the_receiver_ends_with_the_channels_atp_after_a_snapshot_and_signed_deltas(
-    engine: AsyncEngine, temporal_client: Client, temporal_env: WorkflowEnvironment,
-    settings: Settings, worker: Worker, receiver: Receiver,
-) -> None:  # fmt: skip # kept aligned: the fixtures
+    engine: AsyncEngine,
+    temporal_client: Client,
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+    worker: Worker,
+    receiver: Receiver,
+) -> None:
     await standard_catalog(engine)
     await receive(engine, "TEE", "DC-EAST", 5)
     await _target(engine, receiver.hook)
     policy = ExceptionPolicyInput(sla_seconds=3600, max_escalations=1, default_action="retry_now")
     wid = publisher_workflow_id("web")
     await temporal_client.start_workflow(
-        "ChannelPublisher", PublisherInput("web", 120, policy, rounds_before_new=40, idle_wait_seconds=0.5),
-        id=wid, task_queue=settings.task_queue,
-    )  # fmt: skip # kept aligned: one call
+        "ChannelPublisher",
+        PublisherInput("web", 120, policy, rounds_before_new=40, idle_wait_seconds=0.5),
+        id=wid,
+        task_queue=settings.task_queue,
+    )
     truth = await _truth(engine)
     await until(temporal_env, lambda: receiver.state == truth)
     assert receiver.deliveries[0]["kind"] == "snapshot" and receiver.state["TEE"] == 5

@@ -15,13 +15,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.publishing import PublishingActivities
 from bench.publish_check import check
 from models import publishing_store as store
 from runtime.settings import Settings
+from tests.conftest import Desk
 from tests.factories import receive
 from tests.publishing import Receiver, availability, running_receiver, status_when, until
 from tests.test_replay import record_history
@@ -47,8 +47,11 @@ async def quick_worker(
 ) -> AsyncIterator[Worker]:
     """The real worker, its publishing activities with a short HTTP timeout."""
     publishing = PublishingActivities(engine, timeout_seconds=TIMEOUT)
-    others = [a for a in build_activities(engine, settings, temporal_client)
-              if not isinstance(getattr(a, "__self__", None), PublishingActivities)]  # fmt: skip # kept aligned: one filter
+    others = [
+        a
+        for a in build_activities(engine, settings, temporal_client)
+        if not isinstance(getattr(a, "__self__", None), PublishingActivities)
+    ]
     activities = [*others, publishing.publish_channel_round, publishing.mark_channel_failing]
     queue = settings.task_queue
     async with Worker(temporal_client, task_queue=queue, workflows=WORKFLOWS, activities=activities) as w:  # type: ignore[arg-type]
@@ -79,86 +82,83 @@ async def _open_sync_failed(api: httpx.AsyncClient, headers: Headers) -> dict[st
 
 
 async def test_a_timeout_then_failures_past_the_limit_open_sync_failed_and_a_resync_sends_a_snapshot_first(
-    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine, temporal_client: Client,
-    temporal_env: WorkflowEnvironment, settings: Settings, quick_worker: Worker, receiver: Receiver,
-) -> None:  # fmt: skip # kept aligned: the fixtures
-    await receive(engine, "TEE", "DC-EAST", 5)
-    wid = await _start(temporal_client, engine, settings, receiver.hook)
-    truth = await _truth(engine)
-    await until(temporal_env, lambda: receiver.state == truth)
+    desk: Desk, quick_worker: Worker, receiver: Receiver
+) -> None:
+    await receive(desk.engine, "TEE", "DC-EAST", 5)
+    wid = await _start(desk.client, desk.engine, desk.settings, receiver.hook)
+    truth = await _truth(desk.engine)
+    await until(desk.env, lambda: receiver.state == truth)
     receiver.stall_next = 1  # the next delivery times out (and is applied late, by the receiver)
-    await receive(engine, "TEE", "DC-EAST", 3)
-    await until(temporal_env, lambda: receiver.stalling == 1)
+    await receive(desk.engine, "TEE", "DC-EAST", 3)
+    await until(desk.env, lambda: receiver.stalling == 1)
     receiver.fail_next = 10**6  # then the receiver answers 500, past the failure limit
     found: dict[str, Any] = {}
 
     async def opened() -> bool:
-        found.update(await _open_sync_failed(api, keys["admin"]))
+        found.update(await _open_sync_failed(desk.api, desk.keys["admin"]))
         return bool(found)
 
     for _ in range(200):
         if await opened():
             break
-        await temporal_env.sleep(1.0)
+        await desk.env.sleep(1.0)
         await asyncio.sleep(0.02)
     assert found, "channel_sync_failed never opened"
-    status = (await api.get("/v1/channels/web/publishing/status", headers=keys["readonly"])).json()
+    status = (await desk.api.get("/v1/channels/web/publishing/status", headers=desk.keys["readonly"])).json()
     assert status["failing_since"] is not None and status["snapshot_due"] is True
-    await until(temporal_env, lambda: len(receiver.deliveries) == 2)  # the held delivery, applied late
+    await until(desk.env, lambda: len(receiver.deliveries) == 2)  # the held delivery, applied late
     receiver.fail_next = 0  # the receiver is back; more changes meanwhile
-    await receive(engine, "MUG", "DC-WEST", 4)
+    await receive(desk.engine, "MUG", "DC-WEST", 4)
     count = len(receiver.deliveries)
-    r = await api.post(
-        f"/v1/exceptions/{found['id']}/resolve", json={"action": "resync"}, headers=keys["admin"]
+    r = await desk.api.post(
+        f"/v1/exceptions/{found['id']}/resolve", json={"action": "resync"}, headers=desk.keys["admin"]
     )
     assert r.status_code in (200, 202), r.text
-    truth = await _truth(engine)
-    await until(temporal_env, lambda: receiver.state == truth and len(receiver.deliveries) > count)
+    truth = await _truth(desk.engine)
+    await until(desk.env, lambda: receiver.state == truth and len(receiver.deliveries) > count)
     assert receiver.deliveries[count]["kind"] == "snapshot"
     assert receiver.bad_signatures == 0
-    status = await status_when(api, keys["readonly"], lambda s: s["failing_since"] is None)
+    status = await status_when(desk.api, desk.keys["readonly"], lambda s: s["failing_since"] is None)
     assert status["failing_since"] is None and status["snapshot_due"] is False
-    await temporal_client.get_workflow_handle(wid).terminate("test over")
-    await record_history(temporal_client, wid, "publisher-sync-failed-resync")
+    await desk.client.get_workflow_handle(wid).terminate("test over")
+    await record_history(desk.client, wid, "publisher-sync-failed-resync")
 
 
 async def test_a_delivery_answered_late_after_its_retry_and_a_newer_one_changes_nothing(
-    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine, temporal_client: Client, temporal_env: WorkflowEnvironment,
-    settings: Settings, quick_worker: Worker, receiver: Receiver,
-) -> None:  # fmt: skip # kept aligned: the fixtures
-    await receive(engine, "TEE", "DC-EAST", 5)
-    await _start(temporal_client, engine, settings, receiver.hook)
-    await until(temporal_env, lambda: receiver.state.get("TEE") == 5)
+    desk: Desk, quick_worker: Worker, receiver: Receiver
+) -> None:
+    await receive(desk.engine, "TEE", "DC-EAST", 5)
+    await _start(desk.client, desk.engine, desk.settings, receiver.hook)
+    await until(desk.env, lambda: receiver.state.get("TEE") == 5)
     receiver.stall_next = 1  # TEE 5 -> 8 is held past the sender's timeout ...
-    await receive(engine, "TEE", "DC-EAST", 3)
+    await receive(desk.engine, "TEE", "DC-EAST", 3)
     for _ in range(200):
         if receiver.stalling:
             break
         await asyncio.sleep(0.01)
-    await receive(engine, "TEE", "DC-EAST", 2)  # ... more changes meanwhile do not join its retry
-    await until(temporal_env, lambda: receiver.state.get("TEE") == 10)  # the retry (5 -> 8), then 8 -> 10
-    await until(temporal_env, lambda: receiver.duplicates == 1)  # the held one is answered last
-    truth = await _truth(engine)
+    await receive(desk.engine, "TEE", "DC-EAST", 2)  # ... more changes meanwhile do not join its retry
+    await until(desk.env, lambda: receiver.state.get("TEE") == 10)  # the retry (5 -> 8), then 8 -> 10
+    await until(desk.env, lambda: receiver.duplicates == 1)  # the held one is answered last
+    truth = await _truth(desk.engine)
     assert receiver.state == truth and truth["TEE"] == 10 and receiver.stale == 0
     tee = [(a.previous, a.available) for a in receiver.applied[("web", "TEE")] if a.kind == "delta"]
     assert tee == [(5, 8), (8, 10)]
     held = receiver.applied[("web", "TEE")][1].delivery_id  # posted twice, held then retried: one id
     assert receiver.attempts.count(held) == 2
-    verdict = await check(engine, receiver, ["web"], await availability(api, keys["readonly"]))
+    verdict = await check(desk.engine, receiver, ["web"], await availability(desk.api, desk.keys["readonly"]))
     assert verdict.ok, verdict
 
 
 async def test_a_drop_to_zero_goes_at_once_ahead_of_a_long_batch_window(
-    keys: dict[str, Headers], engine: AsyncEngine, temporal_client: Client, temporal_env: WorkflowEnvironment,
-    settings: Settings, quick_worker: Worker, receiver: Receiver,
-) -> None:  # fmt: skip # kept aligned: the fixtures
-    await receive(engine, "TEE", "DC-EAST", 5)
-    await receive(engine, "MUG", "DC-WEST", 4)
-    await _start(temporal_client, engine, settings, receiver.hook, batch_ms=60_000)
-    await until(temporal_env, lambda: receiver.state.get("MUG") == 4)  # the snapshot goes at once
-    await receive(engine, "TEE", "DC-EAST", 3)  # waits for its window ...
+    desk: Desk, quick_worker: Worker, receiver: Receiver
+) -> None:
+    await receive(desk.engine, "TEE", "DC-EAST", 5)
+    await receive(desk.engine, "MUG", "DC-WEST", 4)
+    await _start(desk.client, desk.engine, desk.settings, receiver.hook, batch_ms=60_000)
+    await until(desk.env, lambda: receiver.state.get("MUG") == 4)  # the snapshot goes at once
+    await receive(desk.engine, "TEE", "DC-EAST", 3)  # waits for its window ...
     await asyncio.sleep(0.3)
-    await receive(engine, "MUG", "DC-WEST", -4)  # ... a sell-out does not
-    await until(temporal_env, lambda: receiver.state.get("MUG") == 0, timeout=5.0, step=0.05)
+    await receive(desk.engine, "MUG", "DC-WEST", -4)  # ... a sell-out does not
+    await until(desk.env, lambda: receiver.state.get("MUG") == 0, timeout=5.0, step=0.05)
     drop = receiver.deliveries[-1]
     assert drop["kind"] == "delta" and {i["sku"]: i["available"] for i in drop["items"]}["MUG"] == 0

@@ -59,9 +59,17 @@ async def test_roles_unknown_channels_and_bounds(api: httpx.AsyncClient, keys: d
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "http://169.254.169.254/latest/meta-data/", "http://user:pw@127.0.0.1/", "http://example.com/hook",
-     "gopher://127.0.0.1/", "http://10.0.0.1/", "http://[::1/", "http://127.0.0.1:99999/"],
-)  # fmt: skip # kept aligned: one list
+    [
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://user:pw@127.0.0.1/",
+        "http://example.com/hook",
+        "gopher://127.0.0.1/",
+        "http://10.0.0.1/",
+        "http://[::1/",
+        "http://127.0.0.1:99999/",
+    ],
+)
 async def test_targets_we_must_not_call_are_refused_naming_the_url(
     api: httpx.AsyncClient, keys: dict[str, Headers], url: str
 ) -> None:
@@ -97,9 +105,12 @@ async def test_the_secret_is_answered_once_and_the_publisher_runs(
 
 
 async def test_status_then_a_resync_delivers_a_snapshot_to_the_receiver(
-    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine, worker: Worker,
+    api: httpx.AsyncClient,
+    keys: dict[str, Headers],
+    engine: AsyncEngine,
+    worker: Worker,
     temporal_env: WorkflowEnvironment,
-) -> None:  # fmt: skip # kept aligned: the fixtures
+) -> None:
     await receive(engine, "TEE", "DC-EAST", 5)
     async with running_receiver("unknown yet") as receiver:
         r = await put(api, keys["admin"], receiver.hook, batch_ms=0, rate_per_s=100)

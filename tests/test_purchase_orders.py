@@ -138,8 +138,14 @@ async def test_a_supplier_that_never_confirms_is_asked_about_and_cancelled(
     buyer: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
     policy = ExceptionPolicyInput(sla_seconds=3600, max_escalations=1, default_action="cancel")
-    h = await place_po(buyer, temporal_env.client, settings, "P-5", [("TEE", 5, 1000)],
-                       policies={"supplier_unconfirmed": policy})  # fmt: skip # kept aligned: one call
+    h = await place_po(
+        buyer,
+        temporal_env.client,
+        settings,
+        "P-5",
+        [("TEE", 5, 1000)],
+        policies={"supplier_unconfirmed": policy},
+    )
     result = await h.result()  # time skips: the SLA, the exception, one escalation, the default
     assert result.status == "cancelled"
     assert await balance(buyer, "TEE", "DC-EAST", "inbound") == (0, 0)

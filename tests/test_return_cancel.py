@@ -4,19 +4,17 @@ never comes the customer is charged for what they were sent."""
 
 from __future__ import annotations
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.posting import CASH_CLEARING
 from runtime.settings import Settings
+from tests.conftest import Desk
 from tests.factories import assert_inventory_clean, receive
 from tests.orders import until
 from tests.returns import (
-    Headers,
     act,
     balances,
     create_return,
@@ -38,51 +36,50 @@ async def _shipped(engine: AsyncEngine, client: Client, settings: Settings, ext:
     return await shipped_order(engine, client, settings, ext, [("TEE", 2, 2000)], tax=0)
 
 
-async def test_a_cancel_withdraws_the_approval_or_releases_the_held_units(
-    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine,
-    temporal_client: Client, settings: Settings, worker: Worker,
-) -> None:  # fmt: skip # kept aligned: the fixtures
-    order_id = await _shipped(engine, temporal_client, settings, "K-1")
-    async with engine.begin() as conn:
+async def test_a_cancel_withdraws_the_approval_or_releases_the_held_units(desk: Desk, worker: Worker) -> None:
+    order_id = await _shipped(desk.engine, desk.client, desk.settings, "K-1")
+    async with desk.engine.begin() as conn:
         await conn.execute(text("UPDATE sku SET returnable_days = 0 WHERE code = 'TEE'"))
-    await create_return(api, keys["web"], return_body("K1", order_id, [("TEE", 1, "changed_mind")]))
-    exc = await open_exception_of(api, keys["admin"], "K1", "return_approval")
-    r = await act(api, keys["web"], "K1", "cancel", {"reason": "found the receipt"})
+    await create_return(desk.api, desk.keys["web"], return_body("K1", order_id, [("TEE", 1, "changed_mind")]))
+    exc = await open_exception_of(desk.api, desk.keys["admin"], "K1", "return_approval")
+    r = await act(desk.api, desk.keys["web"], "K1", "cancel", {"reason": "found the receipt"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled"
-    row = (await api.get(f"/v1/exceptions/{exc['id']}", headers=keys["admin"])).json()
+    row = (await desk.api.get(f"/v1/exceptions/{exc['id']}", headers=desk.keys["admin"])).json()
     assert row["status"] == "cancelled"  # withdrawn, nobody decides a cancelled return
-    async with engine.begin() as conn:
+    async with desk.engine.begin() as conn:
         await conn.execute(text("UPDATE sku SET returnable_days = 30 WHERE code = 'TEE'"))
     await create_return(
-        api, keys["web"], return_body("K2", order_id, [("TEE", 1, "wrong_size")], **MUG_FOR_TEE)
+        desk.api, desk.keys["web"], return_body("K2", order_id, [("TEE", 1, "wrong_size")], **MUG_FOR_TEE)
     )
-    await until_return(api, keys["admin"], "K2", lambda x: x["status"] == "in_transit")
-    assert await reserved(engine, "MUG") == 1
-    r = await act(api, keys["web"], "K2", "cancel", {"reason": "keeping it"})
+    await until_return(desk.api, desk.keys["admin"], "K2", lambda x: x["status"] == "in_transit")
+    assert await reserved(desk.engine, "MUG") == 1
+    r = await act(desk.api, desk.keys["web"], "K2", "cancel", {"reason": "keeping it"})
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
-    assert await reserved(engine, "MUG") == 0
-    assert (await act(api, keys["web"], "K2", "cancel", {"reason": "again"})).status_code == 409
-    await record_history(temporal_client, "rma-K2", "return-exchange-cancelled")
-    await assert_inventory_clean(engine)
+    assert await reserved(desk.engine, "MUG") == 0
+    assert (await act(desk.api, desk.keys["web"], "K2", "cancel", {"reason": "again"})).status_code == 409
+    await record_history(desk.client, "rma-K2", "return-exchange-cancelled")
+    await assert_inventory_clean(desk.engine)
 
 
 async def test_an_instant_exchange_ships_at_once_and_is_charged_when_nothing_comes_back(
-    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine,
-    temporal_client: Client, temporal_env: WorkflowEnvironment, settings: Settings, worker: Worker,
-) -> None:  # fmt: skip # kept aligned: the fixtures
-    order_id = await _shipped(engine, temporal_client, settings, "I-1")
+    desk: Desk, worker: Worker
+) -> None:
+    order_id = await _shipped(desk.engine, desk.client, desk.settings, "I-1")
     body = return_body("I1", order_id, [("TEE", 1, "wrong_size")], instant=True, **MUG_FOR_TEE)
-    assert (await create_return(api, keys["web"], body)).status_code == 202
+    assert (await create_return(desk.api, desk.keys["web"], body)).status_code == 202
     ret = await until_return(
-        api, keys["admin"], "I1", lambda x: bool(x["exchange_order"]) and x["status"] == "in_transit"
+        desk.api,
+        desk.keys["admin"],
+        "I1",
+        lambda x: bool(x["exchange_order"]) and x["status"] == "in_transit",
     )
-    new = temporal_client.get_workflow_handle(ret["exchange_order"])
+    new = desk.client.get_workflow_handle(ret["exchange_order"])
     assert (await until(new, lambda s: bool(s.shipments))).shipments[0].location == "DC-EAST"
-    cash = (await balances(engine, [CASH_CLEARING]))[CASH_CLEARING]
-    await temporal_env.sleep(31 * DAY)
-    expired = await until_return(api, keys["admin"], "I1", lambda x: x["status"] == "expired")
+    cash = (await balances(desk.engine, [CASH_CLEARING]))[CASH_CLEARING]
+    await desk.env.sleep(31 * DAY)
+    expired = await until_return(desk.api, desk.keys["admin"], "I1", lambda x: x["status"] == "expired")
     assert expired["charged"] == 2000  # the MUG they kept along with the TEE
-    assert (await balances(engine, [CASH_CLEARING]))[CASH_CLEARING] == cash + 2000
-    await record_history(temporal_client, "rma-I1", "return-instant-exchange-expired")
-    await assert_inventory_clean(engine)
+    assert (await balances(desk.engine, [CASH_CLEARING]))[CASH_CLEARING] == cash + 2000
+    await record_history(desk.client, "rma-I1", "return-instant-exchange-expired")
+    await assert_inventory_clean(desk.engine)

@@ -98,8 +98,12 @@ async def test_reasons_are_a_managed_list(api: httpx.AsyncClient, keys: dict[str
         "changed_mind",
     }
     assert by_code["changed_mind"] == {
-        "code": "changed_mind", "label": "Changed my mind", "fee_amount": 500, "fee_percent": 0, "defect": False,
-    }  # fmt: skip # kept aligned: one reason
+        "code": "changed_mind",
+        "label": "Changed my mind",
+        "fee_amount": 500,
+        "fee_percent": 0,
+        "defect": False,
+    }
     admin = keys["admin"]
     late = {"code": "arrived_late", "label": "Arrived too late", "fee_amount": 0, "fee_percent": 10}
     r = await api.post("/v1/return-reasons", json=late, headers=admin)
@@ -188,9 +192,12 @@ async def test_a_number_is_generated_and_outcomes_record_their_new_order(
     assert r.json()["number"].startswith("RMA-") and r.json()["fee"] == 0
     assert r.json()["new_order_lines"] == [{"sku": "TEE", "qty": 1, "unit_price": 0}]
     exchange = rma(
-        "RMA-X", ("TEE", 1, "wrong_size"), outcome="exchange", instant=True,
+        "RMA-X",
+        ("TEE", 1, "wrong_size"),
+        outcome="exchange",
+        instant=True,
         exchange_lines=[{"sku": "MUG", "qty": 2, "unit_price": 400}],
-    )  # fmt: skip # kept aligned: the body's fields
+    )
     r = await api.post("/v1/returns", json=exchange, headers=idem(web))
     assert r.status_code == 202, r.text
     assert r.json()["new_order_lines"] == [{"sku": "MUG", "qty": 2, "unit_price": 400}]
@@ -320,8 +327,10 @@ async def test_store_credit_lists_the_entries_newest_first(
     got = (await api.get("/v1/customers/C-1/store-credit", headers=shipped["finance"])).json()
     assert (got["balance"], got["currency"]) == (800, "EUR")
     assert [(e["amount"], e["kind"], e["ref"]) for e in got["entries"]] == [
-        (-300, "spent", "RMA-1"), (100, "bonus", "RMA-1"), (1000, "issued", "RMA-1"),
-    ]  # fmt: skip # kept aligned: one entry an item
+        (-300, "spent", "RMA-1"),
+        (100, "bonus", "RMA-1"),
+        (1000, "issued", "RMA-1"),
+    ]
 
 
 # -- races -------------------------------------------------------------------------------------

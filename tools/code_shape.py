@@ -7,6 +7,9 @@
        }  # fmt: skip # kept aligned: one row an event, its debit and credit columns read down
 
    (ruff honours `# fmt: skip` followed by another comment; `# fmt: skip (why)` it does not.)
+   And it must be a table: the statement it sits on is a list, tuple, dict or set literal of
+   more than one row (an assignment, an expression or a return of one). A signature, a call or
+   one record kept on long lines is not a table: the formatter lays those out.
 2. No module over MODULE_LIMIT lines in the code (domain/ workflows/ activities/ api/ models/
    runtime/ client/ cli/ bench/ tools/ worker.py), nor over TEST_LIMIT in tests/. Migrations are
    exempt: each is one file by design, written once and never edited.
@@ -27,6 +30,7 @@ Exit status 1 with every offender printed, 0 when all three hold.
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import shutil
@@ -61,9 +65,12 @@ def _comments(source: str) -> dict[int, str]:
 
 def unexplained_fmt_escapes(source: str) -> list[int]:
     """The 1-based numbers of the lines with a `# fmt: skip/off/on` comment that neither it nor a
-    comment-only line above explains with `# kept aligned: why`."""
+    comment-only line above explains with `# kept aligned: why`, or that does not close a table
+    (a source that does not parse is judged by its comments alone)."""
     comments = _comments(source)
     lines = source.splitlines()
+    table_ends = _table_ends(source)
+    tables = set(range(1, len(lines) + 2)) if table_ends is None else table_ends
     found = []
     for n, comment in sorted(comments.items()):
         escape = FMT_ESCAPE.search(comment)
@@ -75,9 +82,32 @@ def unexplained_fmt_escapes(source: str) -> list[int]:
             and lines[n - 2].lstrip().startswith("#")
             and JUSTIFIED.search(comments.get(n - 1, "")) is not None
         )
-        if not (same_line or above):
+        if not (same_line or above) or n not in tables:
             found.append(n)
     return found
+
+
+TABLE_LITERALS = (ast.List, ast.Tuple, ast.Dict, ast.Set)
+
+
+def _table_ends(source: str) -> set[int] | None:
+    """The last lines of statements that are tables: a collection literal of more than one row,
+    assigned, returned or standing alone. None when the source does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    ends = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)):
+            value = node.value
+            if (
+                isinstance(value, TABLE_LITERALS)
+                and value.end_lineno is not None
+                and value.end_lineno > value.lineno
+            ):
+                ends.add(value.end_lineno)
+    return ends
 
 
 # -- 2. module size -----------------------------------------------------------------------
@@ -242,7 +272,7 @@ def check_fmt_skips(files: Iterable[str]) -> list[str]:
             continue
         source = (ROOT / path).read_text(encoding="utf-8")
         problems += [
-            f"{path}:{n}: `# fmt: skip` without `# kept aligned: why`"
+            f"{path}:{n}: `# fmt: skip` not on a table with `# kept aligned: why`"
             for n in unexplained_fmt_escapes(source)
         ]
     return problems

@@ -80,9 +80,13 @@ class ChannelPublisherWorkflow(AwaitsDecisions):
         round_ = PublishRound(self.inp.channel, self.inp.idle_wait_seconds, self.state.pending)
         try:
             published = await calls.run(
-                PUBLISH_ROUND, round_, start_to_close=ROUND_TIMEOUT, retry=DELIVERY_RETRY,
-                heartbeat=timedelta(seconds=30), schedule_to_close=timedelta(seconds=self.inp.fail_after_seconds),
-            )  # fmt: skip # kept aligned: one call
+                PUBLISH_ROUND,
+                round_,
+                start_to_close=ROUND_TIMEOUT,
+                retry=DELIVERY_RETRY,
+                heartbeat=timedelta(seconds=30),
+                schedule_to_close=timedelta(seconds=self.inp.fail_after_seconds),
+            )
         except ActivityError:
             await self.sync_failed()  # the pinned batch stays: a snapshot is owed first now
             return None
@@ -110,8 +114,15 @@ class ChannelPublisherWorkflow(AwaitsDecisions):
         )
         key = f"channel_sync_failed:{self.state.failures}"
         details: dict[str, object] = {"channel": self.inp.channel}
-        req = exception_for("channel_sync_failed", key, ("channel", self.inp.channel), self.inp.policy, 0,
-                            SYNC_FAILED_ACTIONS, details)  # fmt: skip # kept aligned: one call
+        req = exception_for(
+            "channel_sync_failed",
+            key,
+            ("channel", self.inp.channel),
+            self.inp.policy,
+            0,
+            SYNC_FAILED_ACTIONS,
+            details,
+        )
         resolution = await self.waiter.wait(req, self.inp.policy)
         if resolution is None:
             return

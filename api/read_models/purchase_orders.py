@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.problems import not_found
 from api.schemas_purchasing import PoLineRead, PoRead, SupplierItemRead
-from domain.purchasing import PoLineQty
+from models.purchase_orders import line_qty_of
 from workflows.contracts import purchase_order_workflow_id
 
 _HEAD = text("SELECT * FROM purchase_order WHERE number = :number")
@@ -35,8 +35,7 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 
 
 def _line(r: Any) -> PoLineRead:
-    q = PoLineQty(r.sku, r.qty, r.unit_cost, r.confirmed, r.received, r.damaged, r.quarantined, r.rejected,
-                  r.returned, r.closed, r.billed)  # fmt: skip # kept aligned: the row's columns in the domain's order
+    q = line_qty_of(r)
     return PoLineRead(**{**dict(r._mapping), "inbound": q.open})
 
 

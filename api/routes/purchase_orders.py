@@ -124,9 +124,11 @@ async def _intake(conn: AsyncConnection, body: PoCreate) -> pos.PoIntake:
         currency,
         body.expected_at or rules.expected_at(now, terms.values()),
         body.request_hash(),
-        lines=[pos.PoIntakeLine(ln.sku, ln.qty, terms[ln.sku].cost if ln.unit_cost is None else ln.unit_cost)
-               for ln in body.lines],
-    )  # fmt: skip # kept aligned: the intake's fields in order
+        lines=[
+            pos.PoIntakeLine(ln.sku, ln.qty, terms[ln.sku].cost if ln.unit_cost is None else ln.unit_cost)
+            for ln in body.lines
+        ],
+    )
 
 
 @router.post(
@@ -157,12 +159,21 @@ async def create_purchase_order(
         intake.value,
         rules.needs_approval(intake.value, settings.po_approval_threshold),
         settings.purchase_policies(),
-        PurchaseTolerances(settings.po_over_receipt_tolerance, settings.bill_quantity_tolerance,
-                           settings.bill_value_tolerance),
-    )  # fmt: skip # kept aligned: the input's fields in order
+        PurchaseTolerances(
+            settings.po_over_receipt_tolerance,
+            settings.bill_quantity_tolerance,
+            settings.bill_value_tolerance,
+        ),
+    )
     attributes = TypedSearchAttributes([SearchAttributePair(sa.OMNI_STATUS, "draft")])
-    await start(temporal, PURCHASE_ORDER_WORKFLOW, po_input, id=purchase_order_workflow_id(body.number),
-                task_queue=settings.task_queue, search_attributes=attributes)  # fmt: skip # kept aligned: one call
+    await start(
+        temporal,
+        PURCHASE_ORDER_WORKFLOW,
+        po_input,
+        id=purchase_order_workflow_id(body.number),
+        task_queue=settings.task_queue,
+        search_attributes=attributes,
+    )
     return JSONResponse((await read_po(engine, body.number)).model_dump(mode="json"), status_code=202)
 
 
@@ -206,8 +217,15 @@ class PoSteps:
         await read_po(self.engine, number)
         workflow_id = purchase_order_workflow_id(number)
         rpc = self.settings.rpc_timeout_seconds
-        await update(self.temporal, workflow_id, name, arg, workflow=PURCHASE_ORDER_WORKFLOW, rpc_seconds=rpc,
-                     result_type=PoSnapshot)  # fmt: skip # kept aligned: one call
+        await update(
+            self.temporal,
+            workflow_id,
+            name,
+            arg,
+            workflow=PURCHASE_ORDER_WORKFLOW,
+            rpc_seconds=rpc,
+            result_type=PoSnapshot,
+        )
         return await read_po(self.engine, number)
 
 
