@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run demo test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish clean fmt
+.PHONY: run demo test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish bench-backlog clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ bench-quick: $(STAMP)
 # Channel publishing lag at 100 and 1,000 ATP changes/s (bench/publish.py); not part of `make test`.
 bench-publish: $(STAMP)
 	$(BIN)/python -m bench.publish
+
+# 10,000 orders backordered and 10,000 on a payment hold, then one arrival for all (bench/backlog.py):
+# RSS, history per order, the dispatcher's orders/s. `make bench-backlog BACKLOG_ARGS="--orders 1000"`.
+BACKLOG_ARGS ?=
+bench-backlog: $(STAMP)
+	$(BIN)/python -m bench.backlog $(BACKLOG_ARGS)
 
 # Schemathesis over every operation (tests/test_schemathesis.py) with FUZZ_EXAMPLES requests an
 # operation, random each run; `make test` runs the same test with 10, derandomized.

@@ -30,13 +30,20 @@ _ARRIVALS = text(
 
 _WAITING = text(
     """
-    SELECT l.order_id, sum(l.backordered) AS units, min(l.backordered_since) AS since
+    SELECT l.order_id, sum(l.backordered) AS units,
+           coalesce(min(l.backordered_since), '-infinity') AS since
     FROM order_line l JOIN sales_order o ON o.id = l.order_id
     WHERE l.backordered > 0 AND o.status NOT IN ('cancelled', 'completed')
       AND (l.sku = :sku OR l.sku IN (SELECT kit_sku FROM sku_component WHERE component_sku = :sku))
-    GROUP BY l.order_id ORDER BY min(l.backordered_since), l.order_id LIMIT 1000
+    GROUP BY l.order_id
+    HAVING (coalesce(min(l.backordered_since), '-infinity'), l.order_id)
+         > (CAST(:since AS timestamptz), :order_id)
+    ORDER BY 3, l.order_id LIMIT :page
     """
 )
+PAGE = 1000  # waiting orders read at a time, oldest backorder first
+WOKEN_LISTED = 100
+SIGNALS_IN_FLIGHT = 32  # one arrival can wake thousands: signal them concurrently, not one by one
 
 
 class BackorderActivities:
@@ -63,18 +70,42 @@ class BackorderActivities:
             arrived[r.sku] += int(r.qty)
         woken: list[str] = []
         for sku, qty in arrived.items():
-            async with self.engine.connect() as conn:
-                waiting = list(await conn.execute(_WAITING, {"sku": sku}))
-            budget = qty
-            for w in waiting:
-                if budget <= 0:
-                    break  # the periodic re-check of the others covers a reservation that fails
-                budget -= int(w.units)
-                await self._signal(w.order_id, sku)
-                woken.append(w.order_id)
+            woken += await self._wake(sku, qty)
         end = rows[-1]
         log.info("backorders woken", arrivals=len(rows), orders=len(woken))
-        return WakeResult(encode_after(int(end.txid), int(end.id)), len(rows), woken)
+        # The dispatcher's history keeps each result: the first ids and the count, not 10,000 ids.
+        after = encode_after(int(end.txid), int(end.id))
+        return WakeResult(after, len(rows), woken[:WOKEN_LISTED], woken_count=len(woken))
+
+    async def _wake(self, sku: str, qty: int) -> list[str]:
+        """Signal waiting orders of `sku`, oldest backorder first, page by page, until their
+        backordered units use up the `qty` that arrived (a reservation that then fails is
+        covered by the order's periodic re-check)."""
+        woken: list[str] = []
+        budget, since, after_id = qty, "-infinity", ""
+        gate = asyncio.Semaphore(SIGNALS_IN_FLIGHT)
+
+        async def signal(order_id: str) -> None:
+            async with gate:
+                await self._signal(order_id, sku)
+                activity.heartbeat()
+
+        while budget > 0:
+            params = {"sku": sku, "since": since, "order_id": after_id, "page": PAGE}
+            async with self.engine.connect() as conn:
+                page = list(await conn.execute(_WAITING, params))
+            batch: list[str] = []
+            for w in page:
+                if budget <= 0:
+                    break
+                budget -= int(w.units)
+                batch.append(w.order_id)
+            await asyncio.gather(*(signal(order_id) for order_id in batch))
+            woken += batch
+            if len(page) < PAGE:
+                break
+            since, after_id = page[-1].since, page[-1].order_id
+        return woken
 
     async def _signal(self, order_id: str, sku: str) -> None:
         try:

@@ -16,7 +16,8 @@ class WakeInput:
 class WakeResult:
     after: str
     arrivals: int
-    woken: list[str]
+    woken: list[str]  # the first orders signalled (activities.backorders.WOKEN_LISTED)
+    woken_count: int = 0  # all of them
 
 
 BACKORDER_DISPATCHER_ID = "backorder-dispatcher"
