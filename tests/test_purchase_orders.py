@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -248,4 +249,77 @@ async def test_a_lot_tracked_receipt_names_its_lot_and_expiry(
     expiry = (datetime.now(UTC) + timedelta(days=200)).isoformat()
     await h.execute_update(PO.receive, Receipt("R-1", [ReceiptLine("COFFEE", 3, 0, "L1", expiry)]))
     assert await balance(buyer, "COFFEE", "DC-EAST", lot="L1") == (3, 0)
+    await assert_inventory_clean(buyer)
+
+
+async def test_an_accepted_discrepancy_keeps_the_over_and_damaged_units_and_closes_the_short(
+    buyer: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    h = await place_po(buyer, temporal_env.client, settings, "P-11", [("TEE", 10, 1000), ("MUG", 4, 400)])
+    await po_when(h, lambda s: s.status == "sent")
+    # TEE: 12 good of 10 (over the 5 % tolerance) and 1 damaged; MUG: 3 of 4 on a final receipt
+    await h.execute_update(
+        PO.receive, Receipt("R-1", [ReceiptLine("TEE", 12, 1), ReceiptLine("MUG", 3)], final=True)
+    )
+    exc = await open_exception_of(buyer, "P-11", "receipt_discrepancy")
+    assert exc.details["over"] == {"TEE": 2} and exc.details["damaged"] == {"TEE": 1}
+    await once_open(h, "resolve_exception", Resolution(exc.id, "accept", "keep them", "ana"))
+    snap = await po_when(h, lambda s: s.status == "received")
+    by_sku = {ln.sku: ln for ln in snap.lines}
+    tee, mug = by_sku["TEE"], by_sku["MUG"]
+    assert (tee.received, tee.damaged, tee.returned, tee.closed) == (12, 1, 0, 0)
+    assert (mug.received, mug.closed) == (3, 1)  # the short unit is no longer expected
+    assert await balance(buyer, "TEE", "DC-EAST") == (12, 0)  # the damaged unit came on top
+    assert await balance(buyer, "TEE", "DC-EAST", "damaged") == (1, 0)
+    assert await balance(buyer, "TEE", "DC-EAST", "inbound") == (0, 0)
+    assert await balance(buyer, "MUG", "DC-EAST", "inbound") == (0, 0)
+    assert await balance(buyer, "MUG", "DC-EAST", "quarantine") == (3, 0)  # MUG is inspected
+    await assert_inventory_clean(buyer)
+
+
+async def test_units_failing_qc_go_back_to_the_supplier(
+    buyer: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    h = await place_po(buyer, temporal_env.client, settings, "P-12", [("MUG", 5, 400)])
+    await po_when(h, lambda s: s.status == "sent")
+    await h.execute_update(PO.receive, Receipt("R-1", [ReceiptLine("MUG", 5)]))
+    snap = await h.execute_update(
+        PO.inspect, QcRequest([QcLine("MUG", 3, "pass"), QcLine("MUG", 2, "fail", "return_to_vendor")])
+    )
+    assert snap.lines[0].rejected == 2
+    assert await balance(buyer, "MUG", "DC-EAST") == (3, 0)
+    assert await balance(buyer, "MUG", "DC-EAST", "quarantine") == (0, 0)
+    books = await ledger(buyer, "po-P-12")
+    assert books[INVENTORY] == 3 * 400  # the rejected units left the books with the stock
+    await h.execute_update(PO.bill, VendorBillIn("INV-12", [BillLine("MUG", 5, 400)]))
+    exc = await open_exception_of(buyer, "P-12", "bill_mismatch")
+    assert {m["rule"] for m in exc.details["mismatches"]} == {"quantity"}  # 5 billed, 3 kept
+    await once_open(h, "resolve_exception", Resolution(exc.id, "accept", "pay what we kept", "fin"))
+    assert (await h.result()).status == "closed"
+    books = await ledger(buyer, "po-P-12")
+    assert books[ACCOUNTS_PAYABLE] == -3 * 400  # never more units than were kept
+    await assert_inventory_clean(buyer)
+
+
+@pytest.mark.parametrize("action", ["dispute", "reject"])
+async def test_a_disputed_or_rejected_bill_posts_nothing_and_a_corrected_one_closes_the_po(
+    buyer: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings, action: str
+) -> None:
+    number = f"P-13-{action}"
+    h = await place_po(buyer, temporal_env.client, settings, number, [("TEE", 5, 1000)])
+    await po_when(h, lambda s: s.status == "sent")
+    await h.execute_update(PO.receive, Receipt("R-1", [ReceiptLine("TEE", 5)]))
+    await h.execute_update(PO.bill, VendorBillIn("INV-13", [BillLine("TEE", 5, 1500)]))  # 50 % over
+    exc = await open_exception_of(buyer, number, "bill_mismatch")
+    await once_open(h, "resolve_exception", Resolution(exc.id, action, "wrong price", "fin"))
+    await po_when(h, lambda s: s.status == "received" and s.lines[0].billed == 0)
+    books = await ledger(buyer, f"po-{number}")
+    assert books.get(ACCOUNTS_PAYABLE, 0) == 0 and books[GOODS_RECEIVED_NOT_INVOICED] == -5 * 1000
+    async with buyer.connect() as conn:
+        status = await conn.scalar(text("SELECT status FROM vendor_bill WHERE invoice_number = 'INV-13'"))
+    assert status == {"dispute": "disputed", "reject": "rejected"}[action]
+    await h.execute_update(PO.bill, VendorBillIn("INV-13b", [BillLine("TEE", 5, 1000)]))
+    assert (await h.result()).status == "closed"
+    books = await ledger(buyer, f"po-{number}")
+    assert books[ACCOUNTS_PAYABLE] == -5 * 1000 and books[GOODS_RECEIVED_NOT_INVOICED] == 0
     await assert_inventory_clean(buyer)
