@@ -292,7 +292,7 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
                 f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
                 f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
                 f"[bold]Database[/]      {info['database']}\n\n"
-                '[dim]Stuck processes in the UI: OmniException != ""   ·   Ctrl-C stops everything[/]\n'
+                "[dim]Stuck processes in the UI: OmniException IS NOT NULL   ·   Ctrl-C stops everything[/]\n"
                 "[dim]Simulated traffic: `make demo` (or `omniflow simulate` against this stack)[/]",
                 title="omniflow is running",
             )

@@ -66,7 +66,7 @@ async def test_a_bad_address_holds_the_order_until_it_is_fixed(
     snap = await until(h, lambda s: s.status == "allocated")
     assert (await exception_row(shop, exc.id)).status == "resolved"
     desc = await h.describe()
-    assert desc.typed_search_attributes.get(sa.OMNI_EXCEPTION) == ""
+    assert desc.typed_search_attributes.get(sa.OMNI_EXCEPTION) is None
     await h.execute_update("cancel", CancelRequest("test over"), result_type=OrderSnapshot)
     await until(h, lambda s: s.status == "cancelled")
     await record_history(temporal_client, h.id, "order-address-fixed-then-cancelled")

@@ -152,7 +152,7 @@ async def test_a_short_receipt_waits_for_a_person(
     assert closed.status == "resolved"
     assert closed.resolved_by == "ann"
     assert closed.resolution["action"] == "found"
-    assert (await handle.describe()).typed_search_attributes.get(sa.OMNI_EXCEPTION) == ""
+    assert (await handle.describe()).typed_search_attributes.get(sa.OMNI_EXCEPTION) is None
     await assert_inventory_clean(engine)
     await record_history(temporal_client, "transfer-T3", "transfer-discrepancy-resolved")
 

@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refusals import refusals
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# The patch that unsets OmniException when an exception closes (it was set to "").
+UNSET_WHEN_CLOSED = "omni-exception-unset"
 
 
 def exception_for(
@@ -133,7 +135,13 @@ class ExceptionWaiter:
         self.actions = []
         self._resolution = None
         self._check = None
-        workflow.upsert_search_attributes([sa.OMNI_EXCEPTION.value_set("")])
+        # Unset, not "": the Temporal UI's query box cannot send an empty string (it turns
+        # `OmniException != ""` into `!= "undefined"`), so `OmniException IS NOT NULL` must
+        # mean "waiting for a person". Runs from before the patch keep "" once closed.
+        if workflow.patched(UNSET_WHEN_CLOSED):
+            workflow.upsert_search_attributes([sa.OMNI_EXCEPTION.value_unset()])
+        else:
+            workflow.upsert_search_attributes([sa.OMNI_EXCEPTION.value_set("")])
         self._changed()
 
     def _changed(self) -> None:

@@ -1,5 +1,5 @@
 """Our custom search attributes. People use them in the Temporal Web UI
-(`OmniException != ""` lists every stuck process); lists and reports read Postgres."""
+(`OmniException IS NOT NULL` lists every stuck process: unset when none is open); lists and reports read Postgres."""
 
 from __future__ import annotations
 
