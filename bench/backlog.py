@@ -52,8 +52,9 @@ def rss(stack: DevStack) -> dict[str, float]:
     return {"worker_mb": _rss_mb(worker_process(stack)), "temporal_mb": _rss_mb(temporal_process(stack))}
 
 
-def _count(stack: DevStack, prefix: str, status: str) -> int:
-    with psycopg.connect(stack.database_url) as conn:
+def count_in(database_url: str, prefix: str, status: str) -> int:
+    """Orders of `prefix` in `status`, read in Postgres (no load on the API)."""
+    with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT count(*) FROM sales_order WHERE channel = 'web' AND external_id LIKE %s AND status = %s",
             (f"{prefix}-%", status),
@@ -61,11 +62,11 @@ def _count(stack: DevStack, prefix: str, status: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _settle(stack: DevStack, prefix: str, status: str, n: int, timeout: float) -> tuple[float, int]:
+async def settle(database_url: str, prefix: str, status: str, n: int, timeout: float) -> tuple[float, int]:
     """Seconds until `n` orders of `prefix` are in `status` (or the timeout), and how many are."""
     t0 = time.perf_counter()
     while True:
-        done = await asyncio.to_thread(_count, stack, prefix, status)
+        done = await asyncio.to_thread(count_in, database_url, prefix, status)
         if done >= n or time.perf_counter() - t0 > timeout:
             return time.perf_counter() - t0, done
         await asyncio.sleep(0.5)
@@ -92,7 +93,7 @@ async def create(shop: Shop, kind: str, orders: int, concurrency: int) -> dict[s
         await web.create_order(body, idempotency_key=external_id)
 
     seconds, failed = await _closed_loop(concurrency, orders, one)
-    settled, waiting = await _settle(shop.stack, prefix, status, orders - failed, SETTLE_TIMEOUT)
+    settled, waiting = await settle(shop.stack.database_url, prefix, status, orders - failed, SETTLE_TIMEOUT)
     return {
         "created": orders - failed,
         "failed_requests": failed,
@@ -133,7 +134,9 @@ async def dispatch(shop: Shop, orders: int) -> dict[str, Any]:
     adjustment = StockAdjustment(sku=WAITING_SKU.code, location="DC-EAST", delta=orders, reason="found")
     t0 = time.perf_counter()
     await shop.admin.adjust_stock(adjustment, idempotency_key=f"backlog-arrival-{orders}")
-    _, allocated = await _settle(shop.stack, KINDS["backorder"][0], "allocated", orders, SETTLE_TIMEOUT)
+    _, allocated = await settle(
+        shop.stack.database_url, KINDS["backorder"][0], "allocated", orders, SETTLE_TIMEOUT
+    )
     seconds = time.perf_counter() - t0  # from the request that posted the arrival
     return {
         "allocated": allocated,
