@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import re
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,11 @@ from api.problems import problem_response
 log = structlog.stdlib.get_logger("omniflow.idempotency")
 
 _METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+# The caller and Idempotency-Key of the request being run, for what the route sends on: a
+# workflow update takes its id from it (api.temporal.update), so a retry after a 503 whose
+# first try went through is that same update, answered with its result, not a second step.
+IDEMPOTENT_CALL: ContextVar[str | None] = ContextVar("idempotent_call", default=None)
 _NOT_STORED = {401, 403}
 _KEPT_HEADERS = {"content-type", "location", "retry-after"}
 _TAKE = text(
@@ -144,11 +150,14 @@ class IdempotencyMiddleware:
             held.append(message)  # sent once the key is settled
 
         release = {"c": caller, "k": key}
+        call = IDEMPOTENT_CALL.set(f"{caller}\n{key}")
         try:
             await self.app(scope, replay_receive, capture_send)
         except BaseException:
             await self._write(scope, _RELEASE, release, key, "release the key")
             raise
+        finally:
+            IDEMPOTENT_CALL.reset(call)
         try:
             await self._settle(scope, captured, release, key)
         finally:

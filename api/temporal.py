@@ -4,6 +4,7 @@ time → 503). Callers check that the business object exists (404) before sendin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.domain_errors import STATUS_OF
+from api.idempotency import IDEMPOTENT_CALL
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
 from api.problems import Problem, engine_unavailable
 from domain.errors import DomainError
@@ -70,6 +72,14 @@ def _refusal(cause: BaseException | None) -> Problem:
     return Problem(409, str(cause) if cause else "the workflow refused this", slug="refused")
 
 
+def _update_id_of_call(name: str) -> str | None:
+    call = IDEMPOTENT_CALL.get()
+    if call is None:
+        return None
+    digest = hashlib.sha256(f"{call}\n{name}".encode()).hexdigest()[:32]
+    return f"{name}-{digest}"
+
+
 async def update(
     client: Client,
     workflow_id: str,
@@ -81,8 +91,10 @@ async def update(
     result_type: type | None = None,
     update_id: str | None = None,
 ) -> Any:
-    """`update_id` (from the caller's Idempotency-Key): a retry of an update that went
-    through after its answer timed out gets that update's result instead of running again."""
+    """The update's id comes from the caller's Idempotency-Key (when the request has one): a
+    retry of an update that went through after its answer timed out (503) gets that update's
+    result instead of running the step again. `update_id` names it explicitly instead."""
+    update_id = update_id or _update_id_of_call(name)
     handle = client.get_workflow_handle(workflow_id)
     try:
         result = await handle.execute_update(

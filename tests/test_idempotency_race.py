@@ -27,7 +27,9 @@ ADJUSTMENT = {"sku": "TEE", "location": "DC-EAST", "status": "sellable", "delta"
 
 def _first_and_retry(url: str, admin_key: str) -> list[tuple[int, int, str | None]]:
     seen = []
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as client:
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    # what is tested is the replay, not the latency: a loaded machine may take seconds a request
+    with httpx.Client(base_url=url, headers=auth, timeout=60.0) as client:
         for _ in range(ROUNDS):
             headers = {"Idempotency-Key": uuid.uuid4().hex}
             first = client.post("/v1/inventory/adjustments", json=ADJUSTMENT, headers=headers)

@@ -202,6 +202,32 @@ def test_orders_from_three_channels_complete(shop: Shop, stack: DevStack) -> Non
     _checks_clean(stack)
 
 
+def test_a_pick_retried_after_a_503_is_taken_once(shop: Shop, stack: DevStack) -> None:
+    """The worker does not answer in time (503) but the pick goes through once it does; the
+    warehouse retries with the same Idempotency-Key and gets that pick's answer (the update's
+    id comes from the key), not a 409 for picking a picked shipment."""
+    warehouse = shop.key("warehouse")
+    order = shop.order("web", "R-503", [("MUG", 1, 1600)])
+    shipment = shop.until(order.id, lambda o: o.status == "allocated").shipments[0]
+    lines = [PickLine(sku="MUG", qty=1)]
+    worker = _worker(stack)
+    worker.suspend()
+    try:
+        with pytest.raises(ApiError) as late:
+            warehouse.pick_shipment(shipment.id, lines, idempotency_key="pick-R-503")
+        assert late.value.status == 503
+    finally:
+        worker.resume()
+    shop.until(order.id, lambda o: o.shipments[0].status == "picked")  # the first try went through
+    again = warehouse.pick_shipment(shipment.id, lines, idempotency_key="pick-R-503")
+    assert again.status == "picked" and again.lines[0].picked == 1
+    with pytest.raises(ApiError) as twice:  # a new key is a new pick: refused
+        warehouse.pick_shipment(shipment.id, lines, idempotency_key="pick-R-503-b")
+    assert twice.value.status == 409
+    shop.fulfil(warehouse, shipment.id, {})
+    shop.until(order.id, lambda o: o.status == "completed")
+
+
 def _worker(stack: DevStack) -> psutil.Process:
     """The running worker process (waiting while the supervisor restarts a killed one)."""
     process = worker_process(stack)

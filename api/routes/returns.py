@@ -10,14 +10,13 @@ rules: domain/returns.py."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -315,7 +314,6 @@ class ReturnSteps:
     temporal: TemporalDep
     settings: SettingsDep
     who: CurrentPrincipal
-    request: Request
 
     async def take(self, number: str, name: str, arg: object) -> ReturnRead:
         await read_return(self.engine, number, self.who)
@@ -329,19 +327,8 @@ class ReturnSteps:
             workflow=RETURN_WORKFLOW,
             rpc_seconds=rpc,
             result_type=ReturnSnapshot,
-            update_id=self._update_id(name, arg),
         )
         return await read_return(self.engine, number)
-
-    def _update_id(self, name: str, arg: object) -> str | None:
-        """The step's update id from the caller's Idempotency-Key (and what it asks): a
-        receipt or an inspection retried after a 503 whose first try went through is that
-        same update, not a second one (a partial receipt would be taken twice)."""
-        key = self.request.headers.get("idempotency-key")
-        if not key:
-            return None
-        seen = f"{self.who.key_id}\n{key}\n{arg!r}".encode()
-        return f"{name}-{hashlib.sha256(seen).hexdigest()[:32]}"
 
 
 StepsDep = Annotated[ReturnSteps, Depends()]
