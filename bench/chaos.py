@@ -2,7 +2,7 @@
 dev server is killed once and Postgres is crashed once; at the end nothing is lost, nothing
 doubled, nothing oversold, and the inventory and ledger checks are clean.
 
-    python -m bench.chaos --seconds 60 --clients 4
+    python -m bench.chaos --seconds 60 --clients 4 [--replicas 2]
 
 The whole stack runs through `omniflow dev` on free ports (bench/stack.py). Over HTTP with
 the API client (client/), as channels and a warehouse use it:
@@ -27,7 +27,12 @@ the API client (client/), as channels and a warehouse use it:
   supervisor restarts it), SIGKILLs the Temporal dev server once (restarted by the
   supervisor; workflows persist in its SQLite file) and stops Postgres with
   `pg_ctl -m immediate` (a crash: WAL recovery on start) once, starting it again on the same
-  data directory and port after `--pg-down` seconds.
+  data directory and port after `--pg-down` seconds;
+- with `--replicas 2` the stack runs two workers and two API processes against the one
+  Postgres and the one Temporal server, and the kills alternate: a worker, then an API
+  process (the one running longest, so each replica in turn), each restarted by the
+  supervisor; every client is given both APIs, so a request or a retry that meets the dead
+  one goes to the other with the same Idempotency-Key (bench/chaos_kills.py).
 
 Then no new orders; the warehouse works until every order is `completed`, `cancelled` or in
 an expected wait (`awaiting_stock`, `on_hold`, or partly shipped with the rest backordered).
@@ -55,13 +60,14 @@ bench/results/chaos.json. Exit code 1 when anything is lost, doubled, oversold, 
 stuck, a check has findings, or the stack died.
 
 Here: the run and the command line. bench/chaos_setup.py has the configuration and the
-catalog, bench/chaos_load.py the load and the chaos, bench/chaos_settle.py the wait for the orders
-to settle, bench/chaos_verify.py the checks,
+catalog, bench/chaos_load.py the load, bench/chaos_kills.py the chaos, bench/chaos_settle.py the
+wait for the orders to settle, bench/chaos_verify.py the checks,
 bench/chaos_stack.py the processes, bench/chaos_report.py the report."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import threading
 import time
@@ -119,7 +125,7 @@ def run(cfg: ChaosConfig, log: Any = None) -> Report:
     started = time.monotonic()
     report = Report(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()})
     with _data_dir(cfg) as data_dir:
-        stack = DevStack(data_dir, extra_env=dict(STACK_ENV)).start()
+        stack = DevStack(data_dir, extra_env=dict(STACK_ENV), replicas=cfg.replicas).start()
         try:
             chaos = Chaos(stack, cfg)
             chaos.setup()
@@ -204,9 +210,9 @@ def _measure(chaos: Chaos, stack: DevStack, report: Report) -> None:
     report.responses = dict(sorted(chaos.responses.items()))
     report.server_errors = chaos.server_errors
     err = stack.stderr()
-    report.restarts = {
-        "worker": err.count("worker exited"),
-        "api": err.count("api exited"),
+    report.restarts = {  # the supervisor names a replica by its number: `worker 2 exited`
+        "worker": len(re.findall(r"omniflow dev: worker(?: \d+)? exited", err)),
+        "api": len(re.findall(r"omniflow dev: api(?: \d+)? exited", err)),
         "temporal": err.count("Temporal dev server exited"),
     }
 
@@ -230,6 +236,9 @@ def main() -> None:
     parser.add_argument(
         "--return-every", type=float, default=2.0, help="return a completed order this often (s; 0: none)"
     )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="workers and APIs, each; with 2 an API is killed in turn"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the stack's data here")
     args = parser.parse_args()
@@ -245,6 +254,7 @@ def main() -> None:
         settle_seconds=args.settle,
         po_every=args.po_every,
         return_every=args.return_every,
+        replicas=args.replicas,
         seed=args.seed,
         data_dir=args.data_dir,
     )

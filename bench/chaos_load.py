@@ -1,13 +1,12 @@
-"""The chaos bench's load and its chaos (bench/chaos.py describes the run): client threads
-placing orders through the API client, each retrying its order with the same
-Idempotency-Key until it is taken; a restocker; warehouse threads picking, packing and
-shipping; and the thread that kills the worker, the Temporal dev server and Postgres."""
+"""The chaos bench's load (bench/chaos.py describes the run): client threads placing orders
+through the API client, each retrying its order with the same Idempotency-Key until it is
+taken (on the next API replica when there are several); a restocker; warehouse threads
+picking, packing and shipping. The thread that kills processes is bench/chaos_kills.py's."""
 
 from __future__ import annotations
 
 import random
 import re
-import signal
 import threading
 import time
 import zlib
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from bench.chaos_kills import ChaosKills
 from bench.chaos_report import ChaosEvent, Placed
 from bench.chaos_setup import (
     CHANNELS,
@@ -27,7 +27,6 @@ from bench.chaos_setup import (
     ChaosConfig,
     order_body,
 )
-from bench.chaos_stack import port_open, start_postgres, stop_postgres, temporal_process, worker_process
 from bench.common import CHANNELS as CHANNEL_LIST
 from bench.common import LOCATIONS, create_catalog
 from bench.stack import DevStack
@@ -47,7 +46,7 @@ from client import operations as ops
 PACKAGE = {"weight_g": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 
 
-class Chaos:
+class Chaos(ChaosKills):
     def __init__(self, stack: DevStack, cfg: ChaosConfig) -> None:
         self.stack = stack
         self.cfg = cfg
@@ -66,7 +65,7 @@ class Chaos:
         self.give_up_at = float("inf")
         self.keys: dict[str, str] = {}
         self.thread_errors: list[str] = []
-        self.worker_back_at = 0.0  # seconds into the load when the last killed worker was back
+        self.back_at: dict[str, float] = {}  # worker / api -> when the last one killed was back
         self.backlog = [0] * cfg.pickers  # shipments each picker is working on
 
     # -- HTTP ------------------------------------------------------------------------
@@ -75,8 +74,10 @@ class Chaos:
         """A client that counts every answer (or transport error) by route. `retrying`:
         until a 2xx or another 4xx, retried on no answer, 5xx, 429 and 409 "in flight" (the
         same write, so the same Idempotency-Key) until `give_up_at`, with the back-off this
-        bench has always measured with (not Retry-After). Writes carry a key only where the
-        API requires one, as the channels and the scanners here always did."""
+        bench has always measured with (not Retry-After). Not `retrying` (the warehouse's
+        scanners, which look again next round): with replicas, a connection refused by a dead
+        one is tried once on the next (nothing was sent), nothing else. Writes carry a key
+        only where the API requires one, as the channels and the scanners here always did."""
         deadline = None if self.give_up_at == float("inf") else self.give_up_at
         statuses = frozenset({429, *range(500, 600)})
         policy = RetryPolicy(
@@ -88,11 +89,12 @@ class Chaos:
             statuses=statuses,
             respect_retry_after=False,
         )
+        other_replica = RetryPolicy(attempts=self.stack.replicas, initial_delay=0.0, statuses=frozenset())
         return OmniflowClient(
-            self.stack.api,
+            self.stack.apis,  # with replicas: a retry goes to the next one (client/clients.py)
             key or self.stack.admin_key,
             timeout=HTTP_TIMEOUT,
-            retry=policy if retrying else None,
+            retry=policy if retrying else (other_replica if self.stack.replicas > 1 else None),
             idempotent_writes=False,
             observer=self.count,
         )
@@ -290,84 +292,3 @@ class Chaos:
                     f"  t={self.now():5.1f}s placed {len(self.placed)}, shipped {sum(self.ship_oks.values())}, "
                     f"warehouse backlog {sum(self.backlog)}, 5xx/no answer {errors}"
                 )
-
-    # -- chaos -----------------------------------------------------------------------
-
-    def chaos_loop(self) -> None:
-        try:
-            for at, kind in self.cfg.schedule():
-                if kind == "worker":  # a restarted worker gets `kill_every` seconds of work first
-                    at = max(at, self.worker_back_at + self.cfg.kill_every)
-                if at >= self.cfg.seconds:
-                    continue
-                delay = at - self.now()
-                if delay > 0 and self.stop_orders.wait(delay):
-                    return
-                if kind == "worker":
-                    self.kill_worker()
-                elif kind == "temporal":
-                    self.kill_temporal()
-                else:
-                    self.crash_postgres()
-        except Exception as exc:
-            self.thread_errors.append(f"chaos: {type(exc).__name__}: {exc}")
-
-    def kill_worker(self) -> None:
-        p = worker_process(self.stack, timeout=10.0)
-        if p is None:
-            self.events.append(ChaosEvent("worker", self.now(), "no worker running (not restarted yet?)"))
-            return
-        at = self.now()
-        p.send_signal(signal.SIGKILL)
-        event = ChaosEvent("worker", at, f"SIGKILL pid {p.pid}")
-        self.events.append(event)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the supervisor starts a new one (a new pid)
-            new = worker_process(self.stack, timeout=1.0)
-            if new is not None and new.pid != p.pid:
-                event.back_after_s = round(self.now() - at, 2)
-                self.worker_back_at = self.now()
-                break
-            time.sleep(0.05)
-
-    def kill_temporal(self) -> None:
-        p = temporal_process(self.stack, timeout=10.0)
-        if p is None:
-            self.events.append(ChaosEvent("temporal", self.now(), "no Temporal dev server found"))
-            return
-        at = self.now()
-        p.send_signal(signal.SIGKILL)
-        event = ChaosEvent("temporal", at, f"SIGKILL pid {p.pid}")
-        self.events.append(event)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            new = temporal_process(self.stack, timeout=1.0)
-            if new is not None and new.pid != p.pid and port_open(self.stack.temporal_port):
-                event.back_after_s = round(self.now() - at, 2)
-                break
-            time.sleep(0.1)
-        event.ready_after_s = self.wait_ready(at)
-
-    def crash_postgres(self) -> None:
-        at = self.now()
-        stop_postgres(self.stack, self.cfg.pg_stop_mode)
-        event = ChaosEvent(
-            "postgres", at, f"pg_ctl stop -m {self.cfg.pg_stop_mode}, down {self.cfg.pg_down:.0f}s"
-        )
-        self.events.append(event)
-        time.sleep(self.cfg.pg_down)
-        start_postgres(self.stack)
-        event.back_after_s = round(self.now() - at, 2)
-        event.ready_after_s = self.wait_ready(at)
-
-    def wait_ready(self, since: float, timeout: float = 60.0) -> float | None:
-        deadline = time.monotonic() + timeout
-        with OmniflowClient(self.stack.api, timeout=5.0) as api:
-            while time.monotonic() < deadline:
-                try:
-                    if api.ready().ready:
-                        return round(self.now() - since, 2)
-                except (ApiError, httpx.HTTPError):
-                    pass
-                time.sleep(0.2)
-        return None

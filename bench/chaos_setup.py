@@ -70,6 +70,7 @@ class ChaosConfig:
     return_every: float = 2.0  # return a completed order this often, received and inspected (0: none)
     settle_stall_seconds: float = 60.0  # after the load, settling fails once nothing moved this long
     settle_seconds: float = 900.0  # and stops at this cap even while things still move (no hang)
+    replicas: int = 1  # workers and APIs (`omniflow dev --replicas`); with 2, kills alternate
     seed: int = 7
     data_dir: Path | None = None  # default: a temporary directory, removed afterwards
 
@@ -77,9 +78,10 @@ class ChaosConfig:
         """(seconds after the start of the load, event), in time order. Worker kills that
         would land within 1.5 s of the Temporal or Postgres event move past it, so each kind
         of failure is seen on its own (the next kill is due in `kill_every` anyway). When it
-        runs, a kill also waits until the previous worker has been back `kill_every` seconds:
+        runs, a kill also waits until the previous one of its kind has been back `kill_every` s:
         the supervisor's restart delay grows to 5 s, so kills every 5 s on the clock would
-        leave no worker running at all."""
+        leave no worker running at all. With replicas the kills alternate between a worker
+        and an API process (`kill_every` apart, so each kind is killed every 2 × `kill_every`)."""
         events = [
             (self.seconds * self.temporal_at, "temporal"),
             (self.seconds * self.postgres_at, "postgres"),
@@ -90,7 +92,8 @@ class ChaosConfig:
                 if abs(t - at) < 1.5:
                     t = at + 1.5
             if t < self.seconds - 1.0:
-                events.append((t, "worker"))
+                kills = sum(kind in ("worker", "api") for _, kind in events)
+                events.append((t, "api" if self.replicas > 1 and kills % 2 else "worker"))
             t += self.kill_every
         return sorted(events)
 

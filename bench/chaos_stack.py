@@ -51,9 +51,33 @@ def worker_process(stack: DevStack, timeout: float = 30.0) -> psutil.Process | N
     return _find_child(stack, lambda argv: argv[-2:] == ["-m", "worker"], timeout)
 
 
+def replica_processes(stack: DevStack, module: str, timeout: float = 30.0) -> list[psutil.Process]:
+    """Every running `python -m <module>` child (`worker` or `api`: one a replica), the one
+    running longest first, waiting up to `timeout` while there is none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = []
+        for p in _children(stack):
+            try:
+                if p.cmdline()[-2:] == ["-m", module] and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.Error:
+                continue
+        if out or time.monotonic() > deadline:
+            return sorted(out, key=_started)
+        time.sleep(0.1)
+
+
 def temporal_process(stack: DevStack, timeout: float = 30.0) -> psutil.Process | None:
     words = ("temporal", "server", "start-dev")
     return _find_child(stack, lambda argv: all(any(w in a for a in argv) for w in words), timeout)
+
+
+def _started(p: psutil.Process) -> float:
+    try:
+        return float(p.create_time())
+    except psutil.Error:
+        return 0.0
 
 
 def port_open(port: int) -> bool:
