@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -37,22 +37,37 @@ async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
         return list(await conn.execute(text(sql), params))
 
 
+async def _backorder(
+    shop: AsyncEngine,
+    env: WorkflowEnvironment,
+    settings: Settings,
+    external_id: str,
+    qty: int,
+    aging: int,
+    recheck: int,
+) -> WorkflowHandle[Any, Any]:
+    """An order of COFFEE (none in stock) waiting for it; its aging question escalates once
+    an hour later, then keeps waiting."""
+    started = await place_order(
+        shop,
+        env.client,
+        settings,
+        external_id,
+        [("COFFEE", qty, 900)],
+        aging_seconds=aging,
+        recheck_seconds=recheck,
+        policies=fast_policy("backorder_aging", "keep_waiting", limit=1),
+    )
+    await until(started, lambda s: s.status == "awaiting_stock")
+    return started
+
+
 async def test_a_long_backorder_continues_as_new_then_is_woken_and_completes_once(
     shop: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
     client = temporal_env.client
-    started = await place_order(
-        shop,
-        client,
-        settings,
-        "LW-1",
-        [("COFFEE", 3, 900)],
-        aging_seconds=2 * 86_400,
-        recheck_seconds=4 * 3600,
-        policies=fast_policy("backorder_aging", "keep_waiting", limit=1),
-    )
+    started = await _backorder(shop, temporal_env, settings, "LW-1", 3, 2 * 86_400, 4 * 3600)
     order = client.get_workflow_handle(started.id)  # the latest run, whichever it is
-    await until(order, lambda s: s.status == "awaiting_stock")
     first_run = started.result_run_id
     for _ in range(40):  # re-checks every 4 hours, a backorder_aging question every ~2 days
         await temporal_env.sleep(timedelta(hours=12))
@@ -126,3 +141,24 @@ def test_the_recorded_run_after_a_continue_as_new_starts_from_the_carried_state(
     start = history.events[0].workflow_execution_started_event_attributes
     assert start.continued_execution_run_id, "the recording is of the run after a continue-as-new"
     assert len(history.events) < 200
+
+
+async def test_a_backorder_that_is_only_asked_again_and_again_continues_as_new_too(
+    shop: AsyncEngine, temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    """Re-check no sooner than the aging question: the wait never leaves the question loop."""
+    client = temporal_env.client
+    started = await _backorder(shop, temporal_env, settings, "LW-2", 1, 86_400, 86_400)
+    order = client.get_workflow_handle(started.id)
+    for _ in range(80):  # ~30 events a question, one a day
+        await temporal_env.sleep(timedelta(days=1))
+        if (await order.describe()).run_id != started.result_run_id:
+            break
+    else:
+        raise AssertionError("the wait never continued as new")
+    first = await client.get_workflow_handle(order.id, run_id=started.result_run_id).fetch_history()
+    assert HISTORY_EVENTS_BOUND <= len(first.events) <= HISTORY_EVENTS_BOUND + 60
+    await receive(shop, "COFFEE", "DC-EAST", 1, lot="L2")
+    await order.signal("stock_arrived", StockArrived(["COFFEE"]))
+    snap = await until(order, lambda s: s.status == "allocated")
+    assert snap.lines[0].reserved == 1

@@ -238,6 +238,7 @@ class OrderWorkflow(OrderMessages):
                 if not await self._backorder_aged():
                     break
                 self.state.backorder_since = workflow.now()  # asked and answered: the age starts again
+                self._continue_if_long()  # no re-check comes back to `fulfil` when it is >= the age
         if not self._finished() and self._backordered() > 0:
             await self._source()
 
