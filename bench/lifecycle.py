@@ -15,6 +15,7 @@ and the API), all measured in the same run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -58,19 +59,34 @@ def _stack_part(pid: int, cmd: str, data: str) -> str | None:
     return None
 
 
+def _stack_processes(stack: DevStack) -> list[psutil.Process]:
+    """This run's processes only: the dev stack's descendants (worker, API, Temporal server),
+    its Postgres (the postmaster, found by its data directory, which is not a descendant) with
+    its backends, and this load generator. Other stacks on a shared machine (other benches,
+    test runs) have workers, APIs and Postgres backends with the same command lines."""
+    procs = [psutil.Process()]
+    with contextlib.suppress(psutil.Error):
+        procs += psutil.Process(stack.proc.pid).children(recursive=True) if stack.proc else []
+    data = str(stack.data_dir)
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if data in cmd and "postgres" in cmd and "temporal" not in cmd:
+                procs += [proc, *proc.children()]
+    return list({p.pid: p for p in procs}.values())
+
+
 def cpu_seconds(stack: DevStack) -> dict[str, float]:
     """CPU time so far of each part of the stack (and of this load generator)."""
     out: dict[str, float] = defaultdict(float)
     data = str(stack.data_dir)
-    for proc in psutil.process_iter(["cmdline", "cpu_times", "pid"]):
+    for proc in _stack_processes(stack):
         try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            times = proc.info["cpu_times"]
+            cmd = " ".join(proc.cmdline())
+            times = proc.cpu_times()
         except psutil.Error:
             continue
-        if times is None:
-            continue
-        part = _stack_part(proc.info["pid"], cmd, data)
+        part = _stack_part(proc.pid, cmd, data)
         if part == "postmaster":  # with the backends that have exited
             part = "postgres"
             out[part] += times.children_user + times.children_system
