@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import TypedSearchAttributes
 
 from bench.common import NYC
 from models.order_intake import IntakeLine, OrderIntake, insert_order
@@ -52,7 +53,10 @@ async def place_order(
     aging_seconds: int | None = None,
     recheck_seconds: int | None = None,
     method: str = "card",
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> WorkflowHandle[Any, Any]:
+    """`search_attributes`: those the run starts with (the API starts orders with
+    api.routes.orders.sa_pairs)."""
     order_id = order_workflow_id(channel, external_id)
     merchandise = sum(q * p for _, q, p in lines)
     total = merchandise + shipping + tax
@@ -94,6 +98,7 @@ async def place_order(
         ),
         id=order_id,
         task_queue=settings.task_queue,
+        search_attributes=search_attributes,
     )
 
 

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         StockArrived,
     )
     from workflows.exception_wait import ExceptionWaiter
-    from workflows.order_messages import OrderMessages, OrderState
+    from workflows.order_messages import LEAN_COMMANDS, OrderMessages, OrderState
 
 HOLD_ACTIONS = {kind: list(h.actions) for kind, h in hold_rules.HOLDS.items()}
 BACKORDER_ACTIONS = ["keep_waiting", "cancel"]
@@ -65,14 +65,22 @@ class OrderWorkflow(OrderMessages):
 
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderSnapshot:
-        workflow.upsert_search_attributes([sa.OMNI_CHANNEL.value_set(inp.channel)])
+        # Decided once, in the first workflow task (a patch asked for the first time in a later
+        # task that the worker replays is taken as absent). `lean-commands` stands for every
+        # earlier patch of this workflow: each patch costs the server a marker and an upsert of
+        # TemporalChangeVersion, so a run that has it asks none of the others.
+        lean = workflow.patched(LEAN_COMMANDS)
+        if lean:
+            self._set_attribute(sa.OMNI_CHANNEL, inp.channel)  # the API sets it at start
+        else:
+            workflow.upsert_search_attributes([sa.OMNI_CHANNEL.value_set(inp.channel)])
         if inp.carried is not None:  # a long wait continued as new (workflows/order_carry.py)
             self.state = order_carry.restored_state(inp.carried)
+            self.state.lean = lean
             await self.fulfil()
             return await self.close()
-        # Decided once, in the first workflow task (a patch asked for the first time in a later
-        # task that the worker replays is taken as absent).
-        self.state.closed_by_last_step = workflow.patched("close-in-last-step")
+        self.state.lean = lean
+        self.state.closed_by_last_step = lean or workflow.patched("close-in-last-step")
         recorded = await self.receive()
         await self.clear_holds(recorded)
         if not self._closed():
@@ -85,7 +93,7 @@ class OrderWorkflow(OrderMessages):
         """Record the order: payment, holds, pre-order lines; an order nothing holds is
         sourced in the same step (patch record-and-source)."""
         async with self.lock:  # shipments it makes are visible in the read model before we see them
-            if workflow.patched("record-and-source"):
+            if self.state.lean or workflow.patched("record-and-source"):
                 recorded = await self._take(
                     RECORD_ORDER, RecordOrder(self.inp.order_id, self._name("source"))
                 )

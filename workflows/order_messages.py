@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -47,6 +48,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=60)
+# The patch of runs that ask no other patch, upsert a search attribute only when its value
+# changes (see OrderState.lean).
+LEAN_COMMANDS = "lean-commands"
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -67,6 +71,7 @@ class OrderState:
     avoid: list[str] = field(default_factory=list)  # locations whose shelves just came up short
     backorder_since: datetime | None = None
     closed_by_last_step: bool = False  # patch close-in-last-step, decided in the first task
+    lean: bool = False  # patch lean-commands (implies local-steps, record-and-source, close-in-last-step)
 
 
 class OrderMessages(AwaitsDecisions):
@@ -231,7 +236,7 @@ class OrderMessages(AwaitsDecisions):
         and saves the task-queue round trip and three history events per step. A crash
         mid-step re-runs it, which its key makes harmless. Runs recorded before this change
         keep regular activities (patch `local-steps`)."""
-        if workflow.patched("local-steps"):
+        if self.state.lean or workflow.patched("local-steps"):
             return await calls.run_local(ref, arg, start_to_close=STEP_TIMEOUT)
         return await calls.run(ref, arg, start_to_close=STEP_TIMEOUT)
 
@@ -253,7 +258,16 @@ class OrderMessages(AwaitsDecisions):
         self.state.order = snap
         if not any(ln.backordered for ln in snap.lines):
             self.state.backorder_since = None
-        workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(snap.status)])
+        if self.state.lean:
+            self._set_attribute(sa.OMNI_STATUS, snap.status)
+        else:
+            workflow.upsert_search_attributes([sa.OMNI_STATUS.value_set(snap.status)])
+
+    def _set_attribute(self, key: SearchAttributeKey[str], value: str) -> None:
+        """Upsert only a change: the run's search attributes (those it started with, then every
+        upsert) are in its history, so whether one is needed replays the same."""
+        if workflow.info().typed_search_attributes.get(key) != value:
+            workflow.upsert_search_attributes([key.value_set(value)])
 
     def _order(self) -> OrderSnapshot:
         assert self.state.order is not None, "the order is recorded before anything reads it"
