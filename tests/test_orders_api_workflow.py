@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.factories import receive
 from tests.orders_api import Headers, create, idem, order_body
+from workflows import search_attributes as sa
 
 # -- with the order workflow running -----------------------------------------------------
 
@@ -40,7 +42,7 @@ async def stocked(keys: dict[str, Headers], engine: AsyncEngine, worker: Worker)
 
 
 async def test_an_order_is_picked_packed_and_shipped(
-    api: httpx.AsyncClient, stocked: dict[str, Headers]
+    api: httpx.AsyncClient, stocked: dict[str, Headers], temporal_client: Client
 ) -> None:
     web, wh = stocked["web"], stocked["warehouse"]
     r = await create(api, web, order_body())
@@ -50,6 +52,9 @@ async def test_an_order_is_picked_packed_and_shipped(
     )
     assert order["lines"][0]["reserved"] == 2
     assert order["payment"]["status"] == "captured"
+    # Started without OmniException: set only while an exception is open (`IS NOT NULL` in the UI).
+    attrs = (await temporal_client.get_workflow_handle("order-web-A-1").describe()).typed_search_attributes
+    assert (attrs.get(sa.OMNI_EXCEPTION), attrs.get(sa.OMNI_CHANNEL)) == (None, "web")
     [shipment] = order["shipments"]
     sid = shipment["id"]
     assert (shipment["location"], shipment["status"]) == ("DC-EAST", "allocated")

@@ -76,7 +76,7 @@ def sa_pairs(channel: str) -> TypedSearchAttributes:
         [
             SearchAttributePair(sa.OMNI_STATUS, "received"),
             SearchAttributePair(sa.OMNI_CHANNEL, channel),
-            SearchAttributePair(sa.OMNI_EXCEPTION, ""),
+            # OmniException is set only while an exception is open: `OmniException IS NOT NULL`.
             SearchAttributePair(sa.OMNI_PRIORITY, 0.0),
         ]
     )
