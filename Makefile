@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run demo test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish bench-backlog clean fmt
+.PHONY: run demo screenshots test install lint typecheck imports shape chromium test-tools pytest bench bench-quick bench-publish bench-backlog clean fmt
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ run: $(STAMP)
 DEMO_SLAS := {"fraud_review":30,"address_invalid":30,"payment_pending":30,"po_approval":30,"supplier_unconfirmed":30,"receipt_discrepancy":30,"short_pick":30,"backorder_aging":30,"return_approval":30,"refund_approval":30,"refund_overdue":30,"count_variance":30,"bill_mismatch":30,"channel_sync_failed":30}
 demo: $(STAMP)
 	OMNIFLOW_EXCEPTION_SLA_SECONDS='$(DEMO_SLAS)' OMNIFLOW_LOG_LEVEL=WARNING $(BIN)/omniflow dev --simulate
+
+# Every README screenshot regenerated into docs/img/ (tools/screenshots.py): starts `omniflow dev`
+# with demo data on free ports, runs the simulator a minute, photographs the console, the
+# simulator's summary and the Temporal UI, stops it. A stack already up (`make run`):
+#   make screenshots SCREENSHOTS_ARGS='--api-url http://127.0.0.1:8000 --ui-url http://127.0.0.1:8233'
+screenshots: $(STAMP) chromium
+	$(BIN)/python -m tools.screenshots $(SCREENSHOTS_ARGS)
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint typecheck imports shape chromium test-tools pytest
