@@ -29,6 +29,7 @@ from typing import Any
 import psutil
 from temporalio.client import Client
 
+from bench import open_loop as bench_open_loop
 from bench.ceiling import Shape
 from bench.common import percentile
 from bench.lifecycle_report import order_shape, plot, shape_of, table
@@ -319,7 +320,13 @@ async def measure_level(
     return point
 
 
-async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | None) -> dict[str, Any]:
+async def run(
+    levels: list[int],
+    per_level: int,
+    flash: tuple[int, int, int] | None,
+    open_loop: tuple[float | None, float] | None = None,
+) -> dict[str, Any]:
+    """`open_loop`: (orders/s or None for half the best closed-loop level's, seconds)."""
     with tempfile.TemporaryDirectory(prefix="omniflow-bench-") as tmp:
         stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
         ceiling = _start_ceiling_worker(stack)
@@ -341,6 +348,10 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
                     flush=True,
                 )
             sale = await flash_sale(shop, *flash) if flash else None
+            steady = None
+            if open_loop:
+                rate = open_loop[0] or max(p.orders_per_s for p in points) / 2
+                steady = await _open_loop(stack, shop, rate, open_loop[1])
         finally:
             await shop.close()
             ceiling.terminate()
@@ -358,4 +369,14 @@ async def run(levels: list[int], per_level: int, flash: tuple[int, int, int] | N
         "round_trips_per_order": trips,
         "ceiling_shape": asdict(shape),
         "flash_sale": sale,
+        "open_loop": steady,
     }
+
+
+async def _open_loop(stack: DevStack, shop: Shop, rate: float, seconds: float) -> dict[str, Any]:
+    cpu0 = cpu_seconds(stack)
+    result = await bench_open_loop.measure(shop, rate, seconds, "open")
+    cpu1 = cpu_seconds(stack)
+    done = max(1, result["orders"] - result["failed"])
+    result["cpu_ms_per_order"] = {k: round((cpu1[k] - cpu0.get(k, 0)) * 1000 / done, 1) for k in cpu1}
+    return result

@@ -4,6 +4,7 @@ flash sale, a table on stdout, `bench/results/latest.json` and a plot
 
     python -m bench.run --quick     # under 4 minutes
     python -m bench.run --full      # more levels and orders; minutes
+    python -m bench.run --quick --open-loop   # then capture latency at half the best orders/s
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench import lifecycle
+from bench import lifecycle, open_loop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROFILES = {
@@ -34,6 +35,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, help="orders per level (overrides the profile)")
     parser.add_argument("--skip-flash", action="store_true", help="no flash sale (comparing builds)")
     parser.add_argument("--out", default="latest.json", help="result file name in bench/results/")
+    parser.add_argument(
+        "--open-loop", action="store_true", help="then offer orders at a constant rate (bench/open_loop.py)"
+    )
+    parser.add_argument("--rate", type=float, help="open-loop orders/s (default: half the best level's)")
+    parser.add_argument("--open-seconds", type=float, default=30.0, help="how long the open loop offers")
     args = parser.parse_args()
     profile = "full" if args.full else "quick"
     levels, per_level, flash = PROFILES[profile]
@@ -42,7 +48,8 @@ def main() -> None:
     per_level = args.orders or per_level
     t0 = time.monotonic()
     print(f"omniflow bench ({profile}): levels {levels}, {per_level} orders per level", flush=True)
-    result = asyncio.run(lifecycle.run(levels, per_level, None if args.skip_flash else flash))
+    steady = (args.rate, args.open_seconds) if args.open_loop or args.rate else None
+    result = asyncio.run(lifecycle.run(levels, per_level, None if args.skip_flash else flash, steady))
     result.update(
         profile=profile,
         seconds=round(time.monotonic() - t0, 1),
@@ -57,6 +64,8 @@ def main() -> None:
     if args.out == "latest.json":
         lifecycle.plot(result, RESULTS / "lifecycle.png")
     print(lifecycle.table(result))
+    if result["open_loop"]:
+        print(open_loop.line(result["open_loop"]))
     print(
         f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
         f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']}, server_ratio "
