@@ -29,9 +29,11 @@ from client import (
     PackLine,
     PickLine,
     StockAdjustment,
+    Wave,
     WaveShipment,
 )
 
+PICK_WAIT_SECONDS = 1.0
 PACKAGE = {"weight_g": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 SKUS = [
     NewSku(code="TEE", name="Tee", unit_cost=600, price=2500),
@@ -59,6 +61,7 @@ class Shop:
         self.admin = self._client(stack.admin_key)
         self.channel: dict[str, AsyncOmniflowClient] = {}
         self.warehouse: AsyncOmniflowClient | None = None
+        self.warehouse_key = ""
 
     def _client(self, key: str) -> AsyncOmniflowClient:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -68,7 +71,24 @@ class Shop:
 
     async def key(self, role: str, channel: str | None = None) -> AsyncOmniflowClient:
         made = await self.admin.create_api_key(role, channel=channel, name=f"bench {role} {channel or ''}")
+        if role == "warehouse":
+            self.warehouse_key = made.key
         return self._client(made.key)
+
+    async def pick_work(self, seen: str, wait: float) -> tuple[list[Wave], str]:
+        """The open pick work and its ETag, waiting up to `wait` s for it to differ from `seen`
+        (a long poll: GET /v1/pick-tasks with If-None-Match); unchanged, ([], seen)."""
+        headers = {"Authorization": f"Bearer {self.warehouse_key}", "If-None-Match": seen}
+        response = await self._http[0].get(
+            f"{self.stack.api}/v1/pick-tasks",
+            params={"max_lines": 500, "wait": wait},
+            headers=headers,
+            timeout=wait + 30,
+        )
+        if response.status_code == 304:
+            return [], seen
+        response.raise_for_status()
+        return [Wave.model_validate(w) for w in response.json()["items"]], response.headers.get("ETag", "")
 
     async def setup(self) -> None:
         for sku in SKUS:
@@ -158,10 +178,13 @@ class Floor:
         self._stop.set()
 
     async def _pick_loop(self) -> None:
-        assert self.shop.warehouse is not None
+        """Long-polls the pick work (it answers when the work changes: a new shipment, one
+        picked), as a warehouse would rather than asking 20 times a second; a short wait so
+        that `stop` is seen soon."""
         work: set[asyncio.Task[None]] = set()
+        seen = ""
         while not self._stop.is_set():
-            waves = (await self.shop.warehouse.pick_tasks(max_lines=500)).items
+            waves, seen = await self.shop.pick_work(seen, wait=PICK_WAIT_SECONDS)
             now = time.perf_counter()
             for shp in (s for wave in waves for s in wave.shipments):
                 if shp.id not in self.started:
@@ -170,7 +193,6 @@ class Floor:
                     task = asyncio.create_task(self._work(shp))
                     work.add(task)
                     task.add_done_callback(work.discard)
-            await asyncio.sleep(0.05)
         await asyncio.gather(*work)
 
     async def _work(self, shp: WaveShipment) -> None:
@@ -183,12 +205,15 @@ class Floor:
             self.errors.append(f"{shp.id}: {exc!r}"[:200])
 
     async def _completion_loop(self) -> None:
+        """Lists completed orders while an order that has shipped is not seen completed yet (an
+        order completes with its last shipment; before that there is nothing to see)."""
         while not self._stop.is_set():
-            if not self.in_flight:
-                await asyncio.sleep(0.05)
+            shipped = [at for order_id, at in self.in_flight.items() if order_id in self.shipped_at]
+            if not shipped:
+                await asyncio.sleep(0.02)
                 continue
             # Only orders at least as new as the oldest one still in flight: one short page.
-            oldest = min(self.in_flight.values())
+            oldest = min(shipped)
             cursor = None
             while True:
                 page = await self.shop.admin.list_orders(

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     rate_limit_reads: str = Field(default="60000/minute", description="GETs per key.")
     rate_limit_writes: str = Field(default="60000/minute", description="POST/PUT/PATCH/DELETE per key.")
     rate_limit_long_polls: str = Field(
-        default="6000/minute", description="Long-polls (`wait` > 0 on the change feed) per key."
+        default="6000/minute", description="Long-polls (`wait` > 0 on the change feed or pick tasks) per key."
     )
     rate_limit_long_polls_concurrent: int = Field(
         default=100, ge=1, description="Long-polls one key may hold open at once, per API process."

@@ -307,3 +307,38 @@ async def test_pick_tasks_are_open_stock_shipments_in_waves(
     r = await api.get("/v1/pick-tasks", params={"max_lines": 0}, headers=keys["warehouse"])
     assert r.status_code == 422
     assert (await api.get("/v1/pick-tasks", headers=keys["web"])).status_code == 403
+
+
+async def test_pick_tasks_long_poll_answers_when_the_work_changes_or_304_after_the_wait(
+    api: httpx.AsyncClient, keys: dict[str, Headers], engine: AsyncEngine
+) -> None:
+    import asyncio
+    import time
+
+    wh = keys["warehouse"]
+    for ext in ("L-1", "L-2"):
+        assert (await create(api, keys["admin"], order_body(ext))).status_code == 202
+    async with engine.begin() as conn:
+        first = await _add_shipment(conn, "order-web-L-1", 1, "DC-EAST", {"TEE": 1})
+    r = await api.get("/v1/pick-tasks", headers=wh)
+    tag = r.headers["etag"]
+    assert [s["id"] for w in r.json()["items"] for s in w["shipments"]] == [first]
+    assert (await api.get("/v1/pick-tasks", headers=wh)).headers["etag"] == tag  # same work, same tag
+
+    t0 = time.monotonic()
+    r = await api.get("/v1/pick-tasks", params={"wait": 0.3}, headers={**wh, "If-None-Match": tag})
+    assert r.status_code == 304 and r.headers["etag"] == tag and time.monotonic() - t0 >= 0.3
+
+    async def add_later() -> str:
+        await asyncio.sleep(0.3)
+        async with engine.begin() as conn:
+            return await _add_shipment(conn, "order-web-L-2", 1, "DC-WEST", {"MUG": 1})
+
+    t0 = time.monotonic()
+    waiting = api.get("/v1/pick-tasks", params={"wait": 10}, headers={**wh, "If-None-Match": tag})
+    r, second = await asyncio.gather(waiting, add_later())
+    assert r.status_code == 200 and time.monotonic() - t0 < 5  # answered by the change, not the wait
+    assert r.headers["etag"] != tag
+    assert sorted(s["id"] for w in r.json()["items"] for s in w["shipments"]) == sorted([first, second])
+    r = await api.get("/v1/pick-tasks", params={"wait": 21}, headers=wh)
+    assert r.status_code == 422

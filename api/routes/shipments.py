@@ -3,11 +3,14 @@ update of the shipment's order workflow (its id is the order's `workflow_id`).""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import time
 from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import Field, JsonValue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -138,14 +141,13 @@ def _wave_read(w: Wave, heads: dict[str, Any], lines: dict[str, list[WaveShipmen
     )
 
 
-@router.get("/v1/pick-tasks", response_model=Page[WaveRead], **guard(Role.warehouse))
-async def pick_tasks(
-    engine: EngineDep,
-    location: Annotated[str | None, Query(max_length=64, description="One location; all if absent.")] = None,
-    max_lines: Annotated[int, Query(ge=1, le=500, description="Pick lines per wave at most.")] = 50,
-) -> Page[WaveRead]:
-    """Open pick work (stock shipments waiting to be picked) in waves: express before standard,
-    then oldest first; one summed pick list per wave (domain/waves.py). All waves, one page."""
+# How often a waiting pick-task request looks again: at most this much later than the work
+# appeared, as the warehouse's own polling was; one statement, not a request through the API.
+PICK_WORK_RECHECK_SECONDS = 0.05
+
+
+async def _pick_work(engine: AsyncEngine, location: str | None, max_lines: int) -> tuple[list[WaveRead], str]:
+    """The open pick work in waves, and its entity tag (the same work, the same tag)."""
     rows = await open_pick_lines(engine, location)
     heads: dict[str, Any] = {}
     lines: dict[str, list[WaveShipmentLine]] = defaultdict(list)
@@ -163,7 +165,49 @@ async def pick_tasks(
         for sid, h in heads.items()
     ]
     waves = build_waves(tasks, max_lines_per_wave=max_lines)
-    items = [_wave_read(w, heads, lines) for w in waves]
+    seen = hashlib.blake2b(repr((max_lines, [tuple(r) for r in rows])).encode(), digest_size=12)
+    return [_wave_read(w, heads, lines) for w in waves], f'W/"{seen.hexdigest()}"'
+
+
+@router.get(
+    "/v1/pick-tasks",
+    response_model=Page[WaveRead],
+    responses={304: {"description": "`If-None-Match` named the work as it still is after `wait` seconds."}},
+    **guard(Role.warehouse),
+)
+async def pick_tasks(
+    request: Request,
+    engine: EngineDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    location: Annotated[str | None, Query(max_length=64, description="One location; all if absent.")] = None,
+    max_lines: Annotated[int, Query(ge=1, le=500, description="Pick lines per wave at most.")] = 50,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=20,
+            description="With If-None-Match: seconds to wait for the work to differ from that tag "
+            "before answering 304 (a long poll instead of polling).",
+        ),
+    ] = 0,
+    if_none_match: Annotated[str | None, Header(max_length=64)] = None,
+) -> Page[WaveRead] | Response:
+    """Open pick work (stock shipments waiting to be picked) in waves: express before standard,
+    then oldest first; one summed pick list per wave (domain/waves.py). All waves, one page.
+    The answer's ETag names the work; sent back as If-None-Match with `wait`, the answer comes
+    as soon as the work differs (a new shipment, one picked) or 304 after `wait` seconds; such
+    a wait counts against the key's long-poll limits, as the availability feed's (429 past them)."""
+    items, tag = await _pick_work(engine, location, max_lines)
+    if tag == if_none_match and wait > 0:
+        async with request.app.state.rate_limits.long_poll(request, principal.key_id):
+            deadline = time.monotonic() + wait
+            while tag == if_none_match and (left := deadline - time.monotonic()) > 0:
+                await asyncio.sleep(min(PICK_WORK_RECHECK_SECONDS, left))
+                items, tag = await _pick_work(engine, location, max_lines)
+    if tag == if_none_match:
+        return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
     return Page(items=items, next_cursor=None)
 
 
