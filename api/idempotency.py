@@ -14,7 +14,14 @@ meets the replay, never its own request still "in flight". When the database is 
 (restarting), freeing the key or storing the response is retried in the background until it
 is back, so a retry is not kept waiting as "in flight". A key whose first request died
 mid-flight with its process is taken over after `idempotency_in_flight_seconds`; the business
-keys underneath (workflow ids, posting keys) make that retry safe as well."""
+keys underneath (workflow ids, posting keys) make that retry safe as well.
+
+A route declared with `key_taken_with_the_write` takes the key itself, as the first statement
+of its own write transaction (`begin_with_key`), so the key's record commits with the route's
+first write instead of in a transaction of its own (order intake: one commit fewer). A
+key found taken there makes the middleware answer exactly as for any other route (replay,
+409, 422, or take it over and run the route again); a route that answers before it took the
+key has its response stored under the key with one insert."""
 
 from __future__ import annotations
 
@@ -27,12 +34,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import database_unavailable, database_unavailable_response
+from api.idempotency_keys import (
+    HELD,
+    RELEASE,
+    SCOPE_KEY,
+    STORE,
+    STORE_NEW,
+    TAKE,
+    TAKE_IF_FREE,
+    TAKE_OVER,
+    KeyToTake,
+    route_pattern,
+    takes_key_with_its_write,
+)
 from api.metrics import IDEMPOTENT_REPLAYS
 from api.problems import problem_response
 
@@ -46,23 +65,16 @@ _METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 IDEMPOTENT_CALL: ContextVar[str | None] = ContextVar("idempotent_call", default=None)
 _NOT_STORED = {401, 403}
 _KEPT_HEADERS = {"content-type", "location", "retry-after"}
-_TAKE = text(
-    "INSERT INTO idempotency_record (scope, key, method, path, request_hash, state, created_at,"
-    " locked_at) VALUES (:c, :k, :m, :p, :h, 'in_flight', :now, :now)"
-)
-_TAKE_IF_FREE = text(_TAKE.text + " ON CONFLICT (scope, key) DO NOTHING RETURNING key")
-_HELD = text("SELECT * FROM idempotency_record WHERE scope = :c AND key = :k FOR UPDATE")
-_TAKE_OVER = text(
-    "UPDATE idempotency_record SET method = :m, path = :p, request_hash = :h, state = 'in_flight',"
-    " response_status = NULL, response_headers = NULL, response_body = NULL,"
-    " created_at = CASE WHEN :exp THEN :now ELSE created_at END, locked_at = :now,"
-    " completed_at = NULL WHERE scope = :c AND key = :k"
-)
-_RELEASE = text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'")
-_STORE = text(
-    "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
-    "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
-)
+
+
+def _stored(captured: dict[str, Any]) -> bool:
+    """Whether this response is kept under its key: below 500, and not 401/403 (ran nothing)."""
+    return captured["status"] < 500 and captured["status"] not in _NOT_STORED
+
+
+def _taken(scope: Scope, caller: str, key: str, fingerprint: str, now: datetime) -> dict[str, Any]:
+    """The parameters of taking the key (TAKE) for this request."""
+    return {"c": caller, "k": key, "m": scope["method"], "p": scope["path"], "h": fingerprint, "now": now}
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -91,11 +103,65 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)  # BodyTooLarge propagates to the 413 handler outside
         caller = hashlib.sha256(auth).hexdigest()
         fingerprint = request_fingerprint(scope["method"], scope["path"], body)
+        if takes_key_with_its_write(scope["method"], scope["path"]):
+            await self._run_taking_key_itself(scope, body, receive, send, caller, key, fingerprint)
+            return
         claim = await self._try_claim(scope, caller, key, fingerprint)
         if claim is not None:
             await claim(scope, receive, send)
             return
         await self._run_and_settle(scope, body, send, caller, key)
+
+    async def _run_taking_key_itself(
+        self, scope: Scope, body: bytes, receive: Receive, send: Send, caller: str, key: str, fingerprint: str
+    ) -> None:
+        """A route that takes its key in its own write transaction (`key_taken_with_the_write`).
+        Found taken: answer as any route would (replay, 409, 422), or run it again once the
+        key is taken over. Then settle as usual; a response given before the key was taken
+        is stored with one insert (or not at all: a 5xx, 401, 403)."""
+        pending = scope[SCOPE_KEY] = KeyToTake(_taken(scope, caller, key, fingerprint, datetime.now(UTC)))
+        release = {"c": caller, "k": key}
+        try:
+            captured, held = await self._run(scope, body)
+            if (
+                not pending.claimed
+                and _stored(captured)
+                and not await self._store_new(scope, pending, captured)
+            ):
+                pending.held = True  # it answered before taking the key, which another request had
+            if pending.held:
+                claim = await self._try_claim(scope, caller, key, fingerprint)
+                if claim is not None:
+                    await claim(scope, receive, send)
+                    return
+                pending.held, pending.claimed = False, True  # taken over: ours now
+                captured, held = await self._run(scope, body)
+        except BaseException:
+            if pending.claimed:
+                await self._write(scope, RELEASE, release, key, "release the key")
+            raise
+        try:
+            if pending.claimed:
+                await self._settle(scope, captured, release, key)
+        finally:
+            for message in held:
+                await send(message)
+
+    async def _store_new(self, scope: Scope, pending: KeyToTake, captured: dict[str, Any]) -> bool:
+        """Store the answer of a route that answered before it took the key, in one insert;
+        False when the key was taken already (by an earlier request)."""
+        stored = {**pending.taken, "rh": pending.taken["h"], **self._response(captured)}
+        engine: AsyncEngine = scope["app"].state.engine
+        try:
+            async with engine.begin() as conn:
+                return (await conn.execute(STORE_NEW, stored)).first() is not None
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning(
+                "idempotency: could not store the response (database unavailable)", key=pending.taken["k"]
+            )
+            return True  # nothing was taken: the key stays free for a retry
 
     def _admit(self, scope: Scope) -> ASGIApp | tuple[str, bytes]:
         """The key and the caller's credentials when this request is one to remember; otherwise
@@ -129,10 +195,8 @@ class IdempotencyMiddleware:
             # Nothing was claimed: answer 503 here (not as an unhandled error) so the client retries.
             return database_unavailable_response(scope["path"], exc)
 
-    async def _run_and_settle(self, scope: Scope, body: bytes, send: Send, caller: str, key: str) -> None:
-        """Run the route on the body read already, free the key or store its response, and only
-        then send the response: a client that has its answer and retries at once meets the
-        stored replay (or a free key), never this request still in flight (409)."""
+    async def _run(self, scope: Scope, body: bytes) -> tuple[dict[str, Any], list[Message]]:
+        """Run the route on the body read already; its response captured, not sent yet."""
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
         held: list[Message] = []
 
@@ -149,12 +213,19 @@ class IdempotencyMiddleware:
                 captured["body"] += message.get("body", b"")
             held.append(message)  # sent once the key is settled
 
+        await self.app(scope, replay_receive, capture_send)
+        return captured, held
+
+    async def _run_and_settle(self, scope: Scope, body: bytes, send: Send, caller: str, key: str) -> None:
+        """Run the route, free the key or store its response, and only then send the response:
+        a client that has its answer and retries at once meets the stored replay (or a free
+        key), never this request still in flight (409)."""
         release = {"c": caller, "k": key}
         call = IDEMPOTENT_CALL.set(f"{caller}\n{key}")
         try:
-            await self.app(scope, replay_receive, capture_send)
+            captured, held = await self._run(scope, body)
         except BaseException:
-            await self._write(scope, _RELEASE, release, key, "release the key")
+            await self._write(scope, RELEASE, release, key, "release the key")
             raise
         finally:
             IDEMPOTENT_CALL.reset(call)
@@ -167,17 +238,21 @@ class IdempotencyMiddleware:
     async def _settle(
         self, scope: Scope, captured: dict[str, Any], release: dict[str, str], key: str
     ) -> None:
-        status = captured["status"]
-        if status >= 500 or status in _NOT_STORED:
-            await self._write(scope, _RELEASE, release, key, "release the key")
+        if not _stored(captured):
+            await self._write(scope, RELEASE, release, key, "release the key")
             return
+        stored = {**self._response(captured), **release}
+        await self._write(scope, STORE, stored, key, "store the response")
+
+    @staticmethod
+    def _response(captured: dict[str, Any]) -> dict[str, Any]:
+        """What is kept of a response: status, the replayed headers, the body."""
         kept = {
             k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in captured["headers"]
             if k.decode("latin-1").lower() in _KEPT_HEADERS
         }
-        stored = {"s": status, "h": json.dumps(kept), "b": bytes(captured["body"]), **release}
-        await self._write(scope, _STORE, stored, key, "store the response")
+        return {"s": captured["status"], "h": json.dumps(kept), "b": bytes(captured["body"])}
 
     async def _write(self, scope: Scope, statement: Any, params: dict[str, Any], key: str, what: str) -> None:
         """Settle the key (free it, or store the response). The response is decided already;
@@ -220,7 +295,7 @@ class IdempotencyMiddleware:
         if index is None:
             index = []
             for path, item in app.openapi()["paths"].items():
-                pattern = re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$")
+                pattern = route_pattern(path)
                 for method, op in item.items():
                     if op.get("x-idempotency"):
                         index.append((method.upper(), pattern, str(op["x-idempotency"])))
@@ -235,25 +310,18 @@ class IdempotencyMiddleware:
     ) -> ASGIApp | None:
         """Take the key for this request (None) or return the response to send instead."""
         now = datetime.now(UTC)
-        taken = {
-            "c": caller,
-            "k": key,
-            "m": scope["method"],
-            "p": scope["path"],
-            "h": fingerprint,
-            "now": now,
-        }
+        taken = _taken(scope, caller, key, fingerprint, now)
         async with engine.begin() as conn:
-            if (await conn.execute(_TAKE_IF_FREE, taken)).first() is not None:
+            if (await conn.execute(TAKE_IF_FREE, taken)).first() is not None:
                 return None
-            row = (await conn.execute(_HELD, {"c": caller, "k": key})).first()
+            row = (await conn.execute(HELD, {"c": caller, "k": key})).first()
             if row is None:  # released between our insert and select: take it now
-                await conn.execute(_TAKE, taken)
+                await conn.execute(TAKE, taken)
                 return None
             expired = row.created_at < now - self.ttl
             abandoned = row.state == "in_flight" and row.locked_at < now - self.in_flight_timeout
             if expired or (abandoned and row.request_hash == fingerprint):
-                await conn.execute(_TAKE_OVER, {**taken, "exp": expired})
+                await conn.execute(TAKE_OVER, {**taken, "exp": expired})
                 if abandoned:
                     log.warning("idempotency key taken over after an abandoned attempt", key=key)
                 return None

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.domain_errors import as_problem
+from api.idempotency_keys import begin_with_key, key_taken_with_the_write
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem
 from api.read_models.orders import OrderFilter, page_of_orders, read_order
@@ -185,6 +186,7 @@ async def _start_order(temporal: Client, settings: Settings, order_id: str, chan
     **guard(Role.channel, idempotency="required"),
 )
 async def create_order(
+    request: Request,
     body: OrderCreate,
     engine: EngineDep,
     temporal: TemporalDep,
@@ -193,14 +195,15 @@ async def create_order(
 ) -> JSONResponse:
     """Take an order and start its workflow (202, status `received`). The same `channel` +
     `external_id` again returns the existing order (200) if the data is the same, 409 if not;
-    never a second order. A channel key orders for its own channel only."""
+    never a second order. A channel key orders for its own channel only. The Idempotency-Key's
+    record commits with the intake rows (api.idempotency_keys.begin_with_key)."""
     if principal.role is Role.channel and body.channel != principal.channel:
         raise Problem(
             403, f"this key may only create orders for channel {principal.channel!r}", slug="forbidden"
         )
     total = _checked_total(body)
     order_id = order_workflow_id(body.channel, body.external_id)
-    async with engine.begin() as conn:
+    async with begin_with_key(engine, request) as conn:
         new = await _record(conn, body, order_id)
     if new:  # what support searches by; masked in the line (runtime.log_masking)
         log.info(
@@ -220,6 +223,9 @@ async def create_order(
         status_code=202 if new else 200,
         headers={"Location": f"/v1/orders/{order_id}"},
     )
+
+
+key_taken_with_the_write("POST", "/v1/orders")
 
 
 # -- read ----------------------------------------------------------------------------
