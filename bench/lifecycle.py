@@ -97,15 +97,26 @@ def cpu_seconds(stack: DevStack) -> dict[str, float]:
 
 
 async def db_counters(shop: Shop) -> dict[str, int]:
-    """Commits and row writes of the database so far (pg_stat_database)."""
+    """Commits and row writes of the database so far (pg_stat_database), and the transaction
+    ids handed out (`write_xacts`: a transaction gets one at its first write or row lock; the
+    cluster's counter, and only omniflow writes to this cluster). `commits` counts every
+    committed transaction, a single autocommit read included; `write_xacts` only those that
+    wrote (what costs a WAL flush)."""
     import psycopg
 
     with psycopg.connect(shop.stack.database_url) as conn:
         row = conn.execute(
-            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = 'omniflow'"
+            "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted,"
+            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            " FROM pg_stat_database WHERE datname = 'omniflow'"
         ).fetchone()
     assert row is not None
-    return {"commits": int(row[0]), "rows_inserted": int(row[1]), "rows_updated": int(row[2])}
+    return {
+        "commits": int(row[0]),
+        "rows_inserted": int(row[1]),
+        "rows_updated": int(row[2]),
+        "write_xacts": int(row[4]),
+    }
 
 
 @dataclass
@@ -121,7 +132,7 @@ class Point:
     stages_ms: dict[str, float] = field(default_factory=dict)  # median per stage
     failed: int = 0
     cpu_ms_per_order: dict[str, float] = field(default_factory=dict)  # by process
-    db_per_order: dict[str, float] = field(default_factory=dict)  # commits and row writes
+    db_per_order: dict[str, float] = field(default_factory=dict)  # commits, write transactions, row writes
     ceiling_cpu_ms_per_wf: dict[str, float] = field(default_factory=dict)
     # Where every process shares the same cores, throughput follows CPU per unit of work:
     # `cpu_ratio` = the ceiling's CPU per workflow ÷ ours per order is what `ratio` tends to
