@@ -5,8 +5,9 @@ transaction; a reservation that loses a race to another order is planned again."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +30,7 @@ from workflows.contracts import SOURCE_ORDER, Sourced, SourceOrder
 log = get_logger("omniflow.orders")
 
 RACE_ATTEMPTS = 8
+T = TypeVar("T")
 
 
 class SourcingSteps:
@@ -40,18 +42,28 @@ class SourcingSteps:
         no location can fill. `avoid`: locations that came up short on a pick for this order
         (their count is in doubt): the remainder is sourced elsewhere, else it waits."""
         key = f"{inp.order_id}:{inp.step}"
+        return await self.sourcing_step(inp.order_id, key, lambda step: self._source(step, set(inp.avoid)))
+
+    async def sourcing_step(self, order_id: str, key: str, body: Callable[[OrderStep], Awaitable[T]]) -> T:
+        """`body` in one keyed step (`key`) that sources: run again from the start, in a new
+        transaction, when a reservation loses a race to another order or the transaction is
+        a deadlock victim."""
         async with business_outcomes():  # outside the retry loop: a lost race is not a refusal
             for attempt in range(RACE_ATTEMPTS):
                 try:
-                    async with order_step(self.engine, inp.order_id, key, refusals=False) as step:
-                        return await self._source(step, set(inp.avoid))
+                    async with order_step(self.engine, order_id, key, refusals=False) as step:
+                        return await body(step)
                 except ReservationShortage:
-                    log.info("sourcing lost a race; planning again", order_id=inp.order_id, attempt=attempt)
+                    log.info("sourcing lost a race; planning again", order_id=order_id, attempt=attempt)
                 except DBAPIError as exc:  # a deadlock victim: the whole step is retried
                     if "deadlock" not in str(exc).lower():
                         raise
                 await asyncio.sleep(0.005 * (attempt + 1))
         raise ApplicationError("sourcing kept losing races; retrying", type="sourcing_contended")
+
+    async def source_in(self, step: OrderStep, source_step: str) -> Sourced:
+        """Source the order as the keyed step `source_step`, in `step`'s transaction."""
+        return await self._source(await step.then(f"{step.order_id}:{source_step}"), set())
 
     async def _source(self, step: OrderStep, avoid: set[str]) -> Sourced:
         if step.done is not None:

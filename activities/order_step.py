@@ -79,6 +79,12 @@ class OrderStep:
     async def snapshot(self) -> OrderSnapshot:
         return (await read_view(self.conn, self.order_id)).snapshot()
 
+    async def then(self, key: str) -> OrderStep:
+        """The order's next keyed step in this same transaction (record, then source): its
+        own key and record; the order row as this transaction has left it."""
+        order = await orders.lock_order(self.conn, self.order_id)
+        return OrderStep(self.conn, order, key, await orders.step_result(self.conn, key))
+
     async def refresh(self, *, on_hold: bool | None = None) -> OrderView:
         """The order's status from its lines (domain.orders.order_status_from_lines), written
         to the read model; answers the order as it now stands. `on_hold` None: held while any

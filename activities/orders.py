@@ -46,7 +46,6 @@ from workflows.contracts import (
     Resolution,
     SettleHold,
     ShipShipment,
-    SourceOrder,
 )
 
 
@@ -61,19 +60,32 @@ class OrderActivities(SourcingSteps, CancelSteps):
     async def record_order(self, inp: RecordOrder) -> Recorded:
         """Take the payment the channel reports, assess the holds (address, payment, fraud)
         and mark pre-order lines as waiting for their release date. With `source_step`, an
-        order that nothing holds is sourced right after, in a second transaction keyed by that
-        step (the SKU locks must come before a transaction's first write, and recording writes
-        the payment): one Temporal round trip instead of two, each transaction still once."""
-        async with order_step(self.engine, inp.order_id, f"{inp.order_id}:record") as step:
-            if step.done is not None:
-                d = step.done
-                recorded = Recorded(await step.snapshot(), d["holds"], d["details"], d.get("release_at", ""))
-            else:
-                recorded = await self._record(step)
-        if inp.source_step and not recorded.holds and not recorded.release_at:
-            sourced = await self.source_order(SourceOrder(inp.order_id, inp.source_step, []))
+        order that nothing holds is sourced right after in the same transaction, each step
+        under its own key: one Temporal round trip and one commit instead of two. A lost
+        reservation race runs both again (the gateway answers a retried key as the first
+        time). The order row lock has already given the transaction its id when the SKU
+        locks are taken, as in every order step."""
+        key = f"{inp.order_id}:record"
+        source_step = inp.source_step
+        if not source_step:
+            async with order_step(self.engine, inp.order_id, key) as step:
+                return await self._recorded(step)
+
+        async def record_and_source(step: OrderStep) -> Recorded:
+            recorded = await self._recorded(step)
+            if recorded.holds or recorded.release_at:
+                return recorded
+            sourced = await self.source_in(step, source_step)
             return Recorded(sourced.snapshot, [], {}, "", sourced=sourced)
-        return recorded
+
+        return await self.sourcing_step(inp.order_id, key, record_and_source)
+
+    async def _recorded(self, step: OrderStep) -> Recorded:
+        """What recording answered the first time, or record now."""
+        if step.done is None:
+            return await self._record(step)
+        d = step.done
+        return Recorded(await step.snapshot(), d["holds"], d["details"], d.get("release_at", ""))
 
     async def _record(self, step: OrderStep) -> Recorded:
         order = step.order

@@ -71,3 +71,30 @@ async def test_a_completed_order_ends_with_one_completed_event(
     assert r.status_code == 409
     assert r.json()["type"] == "/problems/refused"
     assert r.json()["detail"] == f"order {ORDER} is completed: nothing left to cancel"
+
+
+async def test_an_order_nothing_holds_is_recorded_and_sourced_in_one_transaction(
+    api: httpx.AsyncClient, stocked: dict[str, Headers], engine: AsyncEngine
+) -> None:
+    """Record and source are two keyed steps (each its own timeline record) in one commit:
+    their events were written by the same transaction (the same xmin), and so were the
+    reservation's shipment and the payment."""
+    from sqlalchemy import text
+
+    web = stocked["web"]
+    assert (await create(api, web, order_body())).status_code == 202
+    await _wait_for(api, web, ORDER, lambda o: o["status"] == "allocated")
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT key, xmin::text FROM order_event WHERE order_id = :o AND key IS NOT NULL"
+                    " UNION ALL SELECT 'shipment', xmin::text FROM shipment WHERE order_id = :o"
+                    " UNION ALL SELECT 'payment', xmin::text FROM payment_operation WHERE key LIKE :k"
+                ),
+                {"o": ORDER, "k": f"{ORDER}:record:%"},
+            )
+        ).all()
+    by_key: dict[str, str] = {key: xmin for key, xmin in rows}
+    assert set(by_key) == {f"{ORDER}:record", f"{ORDER}:source:1", "shipment", "payment"}, by_key
+    assert len({xmin for _, xmin in rows}) == 1, rows
