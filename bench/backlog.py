@@ -32,6 +32,7 @@ from bench.lifecycle import _closed_loop
 from bench.lifecycle_shop import Shop
 from bench.stack import DevStack
 from client import Customer, NewLine, NewOrder, NewPayment, NewSku, StockAdjustment
+from workflows.contracts import BACKORDER_DISPATCHER_ID, WakeResult
 
 WAITING_SKU = NewSku(code="BACKLOG", name="Sold out jacket", unit_cost=3000, price=9000)
 KINDS = {  # kind -> (external id prefix, SKU, payment status, status the order waits in)
@@ -146,6 +147,29 @@ async def dispatch(shop: Shop, orders: int) -> dict[str, Any]:
     }
 
 
+async def signalling(temporal: Client) -> list[dict[str, Any]]:
+    """The dispatcher's rounds that woke orders: how many, and how long the round took from
+    the activity's start to its result (reading the arrival, paging, every signal)."""
+    history = await temporal.get_workflow_handle(BACKORDER_DISPATCHER_ID).fetch_history()
+    started = {
+        e.event_id: e.event_time.ToDatetime()
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    }
+    rounds = []
+    for e in history.events:
+        if not e.HasField("activity_task_completed_event_attributes"):
+            continue
+        done = e.activity_task_completed_event_attributes
+        (result,) = temporal.data_converter.payload_converter.from_payloads(
+            done.result.payloads, [WakeResult]
+        )
+        if result.woken_count:
+            seconds = (e.event_time.ToDatetime() - started[done.started_event_id]).total_seconds()
+            rounds.append({"woken": result.woken_count, "seconds": round(seconds, 1)})
+    return rounds
+
+
 async def run(orders: int, concurrency: int, sample: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="omniflow-backlog-") as tmp:
         stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
@@ -162,6 +186,7 @@ async def run(orders: int, concurrency: int, sample: int) -> dict[str, Any]:
             result["rss_waiting"] = rss(stack)
             result["history"] = {k: await history_per_order(temporal, k, orders, sample) for k in KINDS}
             result["dispatch"] = await dispatch(shop, orders)
+            result["dispatcher_rounds"] = await signalling(temporal)
             result["rss_after_dispatch"] = rss(stack)
             result["history_after_dispatch"] = await history_per_order(temporal, "backorder", orders, sample)
             return result

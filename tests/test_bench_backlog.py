@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.backlog import KINDS, count_in, history_per_order, settle
+from bench.backlog import KINDS, count_in, history_per_order, settle, signalling
 from runtime.settings import Settings
+from tests.factories import receive
 from tests.orders import place_order, stocked_shop, until
+from workflows.contracts import BACKORDER_DISPATCHER_ID, WakeInput
 
 
 @pytest.fixture
@@ -45,3 +47,22 @@ async def test_waiting_orders_are_counted_and_their_histories_measured(
     assert measured["sampled"] == 2 and measured["events_max"] in events
     assert min(events) <= measured["events_mean"] <= max(events)
     assert min(sizes) <= measured["fetched_bytes_mean"] <= max(sizes)
+
+
+async def test_the_dispatcher_rounds_that_woke_orders_are_read_from_its_history(
+    shop: AsyncEngine, temporal_client: Client, settings: Settings
+) -> None:
+    dispatcher = await temporal_client.start_workflow(
+        "BackorderDispatcher",
+        WakeInput(wait_seconds=1),
+        id=BACKORDER_DISPATCHER_ID,
+        task_queue=settings.task_queue,
+    )
+    prefix, _, _, status = KINDS["backorder"]
+    h = await place_order(shop, temporal_client, settings, f"{prefix}-0", [("COFFEE", 2, 900)])
+    await until(h, lambda s: s.status == status)
+    await receive(shop, "COFFEE", "DC-EAST", 2, lot="L1")
+    await until(h, lambda s: s.status == "allocated")
+    rounds = await signalling(temporal_client)
+    assert [r["woken"] for r in rounds] == [1] and rounds[0]["seconds"] >= 0
+    await dispatcher.terminate("test over")
