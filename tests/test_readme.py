@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices
@@ -23,3 +24,16 @@ def test_the_two_commands_come_first() -> None:
     assert first_block[0] == "bash"
     assert first_block[1].startswith("make run")
     assert first_block[2].startswith("make test")
+
+
+def test_every_screenshot_is_made_by_make_screenshots_and_small() -> None:
+    """Each picture the README shows is in docs/img/, is one tools/screenshots.py writes (so
+    `make screenshots` brings it up to date), and stays small."""
+    root = Path(__file__).resolve().parent.parent
+    shown = re.findall(r"!\[[^\]]+\]\((docs/img/[\w.-]+\.png)\)", README)
+    assert len(shown) >= 5  # the console's three, the Temporal UI, the simulator
+    tool = (root / "tools" / "screenshots.py").read_text()
+    for path in shown:
+        assert (root / path).stat().st_size < 150 * 1024, path
+        name = Path(path).stem
+        assert f'"{name}"' in tool or f'"{name}.png"' in tool, f"{name} is not made by make screenshots"
