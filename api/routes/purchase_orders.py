@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.audit_trail import AuditDep
-from api.auth import ANY, NOT_CHANNEL, CurrentPrincipal, Principal, Role, guard
+from api.auth import ANY, NOT_CHANNEL, Principal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
+from api.process_steps import ProcessSteps
 from api.read_models.purchase_orders import po_numbers_after, read_po, read_po_in, read_supplier_item
 from api.schemas import Page
 from api.schemas_purchasing import (
@@ -32,7 +33,7 @@ from api.schemas_purchasing import (
     SupplierItemBody,
     SupplierItemRead,
 )
-from api.temporal import start, update
+from api.temporal import start
 from domain import purchasing as rules
 from models import purchase_orders as pos
 from workflows import search_attributes as sa
@@ -201,13 +202,8 @@ async def get_purchase_order(number: str, engine: EngineDep) -> PoRead:
 
 
 @dataclass
-class PoSteps:
-    """What every step route needs: the PO must exist (404), then its workflow takes the update."""
-
-    engine: EngineDep
-    temporal: TemporalDep
-    settings: SettingsDep
-    who: CurrentPrincipal
+class PoSteps(ProcessSteps):
+    """A PO's step routes: the PO must exist (404), then its workflow takes the update."""
 
     @property
     def by(self) -> str:
@@ -216,16 +212,7 @@ class PoSteps:
     async def take(self, number: str, name: str, arg: object) -> PoRead:
         await read_po(self.engine, number)
         workflow_id = purchase_order_workflow_id(number)
-        rpc = self.settings.rpc_timeout_seconds
-        await update(
-            self.temporal,
-            workflow_id,
-            name,
-            arg,
-            workflow=PURCHASE_ORDER_WORKFLOW,
-            rpc_seconds=rpc,
-            result_type=PoSnapshot,
-        )
+        await self.send(workflow_id, name, arg, workflow=PURCHASE_ORDER_WORKFLOW, result_type=PoSnapshot)
         return await read_po(self.engine, number)
 
 

@@ -27,6 +27,7 @@ from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, conflict
+from api.process_steps import ProcessSteps
 from api.read_models.returns import (
     ReturnFilter,
     read_reasons,
@@ -46,7 +47,7 @@ from api.schemas_returns import (
     ReturnRead,
     StoreCreditRead,
 )
-from api.temporal import start, update
+from api.temporal import start
 from domain import returns as rules
 from models import order_store
 from models import return_store as store
@@ -306,28 +307,14 @@ async def get_store_credit(customer_id: str, engine: EngineDep, who: CurrentPrin
 
 
 @dataclass
-class ReturnSteps:
-    """What every step route needs: the return must exist for the caller (404), then its
-    workflow takes the update."""
-
-    engine: EngineDep
-    temporal: TemporalDep
-    settings: SettingsDep
-    who: CurrentPrincipal
+class ReturnSteps(ProcessSteps):
+    """A return's step routes: the return must exist for the caller (404), then its workflow
+    takes the update."""
 
     async def take(self, number: str, name: str, arg: object) -> ReturnRead:
         await read_return(self.engine, number, self.who)
-        rpc = self.settings.rpc_timeout_seconds
         workflow_id = return_workflow_id(number)
-        await update(
-            self.temporal,
-            workflow_id,
-            name,
-            arg,
-            workflow=RETURN_WORKFLOW,
-            rpc_seconds=rpc,
-            result_type=ReturnSnapshot,
-        )
+        await self.send(workflow_id, name, arg, workflow=RETURN_WORKFLOW, result_type=ReturnSnapshot)
         return await read_return(self.engine, number)
 
 

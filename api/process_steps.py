@@ -1,0 +1,34 @@
+"""What every step route of a durable process needs: the caller, the database to check the
+object exists (404 first), and its workflow taking the step as an update within the
+configured RPC timeout (the update's id from the request's Idempotency-Key, api.temporal).
+
+No `from __future__ import annotations` here: FastAPI reads the fields' dependency types off
+the subclasses' generated __init__, in the route modules, which need not import them."""
+
+from dataclasses import dataclass
+
+from api.auth import CurrentPrincipal
+from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.temporal import update
+
+
+@dataclass
+class ProcessSteps:
+    engine: EngineDep
+    temporal: TemporalDep
+    settings: SettingsDep
+    who: CurrentPrincipal
+
+    async def send(
+        self, workflow_id: str, name: str, arg: object, *, workflow: str, result_type: type
+    ) -> None:
+        """The step as its workflow's update; refusals and timeouts become problems there."""
+        await update(
+            self.temporal,
+            workflow_id,
+            name,
+            arg,
+            workflow=workflow,
+            rpc_seconds=self.settings.rpc_timeout_seconds,
+            result_type=result_type,
+        )
