@@ -35,6 +35,7 @@ from activities.purchasing import PurchasingActivities
 from activities.replenishment import ReplenishmentActivities
 from activities.returns import ReturnActivities
 from activities.transfers import TransferActivities
+from models.stock.batcher import ReservationBatcher
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -73,10 +74,32 @@ WORKFLOWS: list[type] = [
 ]
 
 
-def build_activities(engine: AsyncEngine, settings: Settings, client: Client) -> list[object]:
+def reservation_batcher(engine: AsyncEngine, settings: Settings) -> ReservationBatcher | None:
+    """The process's group reservation for order sourcing, on its own small pool: a sourcing
+    step waits for its batch holding a connection of `engine`, so the batch must never wait
+    for one of those (with every connection held by a waiting step it would never get one).
+    None when `reservation_batching` is off: each step then reserves in its own transaction."""
+    if not settings.reservation_batching:
+        return None
+    url = engine.url.render_as_string(hide_password=False)
+    size = max(2, settings.db_pool_size // 4)
+    return ReservationBatcher(make_async_engine(url, size, "omniflow-batcher"))
+
+
+async def close_batcher(batcher: ReservationBatcher | None) -> None:
+    """Wait for the batches in flight, then close the batcher's pool."""
+    if batcher is not None:
+        await batcher.aclose()
+        await batcher.engine.dispose()
+
+
+def build_activities(
+    engine: AsyncEngine, settings: Settings, client: Client, batcher: ReservationBatcher | None = None
+) -> list[object]:
     housekeeping = HousekeepingActivities(engine)
     gateway = gateway_from_settings(settings)
-    orders = OrderActivities(engine, gateway)
+    orders = OrderActivities(engine, gateway, batcher or reservation_batcher(engine, settings))
+
     backorders = BackorderActivities(engine, client)
     exceptions = ExceptionActivities(engine)
     transfers = TransferActivities(engine)
@@ -133,13 +156,17 @@ def build_activities(engine: AsyncEngine, settings: Settings, client: Client) ->
 
 
 def build_worker(
-    client: Client, engine: AsyncEngine, settings: Settings, task_queue: str | None = None
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    task_queue: str | None = None,
+    batcher: ReservationBatcher | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(engine, settings, client),  # type: ignore[arg-type]
+        activities=build_activities(engine, settings, client, batcher),  # type: ignore[arg-type]
         interceptors=[LogContextInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=5),
         **worker_options(settings),
@@ -205,7 +232,8 @@ async def run(settings: Settings) -> None:
         tracing.instrument_engine(engine)
     await ensure_schedules(client, settings)
     await ensure_backorder_dispatcher(client, settings)
-    worker = build_worker(client, engine, settings)
+    batcher = reservation_batcher(engine, settings)
+    worker = build_worker(client, engine, settings, batcher=batcher)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -214,6 +242,7 @@ async def run(settings: Settings) -> None:
     async with worker:
         await stop.wait()
         log.info("worker stopping")
+    await close_batcher(batcher)
     await engine.dispose()
 
 

@@ -1,11 +1,21 @@
 """Sourcing an order: plan where each open unit ships from (domain.sourcing), reserve each
 shipment through the inventory core, and backorder what no location can fill. One keyed
-transaction; a reservation that loses a race to another order is planned again."""
+transaction; a reservation that loses a race to another order is planned again.
+
+Each shipment's reservation goes through the worker's ReservationBatcher: concurrent orders
+for the same SKUs (a flash sale) are decided together in one transaction under one
+acquisition of the SKU locks, each with its own key, result and refusal; a cold SKU's
+batch is of one and starts at once. The step's transaction takes no SKU lock: it holds the
+order row while its reservation commits in its batch, then writes the shipments that ship
+on it. If the step's transaction does not commit after its reservation did (the worker dies
+in between), the next attempt finds that reservation attached to no shipment, gives its
+units back and reserves under a new key: nothing is lost or held twice."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -24,6 +34,8 @@ from models import return_store as returns
 from models import shipment_store as shipments
 from models import stock
 from models.availability import load_snapshot, lock_skus_with_components
+from models.stock.batcher import ReservationBatcher
+from models.stock.operations import OperationResult
 from runtime.logging import get_logger
 from workflows.contracts import SOURCE_ORDER, Sourced, SourceOrder
 
@@ -35,6 +47,9 @@ T = TypeVar("T")
 
 class SourcingSteps:
     engine: AsyncEngine
+    # On its own engine: a step waits for it holding one of `engine`'s. None (settings
+    # `reservation_batching` off): each step reserves in its own transaction, as before.
+    batcher: ReservationBatcher | None
 
     @SOURCE_ORDER.implement
     async def source_order(self, inp: SourceOrder) -> Sourced:
@@ -85,11 +100,12 @@ class SourcingSteps:
         held = await returns.held_for(step.conn, order.id) if promised else None
         if held is not None:
             return await self._take_held(step, held, want, by_line)
+        taken = await self._give_back_unattached(step)
         request, budget, suppliers, snap = await self._request(step, want, by_line, catalog, avoid)
         plan = plan_within_budget(request, budget)
-        # Every SKU lock of the step at once, sorted, before the first write (models.stock).
-        await lock_skus_with_components(step.conn, {by_line[line].sku for line in want})
-        new_ids = await self._make_shipments(step, plan, by_line, suppliers)
+        if self.batcher is None:  # every SKU lock of the step at once, sorted (models.stock)
+            await lock_skus_with_components(step.conn, {by_line[line].sku for line in want})
+        new_ids = await self._make_shipments(step, plan, by_line, suppliers, taken)
         qty = {line: orders.line_qty(r) for line, r in by_line.items()}
         for shp in [*plan.shipments, *plan.dropship]:
             for line, n in shp.lines:
@@ -219,10 +235,51 @@ class SourcingSteps:
                     dropship.setdefault(sku, r.code)
         return sites, dropship, suppliers
 
+    async def _give_back_unattached(self, step: OrderStep) -> set[str]:
+        """Release what an earlier attempt of this order reserved but never attached to a
+        shipment (its step's transaction did not commit); answers every such key, so this
+        attempt's reservations take new ones."""
+        if self.batcher is None:  # reserved in the step's own transaction: none can be left over
+            return set()
+        found = await shipments.unattached_reservations(step.conn, step.order_id, f"{step.order_id}:reserve:")
+        for res in found:
+            if res.holding:
+                log.info("giving back a reservation no shipment took", order_id=step.order_id, key=res.key)
+                await self._batched(
+                    self.batcher.settle(f"{res.key}:unattached", res.key, res.skus, consume=False)
+                )
+        return {res.key for res in found}
+
+    @staticmethod
+    async def _batched(call: Any) -> OperationResult:
+        """Wait for a batcher call; cancelled meanwhile, still wait for its batch before letting
+        go of the order row, so the next attempt sees whether it committed."""
+        pending = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await pending
+            raise
+
+    async def _reserve(
+        self, step: OrderStep, key: str, lines: Sequence[stock.ReserveLine]
+    ) -> OperationResult:
+        channel, ref = step.order.channel, step.order_id
+        if self.batcher is None:
+            return await stock.reserve(step.conn, key, channel, list(lines), ref=ref)
+        return await self._batched(self.batcher.reserve(key, channel, lines, ref=ref))
+
     async def _make_shipments(
-        self, step: OrderStep, plan: Plan, by_line: dict[str, Any], suppliers: dict[str, str]
+        self,
+        step: OrderStep,
+        plan: Plan,
+        by_line: dict[str, Any],
+        suppliers: dict[str, str],
+        taken: set[str],
     ) -> list[str]:
-        """One shipment per planned location, stock ones reserved through the inventory core."""
+        """One shipment per planned location, stock ones reserved through the inventory core
+        (the batcher), each under a key no earlier attempt used (`taken`)."""
         order = step.order
         existing = await shipments.count(step.conn, order.id)
         new_ids: list[str] = []
@@ -232,13 +289,21 @@ class SourcingSteps:
             lines = [(line, by_line[line].sku, n) for line, n in shp.lines]
             new = shipments.NewShipment(shipment_id, order.id, shp.location, kind, order.promise, lines)
             if kind == "stock":
-                new = replace(new, reservation_key=f"{order.id}:reserve:{shipment_id}")
+                key = _fresh_key(f"{order.id}:reserve:{shipment_id}", taken)
+                new = replace(new, reservation_key=key)
                 reserve = [stock.ReserveLine(line, sku, shp.location, n) for line, sku, n in lines]
-                await stock.reserve(
-                    step.conn, new.reservation_key or "", order.channel, reserve, ref=order.id
-                )
+                await self._reserve(step, key, reserve)
             else:
                 new = replace(new, supplier=suppliers[shp.location])
             await shipments.insert(step.conn, new)
             new_ids.append(shipment_id)
         return new_ids
+
+
+def _fresh_key(key: str, taken: set[str]) -> str:
+    """`key`, or `key.1`, `key.2`, … when an earlier attempt's reservation (given back) has it."""
+    n, fresh = 0, key
+    while fresh in taken:
+        n += 1
+        fresh = f"{key}.{n}"
+    return fresh

@@ -28,6 +28,7 @@ from models import stock
 from models.availability import lock_skus_with_components
 from models.finance import Posting, post
 from models.payments import CaptureSplit, PaymentGateway, capture_payment
+from models.stock.batcher import ReservationBatcher
 from workflows.contracts import (
     BACKORDER_UNITS,
     PACK_SHIPMENT,
@@ -50,9 +51,12 @@ from workflows.contracts import (
 
 
 class OrderActivities(SourcingSteps, CancelSteps):
-    def __init__(self, engine: AsyncEngine, gateway: PaymentGateway) -> None:
+    def __init__(
+        self, engine: AsyncEngine, gateway: PaymentGateway, batcher: ReservationBatcher | None
+    ) -> None:
         self.engine = engine
         self.gateway = gateway
+        self.batcher = batcher
 
     # -- record ----------------------------------------------------------------------
 

@@ -169,3 +169,27 @@ async def take_units(conn: AsyncConnection, shipment_id: str, line: str, units: 
 async def units_left(conn: AsyncConnection, shipment_id: str) -> int:
     sql = text("SELECT coalesce(sum(qty), 0) FROM shipment_line WHERE shipment_id = :shipment_id")
     return int((await conn.execute(sql, {"shipment_id": shipment_id})).scalar_one())
+
+
+@dataclass(frozen=True)
+class Unattached:
+    """A reservation of the order that no shipment ships on."""
+
+    key: str
+    skus: list[str]
+    holding: bool  # units are still reserved under it
+
+
+async def unattached_reservations(conn: AsyncConnection, order_id: str, prefix: str) -> list[Unattached]:
+    """The order's reservations under keys starting `prefix` that no shipment of it names: a
+    sourcing attempt whose reservation committed in its batch (its own transaction) while the
+    step's transaction did not (the worker died in between, or a later statement failed)."""
+    sql = text(
+        "SELECT r.key, array_agg(DISTINCT r.sku ORDER BY r.sku) AS skus,"
+        " bool_or(r.consumed + r.released < r.qty) AS holding FROM reservation r"
+        " WHERE r.ref = :order_id AND starts_with(r.key, :prefix) AND r.key NOT IN"
+        " (SELECT reservation_key FROM shipment WHERE order_id = :order_id AND reservation_key IS NOT NULL)"
+        " GROUP BY r.key ORDER BY r.key"
+    )
+    rows = await conn.execute(sql, {"order_id": order_id, "prefix": prefix})
+    return [Unattached(r.key, list(r.skus), bool(r.holding)) for r in rows]

@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         default="sandbox",
         description="Payment gateway the worker charges through (activities/gateways: `sandbox`).",
     )
+    reservation_batching: bool = Field(
+        default=True,
+        description="Order sourcing reserves through the worker's group-reservation batcher (concurrent "
+        "orders for the same SKUs share one transaction); false: each step reserves in its own transaction.",
+    )
     worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."

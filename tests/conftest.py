@@ -134,11 +134,13 @@ def settings(database_url: str, task_queue: str) -> Settings:
 
 @pytest.fixture
 async def worker(temporal_client: Client, engine: AsyncEngine, settings: Settings) -> AsyncIterator[Worker]:
-    from worker import build_worker
+    from worker import build_worker, close_batcher, reservation_batcher
 
-    w = build_worker(temporal_client, engine, settings)
+    batcher = reservation_batcher(engine, settings)
+    w = build_worker(temporal_client, engine, settings, batcher=batcher)
     async with w:
         yield w
+    await close_batcher(batcher)
 
 
 # -- API -----------------------------------------------------------------------------
