@@ -184,22 +184,27 @@ def _source_split(req: Request, sites: Sequence[Site], remaining: dict[str, int]
 def plan_within_budget(request: Request, budget: Mapping[str, int]) -> Plan:
     """Sourcing sees ATP per location; safety stock is per channel. Where a plan would take
     more of a SKU than the channel may promise (`budget`), lower that SKU's ATP at the plan's
-    last location and plan again (a few rounds always settle: each round lowers a total)."""
+    last location and plan again (a few rounds always settle: each round lowers a total). The
+    ATP there becomes what the plan took there less the excess (lowering the location's own
+    ATP by the excess never got under a safety stock of more units than rounds: the line was
+    refused whole)."""
     atp = dict(request.atp)
     by_line = {ln.line: ln for ln in request.lines}
     for _ in range(8):
         plan = source(replace(request, atp=dict(atp)))
         taken: dict[str, int] = {}
-        last: dict[str, str] = {}
+        last: dict[str, tuple[str, int]] = {}  # sku -> its plan's last location, units taken there
         for shp in plan.shipments:
             for line, n in shp.lines:
                 sku = by_line[line].sku
                 taken[sku] = taken.get(sku, 0) + n
-                last[sku] = shp.location
+                there = last[sku][1] if last.get(sku, ("", 0))[0] == shp.location else 0
+                last[sku] = (shp.location, there + n)
         over = {sku: n - budget.get(sku, 0) for sku, n in taken.items() if n > budget.get(sku, 0)}
         if not over:
             return plan
         for sku, excess in over.items():
-            place = (last[sku], sku)
-            atp[place] = max(0, atp.get(place, 0) - excess)
+            location, there = last[sku]
+            place = (location, sku)
+            atp[place] = max(0, min(atp.get(place, 0), there - excess))
     return source(replace(request, atp=dict.fromkeys(atp, 0)))

@@ -142,3 +142,13 @@ def test_plans_never_promise_more_than_atp_and_account_for_every_unit(req: Reque
         )
         == plan
     )
+
+
+def test_a_budget_far_below_a_location_s_atp_still_fills_what_it_allows() -> None:
+    """Safety stock (the channel's budget) of 8 of the 10 at the only location: 2 of 3 ship."""
+    from domain.sourcing import plan_within_budget
+
+    request = Request([OrderLine("1", "MUG", 3)], SITES, {("DC-WEST", "MUG"): 10}, rule="nearest", ship_to=LA)
+    plan = plan_within_budget(request, {"MUG": 2})
+    assert [(s.location, s.lines) for s in plan.shipments] == [("DC-WEST", (("1", 2),))]
+    assert plan.backordered == (("1", 1),)  # Request allows backorders by default
