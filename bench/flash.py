@@ -1,11 +1,15 @@
-"""A flash sale through the HTTP API on one `omniflow dev` stack: buyers from three channels
-(one with a ring-fence) order one unit each of a SKU with little stock, far more buyers than
-units, each order its own workflow (`bench.lifecycle.flash_sale`).
+"""The flash sale of issue 20 through the HTTP API on `omniflow dev` stacks
+(bench/flash_kit.py: a kit whose components two other SKUs on sale share, three channels, a
+ring-fence and safety stock; every buyer's order its own workflow), then its checks.
 
-    .venv/bin/python -m bench.flash [--stock 100] [--orders 1000] [--concurrency 64]
+    .venv/bin/python -m bench.flash [--units 250] [--buyers 2500] [--concurrency 64] [--compare]
 
-Prints sold, oversold (must be 0), unsold while buyers remain (must be 0), capture p50/p99,
-orders/s and the refused lines by reason; writes bench/results/flash.json."""
+`--compare`: the same sale twice, side by side in one run, each on a fresh stack: order
+sourcing reserving one step at a time (OMNIFLOW_RESERVATION_BATCHING=false, before issue 20)
+and through the worker's batcher (the default). Prints sold, oversold (must be 0), unsold
+while buyers remain (must be 0), fence and safety stock kept, capture p50/p99, buyers/s, the
+refused lines by reason, CPU seconds per process of the stack and commits per buyer; writes
+bench/results/flash.json."""
 
 from __future__ import annotations
 
@@ -17,32 +21,58 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import write_json
-from bench.lifecycle import flash_sale
+from bench.flash_kit import Sale, check, run_sale, stock_the_sale
 from bench.lifecycle_shop import Shop
 from bench.stack import DevStack
 
 
-async def run(stock: int, orders: int, concurrency: int) -> dict[str, Any]:
+async def run(units: int, buyers: int, concurrency: int, batching: bool) -> dict[str, Any]:
+    env = {"OMNIFLOW_LOG_LEVEL": "WARNING", "OMNIFLOW_RESERVATION_BATCHING": str(batching).lower()}
     with tempfile.TemporaryDirectory(prefix="omniflow-flash-") as tmp:
-        stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
+        stack = DevStack(Path(tmp) / "data", extra_env=env).start()
         shop = Shop(stack)
         try:
             await shop.setup()
-            return await flash_sale(shop, stock, orders, concurrency)
+            sale = Sale(units)
+            await stock_the_sale(shop, sale)
+            measured = await run_sale(shop, sale, buyers, concurrency)
+            return {"batching": batching, **measured, **await check(shop, sale)}
         finally:
             await shop.close()
             stack.stop()
 
 
+ROWS = [
+    "buyers_per_s",
+    "capture_ms",
+    "all_decided_seconds",
+    "accepted_by_sku",
+    "oversold",
+    "sold_but_not_booked",
+    "orders_in_part",
+    "unsold_while_buyers_remain",
+    "component_units_left",
+    "ring_fence_kept",
+    "safety_stock_kept",
+    "refusals_by_reason",
+    "cores_busy",
+    "cpu_seconds",
+    "commits_per_buyer",
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stock", type=int, default=100)
-    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--units", type=int, default=250, help="units of each component")
+    parser.add_argument("--buyers", type=int, default=2500)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--compare", action="store_true", help="one step at a time, then batched")
     args = parser.parse_args()
-    result = asyncio.run(run(args.stock, args.orders, args.concurrency))
-    print(json.dumps(result, indent=2))
-    print(f"wrote {write_json('flash.json', result)}")
+    modes = [False, True] if args.compare else [True]
+    runs = [asyncio.run(run(args.units, args.buyers, args.concurrency, mode)) for mode in modes]
+    for row in ROWS:
+        print(f"{row:28} " + "  |  ".join(json.dumps(r[row]) for r in runs))
+    print(f"wrote {write_json('flash.json', {'runs': runs})}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ not (the worker died in between) loses and doubles nothing on its next attempt."
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,14 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.gateways import gateway_from_settings
 from activities.orders import OrderActivities
+from bench.sourcing import order_intake
 from models import shipment_store
 from models.availability import lock_sku_set
-from models.order_intake import IntakeLine, OrderIntake, insert_order
+from models.order_intake import insert_order
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance
-from tests.orders import GOOD_ADDRESS, stocked_shop
+from tests.orders import stocked_shop
 from worker import close_batcher, reservation_batcher
-from workflows.contracts import RecordOrder, SourceOrder, order_workflow_id
+from workflows.contracts import RecordOrder, SourceOrder
 
 
 @pytest.fixture
@@ -36,32 +36,11 @@ async def steps(engine: AsyncEngine, settings: Settings) -> AsyncIterator[OrderA
 
 async def _recorded(steps: OrderActivities, external_id: str, qty: int) -> str:
     """An order of `qty` TEE, no backorders, recorded (the rows the API writes, then the step)."""
-    order_id = order_workflow_id("web", external_id)
-    intake = OrderIntake(
-        order_id=order_id,
-        channel="web",
-        external_id=external_id,
-        customer_id=external_id,
-        customer_email="a@example.com",
-        ship_to=GOOD_ADDRESS,
-        billing_address=None,
-        promise="standard",
-        allow_backorder=False,
-        allow_split=True,
-        currency="USD",
-        shipping_amount=0,
-        tax_amount=0,
-        payment_method="card",
-        payment_reported="authorized",
-        payment_amount=qty * 2000,
-        payment_reference="ref-1",
-        request_hash=hashlib.sha256(external_id.encode()).hexdigest(),
-        lines=[IntakeLine("TEE", qty, 2000)],
-    )
+    intake = order_intake("web", external_id, "TEE", qty, allow_backorder=False)
     async with steps.engine.begin() as conn:
         assert await insert_order(conn, intake)
-    await steps.record_order(RecordOrder(order_id))
-    return order_id
+    await steps.record_order(RecordOrder(intake.order_id))
+    return intake.order_id
 
 
 async def _refusals(engine: AsyncEngine) -> dict[str, str]:
