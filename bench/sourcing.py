@@ -4,7 +4,7 @@ order one unit of the same SKU, with the order path reserving one step at a time
 (`reservation_batching` off: before issue 20) and through the worker's ReservationBatcher
 (after), on the same durable Postgres in the same run.
 
-    .venv/bin/python -m bench.sourcing [--seconds 20] [--clients 1,16,64]
+    .venv/bin/python -m bench.sourcing [--seconds 20] [--clients 1,8,32]
 
 For each C the two modes run in off/on/on/off half-windows (drift hits both alike); each
 call first writes the order's rows as the API does (one transaction), then the activity. At 1
@@ -82,10 +82,10 @@ async def measure(url: str, clients: int, seconds: float, run_id: str) -> dict[s
     tag = f"{run_id}-{clients}"
     try:
         half = seconds / 2
-        off1 = await closed_loop_calls(clients, half, ordering(one_at_a_time, f"{tag}-off1"), warmup=2)
-        on1 = await closed_loop_calls(clients, half, ordering(batched, f"{tag}-on1"), warmup=2)
-        on2 = await closed_loop_calls(clients, half, ordering(batched, f"{tag}-on2"), warmup=2)
-        off2 = await closed_loop_calls(clients, half, ordering(one_at_a_time, f"{tag}-off2"), warmup=2)
+        off1 = await closed_loop_calls(clients, half, ordering(one_at_a_time, f"{tag}-off1"), warmup=0)
+        on1 = await closed_loop_calls(clients, half, ordering(batched, f"{tag}-on1"), warmup=0)
+        on2 = await closed_loop_calls(clients, half, ordering(batched, f"{tag}-on2"), warmup=0)
+        off2 = await closed_loop_calls(clients, half, ordering(one_at_a_time, f"{tag}-off2"), warmup=0)
         sizes = batcher.batch_sizes
         return {
             "one_at_a_time": off1.merge(off2),
@@ -116,8 +116,8 @@ def _row(clients: int, r: dict[str, Any]) -> list[str]:
     ratio = on.per_second / off.per_second if off.per_second else 0.0
     return [
         str(clients),
-        f"{off.per_second:.0f}",
-        f"{on.per_second:.0f}",
+        f"{off.per_second:.1f}",
+        f"{on.per_second:.1f}",
         f"{ratio:.2f}",
         f"{off.p(0.5):.1f} / {off.p(0.99):.1f}",
         f"{on.p(0.5):.1f} / {on.p(0.99):.1f}",
@@ -129,7 +129,10 @@ async def main_async(seconds: float, levels: list[int]) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
     with durable_postgres() as pg:
         await seed(pg.url)
-        results = {c: await measure(pg.url, c, seconds, run_id) for c in levels}
+        results = {}
+        for c in levels:
+            results[c] = await measure(pg.url, c, seconds, run_id)
+            console.print(_row(c, results[c]))
     table = Table(
         title="record + source one order of one hot SKU: steps/s (machine shared, compare within the run)"
     )
@@ -152,7 +155,7 @@ async def main_async(seconds: float, levels: list[int]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="per mode and client count")
-    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--clients", default="1,8,32")
     args = parser.parse_args()
     out = asyncio.run(main_async(args.seconds, [int(c) for c in args.clients.split(",")]))
     print(f"wrote {write_json('sourcing.json', out)}")
