@@ -111,7 +111,7 @@ async def run_sale(shop: Shop, sale: Sale, buyers: int, concurrency: int) -> dic
     }
 
 
-async def _until_decided(shop: Shop, placed: int, timeout: float = 600.0) -> None:
+async def _until_decided(shop: Shop, placed: int, timeout: float = 1800.0) -> None:
     """Every buyer's order allocated or cancelled (read from the database: one query a poll,
     not one request per order)."""
     deadline = time.monotonic() + timeout
