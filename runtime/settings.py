@@ -221,6 +221,13 @@ class Settings(BaseSettings):
         description="Order sourcing reserves through the worker's group-reservation batcher (concurrent "
         "orders for the same SKUs share one transaction); false: each step reserves in its own transaction.",
     )
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="Run workflows in the Temporal SDK's sandbox, which fails a workflow that reads "
+        "the clock, draws random numbers or does I/O. The test suite runs every workflow in it (and "
+        "replays every recorded history in it); the worker runs without it, which costs less per "
+        "workflow task (tests/test_workflow_determinism.py says what keeps workflows deterministic).",
+    )
     worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."

@@ -129,6 +129,7 @@ def settings(database_url: str, task_queue: str) -> Settings:
         task_queue=task_queue,
         log_format="console",
         db_pool_size=5,
+        workflow_sandbox=True,  # every workflow the tests run is checked by the SDK's sandbox
     )
 
 
