@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models import stock
+from runtime.db import make_async_engine
 
 
 async def add_location(
@@ -152,3 +153,35 @@ async def assert_inventory_clean(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         findings = await stock.check(conn) + await finance.check(conn)
     assert findings == [], findings
+
+
+class DatabaseOutage:
+    """Cut the API's sessions to the test database and refuse new ones (`await cut()`) until
+    `await restore()`: Postgres restarting, as the API sees it. Through the `postgres`
+    database, since a database cannot lock itself out."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.db = engine.url.database
+        self.admin_db = make_async_engine(
+            engine.url.set(database="postgres").render_as_string(False), pool_size=1
+        )
+
+    async def cut(self) -> None:
+        await self._allow(False)
+
+    async def restore(self) -> None:
+        await self._allow(True)
+        await self.admin_db.dispose()
+
+    async def _allow(self, yes: bool) -> None:
+        async with self.admin_db.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'ALTER DATABASE "{self.db}" ALLOW_CONNECTIONS {str(yes).lower()}'))
+            if not yes:
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND application_name = 'omniflow-api'"
+                    ),
+                    {"db": self.db},
+                )

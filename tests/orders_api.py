@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from bench.common import NYC
+
 Headers = dict[str, str]
 
 
@@ -17,16 +19,7 @@ def order_body(external_id: str = "A-1", **over: Any) -> dict[str, Any]:
         "channel": "web",
         "external_id": external_id,
         "customer": {"id": "C-1", "email": "ann@example.com"},
-        "ship_to": {
-            "name": "Ann Lee",
-            "line1": "1 Main St",
-            "city": "New York",
-            "region": "NY",
-            "postal_code": "10001",
-            "country": "US",
-            "lat": 40.75,
-            "lon": -73.99,
-        },
+        "ship_to": {**NYC, "name": "Ann Lee"},
         "lines": [{"sku": "TEE", "qty": 2, "unit_price": 2000}],
         "shipping_amount": 500,
         "tax_amount": 0,

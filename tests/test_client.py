@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from client import (
@@ -32,7 +31,7 @@ from client import (
     RetryPolicy,
 )
 from client import operations as ops
-from runtime.db import make_async_engine
+from tests.factories import DatabaseOutage
 
 NYC = Address(name="Ada", line1="1 Main St", city="New York", region="NY", postal_code="10001", country="US")
 
@@ -132,26 +131,11 @@ async def test_a_503_is_retried_with_the_same_key_until_postgres_is_back(
     `database-unavailable` (Retry-After); the client waits and sends the same write again,
     with the same Idempotency-Key, until it is taken; one order."""
     attempts: list[Attempt] = []
-    db = engine.url.database
-    admin_db = make_async_engine(engine.url.set(database="postgres").render_as_string(False), pool_size=1)
-
-    async def allow(yes: bool) -> None:  # (a database cannot lock itself out)
-        async with admin_db.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(yes).lower()}'))
-            if not yes:
-                await conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND application_name = 'omniflow-api'"
-                    ),
-                    {"db": db},
-                )
-
+    outage = DatabaseOutage(engine)
     retrying = web.with_options(
         retry=RetryPolicy(attempts=None, timeout=30.0, max_delay=0.3), observer=attempts.append
     )
-    await allow(False)
+    await outage.cut()
     try:
         create = asyncio.create_task(retrying.send(ops.create_order(new_order("2001", ("TEE", 1, 2500)))))
         for _ in range(100):  # until the client has been refused at least twice
@@ -159,8 +143,7 @@ async def test_a_503_is_retried_with_the_same_key_until_postgres_is_back(
                 break
             await asyncio.sleep(0.05)
     finally:
-        await allow(True)
-        await admin_db.dispose()
+        await outage.restore()
     reply = await asyncio.wait_for(create, 30)
     assert reply.status == 202 and reply.value.id == "order-web-2001"
     assert reply.attempts == len(attempts) >= 3

@@ -15,6 +15,7 @@ from pydantic import Field
 from api.auth import guard
 from api.problems import Problem
 from api.schemas import RequestModel
+from tests.factories import DatabaseOutage
 
 
 class Thing(RequestModel):
@@ -166,28 +167,10 @@ async def test_a_key_is_freed_as_soon_as_the_database_is_back(
     cut, new ones refused), so freeing its key failed too: the key is freed once the database
     answers again, and the client's retry runs instead of waiting out
     `idempotency_in_flight_seconds` as "in flight" (409)."""
-    from sqlalchemy import text
-
-    from runtime.db import make_async_engine
-
-    db = engine.url.database
-    admin_db = make_async_engine(engine.url.set(database="postgres").render_as_string(False), pool_size=1)
-
-    async def allow(yes: bool) -> None:  # (a database cannot lock itself out)
-        async with admin_db.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(yes).lower()}'))
-            if not yes:
-                await conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :db AND application_name = 'omniflow-api'"
-                    ),
-                    {"db": db},
-                )
+    outage = DatabaseOutage(engine)
 
     async def database_goes_down() -> None:
-        await allow(False)
+        await outage.cut()
 
     counter["database_goes_down"], counter["fail"] = database_goes_down, 1
     h = {"Idempotency-Key": "k-db-restart"}
@@ -196,8 +179,7 @@ async def test_a_key_is_freed_as_soon_as_the_database_is_back(
         assert first.status_code == 503
         await asyncio.sleep(0.5)  # the database stays away a while: freeing the key keeps failing
     finally:
-        await allow(True)
-        await admin_db.dispose()
+        await outage.restore()
     for _ in range(50):
         retry = await admin.post("/v1/_test/things", json={"name": "a", "qty": 1}, headers=h)
         if retry.status_code != 409:

@@ -4,18 +4,18 @@ a change that moves a channel's ATP refreshes availability and the feed in its t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep
-from api.pagination import PageDep, next_cursor
+from api.pagination import PageDep, PageParams, next_cursor
 from api.problems import Problem, not_found
 from api.read_models.catalog import read_channel, read_policy, read_sku, read_supplier, skus_stocked_at
 from api.schemas import Page
@@ -32,13 +32,24 @@ from api.schemas_catalog import (
     SupplierRead,
 )
 from models.availability import lock_skus, refresh_availability
+from models.catalog_intake import SupplierItemTerms, insert_supplier
 
 router = APIRouter(tags=["master data"])
+Route = TypeVar("Route", bound=Callable[..., Coroutine[Any, Any, Any]])
+T = TypeVar("T")
+ReadOne = Callable[[AsyncConnection, str], Awaitable["T | None"]]
 
 
-def _same_again(model: type) -> dict[int | str, dict[str, Any]]:
-    """The create's documented 200: the same body again answers the existing record."""
-    return {200: {"model": model, "description": "It already exists with the same data."}}
+def _create_by_code(path: str, model: type) -> Callable[[Route], Route]:
+    """A master-data create: 201 with the record, 200 (documented) when the same body comes
+    again, 409 for another body under the same code; admin only, Idempotency-Key optional."""
+    return router.post(
+        path,
+        status_code=201,
+        response_model=model,
+        responses={200: {"model": model, "description": "It already exists with the same data."}},
+        **guard(Role.admin, idempotency="optional"),
+    )
 
 
 def _invalid(loc: Sequence[str | int], msg: str) -> Problem:
@@ -56,23 +67,44 @@ async def _codes(conn: AsyncConnection, table: str, codes: list[str], where: str
     return {r.code: r for r in rows}
 
 
+async def _known_skus(conn: AsyncConnection, skus: list[str], field: str) -> dict[str, Any]:
+    """The SKU rows of `skus` (a list in the body under `field`); 422 naming the first unknown one."""
+    found = await _codes(conn, "sku", skus)
+    for i, sku in enumerate(skus):
+        if sku not in found:
+            raise _invalid(["body", field, i, "sku"], f"unknown SKU {sku!r}")
+    return found
+
+
+async def _page_by_code(
+    engine: AsyncEngine, page: PageParams, codes_sql: str, params: dict[str, Any], read: ReadOne[T]
+) -> Page[T]:
+    """A page of records in code order: the codes after the cursor (`:a`, `:n`), each read."""
+    after = str(page.after[0]) if page.after else ""
+    async with engine.connect() as conn:
+        found = await conn.execute(text(codes_sql), {**params, "a": after, "n": page.limit + 1})
+        codes = list(found.scalars().all())
+        items = [x for c in codes[: page.limit] if (x := await read(conn, c)) is not None]
+    return Page(items=items, next_cursor=next_cursor(codes, page.limit, lambda c: [c]))
+
+
+async def _one_by_code(engine: AsyncEngine, code: str, read: ReadOne[T], what: str) -> T:
+    async with engine.connect() as conn:
+        found = await read(conn, code)
+    if found is None:
+        raise not_found(f"{what} {code}")
+    return found
+
+
 # -- SKUs ------------------------------------------------------------------------------
 
 
-@router.post(
-    "/v1/skus",
-    status_code=201,
-    response_model=SkuRead,
-    responses=_same_again(SkuRead),
-    **guard(Role.admin, idempotency="optional"),
-)
+@_create_by_code("/v1/skus", SkuRead)
 async def create_sku(body: SkuCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a SKU (a kit names its simple components)."""
     async with audit.change(engine, "sku", body.code, "create", after=body) as (conn, change):
-        found = await _codes(conn, "sku", [c.sku for c in body.components])
+        found = await _known_skus(conn, [c.sku for c in body.components], "components")
         for i, comp in enumerate(body.components):
-            if comp.sku not in found:
-                raise _invalid(["body", "components", i, "sku"], f"unknown SKU {comp.sku!r}")
             if found[comp.sku].kind != "simple":
                 raise _invalid(
                     ["body", "components", i, "sku"], f"{comp.sku} is a kit; kits are made of simple SKUs"
@@ -107,43 +139,19 @@ async def create_sku(body: SkuCreate, engine: EngineDep, audit: AuditDep) -> JSO
 async def list_skus(
     engine: EngineDep, page: PageDep, kind: Annotated[str | None, Query(pattern="^(simple|kit)$")] = None
 ) -> Page[SkuRead]:
-    after = str(page.after[0]) if page.after else ""
-    async with engine.connect() as conn:
-        codes = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT code FROM sku WHERE code > :a AND (CAST(:k AS text) IS NULL OR kind = :k) ORDER BY code LIMIT :n"
-                    ),
-                    {"a": after, "k": kind, "n": page.limit + 1},
-                )
-            )
-            .scalars()
-            .all()
-        )
-        items = [s for c in codes[: page.limit] if (s := await read_sku(conn, c)) is not None]
-    return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
+    sql = "SELECT code FROM sku WHERE code > :a AND (CAST(:k AS text) IS NULL OR kind = :k) ORDER BY code LIMIT :n"
+    return await _page_by_code(engine, page, sql, {"k": kind}, read_sku)
 
 
 @router.get("/v1/skus/{code}", response_model=SkuRead, **guard(ANY))
 async def get_sku(code: str, engine: EngineDep) -> SkuRead:
-    async with engine.connect() as conn:
-        sku = await read_sku(conn, code)
-    if sku is None:
-        raise not_found(f"SKU {code}")
-    return sku
+    return await _one_by_code(engine, code, read_sku, "SKU")
 
 
 # -- locations -------------------------------------------------------------------------
 
 
-@router.post(
-    "/v1/locations",
-    status_code=201,
-    response_model=LocationRead,
-    responses=_same_again(LocationRead),
-    **guard(Role.admin, idempotency="optional"),
-)
+@_create_by_code("/v1/locations", LocationRead)
 async def create_location(body: LocationCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a location (dc, store, 3pl, dropship) with coordinates and per-unit ship cost. A
     `dropship` location names its `supplier` (a drop-ship supplier): the SKUs it supplies are
@@ -207,13 +215,7 @@ async def get_location(code: str, engine: EngineDep) -> LocationRead:
 # -- channels and their policies --------------------------------------------------------
 
 
-@router.post(
-    "/v1/channels",
-    status_code=201,
-    response_model=ChannelRead,
-    responses=_same_again(ChannelRead),
-    **guard(Role.admin, idempotency="optional"),
-)
+@_create_by_code("/v1/channels", ChannelRead)
 async def create_channel(body: ChannelCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a sales channel: which locations may fulfil it and how it sources."""
     async with audit.change(engine, "channel", body.code, "create", after=body) as (conn, change):
@@ -331,37 +333,15 @@ async def get_policy(code: str, sku: str, engine: EngineDep, who: CurrentPrincip
 # -- suppliers --------------------------------------------------------------------------
 
 
-@router.post(
-    "/v1/suppliers",
-    status_code=201,
-    response_model=SupplierRead,
-    responses=_same_again(SupplierRead),
-    **guard(Role.admin, idempotency="optional"),
-)
+@_create_by_code("/v1/suppliers", SupplierRead)
 async def create_supplier(body: SupplierCreate, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Create a supplier with its items (cost, minimum order, order multiple) and lead time."""
     async with audit.change(engine, "supplier", body.code, "create", after=body) as (conn, change):
-        found = await _codes(conn, "sku", [i.sku for i in body.items])
-        for i, item in enumerate(body.items):
-            if item.sku not in found:
-                raise _invalid(["body", "items", i, "sku"], f"unknown SKU {item.sku!r}")
-        created = change.happened = (
-            await conn.execute(
-                text(
-                    "INSERT INTO supplier (code, name, lead_time_days, dropship) VALUES (:c, :n, :l, :d) "
-                    "ON CONFLICT (code) DO NOTHING RETURNING code"
-                ),
-                {"c": body.code, "n": body.name, "l": body.lead_time_days, "d": body.dropship},
-            )
-        ).first() is not None
-        if created:
-            for item in body.items:
-                await conn.execute(
-                    text(
-                        "INSERT INTO supplier_item (supplier, sku, cost, moq, order_multiple) VALUES (:s, :k, :c, :m, :o)"
-                    ),
-                    {"s": body.code, "k": item.sku, "c": item.cost, "m": item.moq, "o": item.order_multiple},
-                )
+        await _known_skus(conn, [i.sku for i in body.items], "items")
+        terms = [SupplierItemTerms(i.sku, i.cost, i.moq, i.order_multiple) for i in body.items]
+        created = change.happened = await insert_supplier(
+            conn, body.code, body.name, body.lead_time_days, body.dropship, terms
+        )
         supplier = await read_supplier(conn, body.code)
     assert supplier is not None
     same = (supplier.name, supplier.lead_time_days, supplier.dropship, supplier.items) == (
@@ -375,26 +355,10 @@ async def create_supplier(body: SupplierCreate, engine: EngineDep, audit: AuditD
 
 @router.get("/v1/suppliers", response_model=Page[SupplierRead], **guard(ANY))
 async def list_suppliers(engine: EngineDep, page: PageDep) -> Page[SupplierRead]:
-    after = str(page.after[0]) if page.after else ""
-    async with engine.connect() as conn:
-        codes = (
-            (
-                await conn.execute(
-                    text("SELECT code FROM supplier WHERE code > :a ORDER BY code LIMIT :n"),
-                    {"a": after, "n": page.limit + 1},
-                )
-            )
-            .scalars()
-            .all()
-        )
-        items = [s for c in codes[: page.limit] if (s := await read_supplier(conn, c)) is not None]
-    return Page(items=items, next_cursor=next_cursor(list(codes), page.limit, lambda c: [c]))
+    sql = "SELECT code FROM supplier WHERE code > :a ORDER BY code LIMIT :n"
+    return await _page_by_code(engine, page, sql, {}, read_supplier)
 
 
 @router.get("/v1/suppliers/{code}", response_model=SupplierRead, **guard(ANY))
 async def get_supplier(code: str, engine: EngineDep) -> SupplierRead:
-    async with engine.connect() as conn:
-        supplier = await read_supplier(conn, code)
-    if supplier is None:
-        raise not_found(f"supplier {code}")
-    return supplier
+    return await _one_by_code(engine, code, read_supplier, "supplier")
