@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from activities.errors import business_outcomes
 from activities.exceptions import close_exception_row
 from domain.errors import InvalidStockChange
+from models import audit as trail
 from models import stock
 from models.availability import lock_skus
 from models.finance import average_cost
@@ -48,6 +49,18 @@ async def _post(
             reason="count",
             ref=count_workflow_id(count_id),
         )
+
+
+async def _lines(conn: AsyncConnection, count_id: str) -> list[dict[str, object]]:
+    """The count's lines as recorded (what the audit trail shows was counted)."""
+    rows = await conn.execute(
+        text(
+            "SELECT sku, lot, expected, counted, variance, within_tolerance FROM cycle_count_line"
+            " WHERE count_id = :id ORDER BY sku, lot"
+        ),
+        {"id": count_id},
+    )
+    return [dict(r._mapping) for r in rows]
 
 
 async def _skus_to_count(conn: AsyncConnection, count_id: str) -> set[str]:
@@ -157,6 +170,9 @@ class CycleCountActivities:
                 ),
                 {"s": status, "posted": status == "posted", "id": count_id},
             )
+            after = {"status": status, "lines": await _lines(conn, count_id)}
+            obj, key = trail.AuditObject("cycle_count", count_id), f"{count_workflow_id(count_id)}:submit"
+            await trail.step(conn, req.actor, "submit", obj, key, before={"status": head.status}, after=after)
             return CountState(id=count_id, status=status, over_tolerance_lines=over, value_at_risk=at_risk)
 
     @DECIDE_COUNT.implement

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.exceptions import priority
+from models import audit as trail
 from runtime.logging import get_logger
 from workflows.contracts import (
     CLOSE_EXCEPTION,
@@ -30,21 +31,36 @@ log = get_logger("omniflow.exceptions")
 async def close_exception_row(
     conn: AsyncConnection, resolution: Resolution, status: str = "resolved"
 ) -> None:
-    """Close the row inside the caller's transaction (idempotent: a retry finds it closed)."""
-    await conn.execute(
-        text(
-            "UPDATE exception SET status = :st, resolution = CAST(:res AS jsonb), resolved_at = now(),"
-            " resolved_by = :by WHERE id = :id AND status = 'open'"
-        ),
-        {
-            "st": status,
-            "id": resolution.exception_id,
-            "by": resolution.resolved_by or None,
-            "res": json.dumps(
-                {"action": resolution.action, "note": resolution.note, "data": resolution.data or {}}
+    """Close the row inside the caller's transaction (idempotent: a retry finds it closed).
+    A person's decision (`resolution.actor`) appends its audit row in the same transaction,
+    only when this call is the one that closed the row."""
+    decision = {"action": resolution.action, "note": resolution.note, "data": resolution.data or {}}
+    closed = (
+        await conn.execute(
+            text(
+                "UPDATE exception SET status = :st, resolution = CAST(:res AS jsonb), resolved_at = now(),"
+                " resolved_by = :by WHERE id = :id AND status = 'open'"
+                " RETURNING kind, subject_type, subject_id, escalation_level"
             ),
-        },
-    )
+            {
+                "st": status,
+                "id": resolution.exception_id,
+                "by": resolution.resolved_by or None,
+                "res": json.dumps(decision),
+            },
+        )
+    ).first()
+    if closed is not None:
+        before = {
+            "status": "open",
+            "kind": closed.kind,
+            "subject": {"type": closed.subject_type, "id": closed.subject_id},
+            "escalation_level": closed.escalation_level,
+        }
+        obj = trail.AuditObject("exception", resolution.exception_id)
+        key = f"exception:{resolution.exception_id}"
+        after = {"status": status, **decision}
+        await trail.step(conn, resolution.actor, "resolve", obj, key, before=before, after=after)
 
 
 class ExceptionActivities:

@@ -3,6 +3,7 @@ shipments, refunding or voiding the money) and closing an order that has nothing
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,10 +53,11 @@ class CancelSteps:
             for line, q in new.items():
                 await step.write_line(line, q)
             refund, settled = await self._settle_cancel(step, lines, cancel)
-            if inp.exception_id:
-                await close_exception_row(
-                    step.conn, Resolution(inp.exception_id, "cancel", req.reason, req.requested_by)
+            if inp.exception_id:  # a decision: its audit row is the exception's
+                decision = Resolution(
+                    inp.exception_id, "cancel", req.reason, req.requested_by, actor=req.actor
                 )
+                await close_exception_row(step.conn, decision)
             view = await step.refresh()
             await step.record(
                 "cancelled",
@@ -67,7 +69,11 @@ class CancelSteps:
                 status=view.status,
             )
             await step.close_if_done(view)
-            return view.snapshot()
+            after = view.snapshot()
+            if not inp.exception_id:
+                before = {"status": step.order.status, "lines": {r.line: asdict(qty[r.line]) for r in lines}}
+                await step.audit(req.actor, "cancel", ("order", inp.order_id), before, after)
+            return after
 
     async def _release_cancelled(self, step: OrderStep, to_release: dict[str, int]) -> None:
         """Take the cancelled reserved units off the open shipments, least advanced first,

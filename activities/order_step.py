@@ -27,7 +27,9 @@ from activities.errors import business_outcomes
 from domain import fulfilment
 from domain import holds as hold_rules
 from domain import orders as rules
+from domain.audit import Actor
 from domain.errors import InvalidStockChange
+from models import audit as trail
 from models import order_store as orders
 from workflows.contracts import LineSnap, OrderSnapshot, ShipmentLineSnap, ShipmentSnap
 
@@ -102,6 +104,14 @@ class OrderStep:
     async def record(self, event: str, **detail: Any) -> None:
         """The step's timeline event, under its key: the record that it ran."""
         await orders.add_event(self.conn, self.order_id, self.key, event, detail)
+
+    async def audit(
+        self, actor: Actor | None, action: str, obj: tuple[str, str], before: Any, after: Any
+    ) -> None:
+        """A person's step (`actor`): its audit row, before → after, in this transaction under
+        the step's key, so it commits with the change and a retry adds none."""
+        target = trail.AuditObject(*obj)
+        await trail.step(self.conn, actor, action, target, self.key, before=before, after=after)
 
     async def note(self, event: str, **detail: Any) -> None:
         """A timeline event that is not the step's record (it carries no key)."""

@@ -46,6 +46,7 @@ from workflows.contracts import (
     RecordOrder,
     Resolution,
     SettleHold,
+    ShipmentSnap,
     ShipShipment,
 )
 
@@ -251,7 +252,11 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 by=req.picked_by,
                 status=view.status,
             )
-            return Picked(view.snapshot(), short)
+            after = view.snapshot()
+            await step.audit(
+                req.actor, "pick", ("shipment", shipment.id), shipment, _shipment_in(after, shipment.id)
+            )
+            return Picked(after, short)
 
     async def _write_off_short(
         self, step: OrderStep, shipment: shipments.Shipment, short: dict[str, int], *, damaged: bool
@@ -285,6 +290,8 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 fulfilment.check_pack(shipment, req.service, packages)
                 await shipments.pack(step.conn, shipment.id, req.service, [p.__dict__ for p in req.packages])
                 await step.record("packed", shipment=shipment.id, packages=len(req.packages))
+                after = {**asdict(await self._shipment(step, shipment.id)), "packages": req.packages}
+                await step.audit(req.actor, "pack", ("shipment", shipment.id), shipment, after)
             return await step.snapshot()
 
     @SHIP_SHIPMENT.implement
@@ -317,7 +324,14 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 status=view.status,
             )
             await step.close_if_done(view)
-            return view.snapshot()
+            after = view.snapshot()
+            shipped = {
+                "carrier": req.carrier,
+                "tracking": req.tracking,
+                **asdict(_shipment_in(after, shipment.id)),
+            }
+            await step.audit(req.actor, "ship", ("shipment", shipment.id), shipment, shipped)
+            return after
 
     async def _take_goods(self, step: OrderStep, shipment: shipments.Shipment) -> None:
         """Stock leaves on its reservation; a drop-ship parcel posts what the supplier charges."""
@@ -358,3 +372,7 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 channel=order.channel,
             )
             await orders.add_captured(step.conn, order.id, charge.total)
+
+
+def _shipment_in(snap: OrderSnapshot, shipment_id: str) -> ShipmentSnap:
+    return next(s for s in snap.shipments if s.id == shipment_id)

@@ -1,32 +1,37 @@
 """The keyed step every purchase-order activity is made of (as activities.order_step is for
 orders): one transaction that locks the PO row, finds out whether this step (its key
 `po-{number}:{step}`) has run, and otherwise lets the activity load → decide → write and
-record the step's timeline event under that key."""
+record the step's timeline event under that key. A person's step (its request carries an
+`actor`) appends its audit row in the same transaction, with the PO before and after."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.errors import business_outcomes
+from activities.keyed_step import KeyedStep
 from domain import purchasing as rules
+from domain.audit import Actor
 from domain.errors import NotFound
 from models import purchase_orders as pos
-from models import stock
 from workflows.contracts import PoLineSnap, PoSnapshot, purchase_order_workflow_id
 
 
 @dataclass
-class PoStep:
+class PoStep(KeyedStep):
+    audit_type: ClassVar[str] = "purchase_order"
+    stock_kind: ClassVar[str] = "purchasing"
     conn: AsyncConnection
     po: Any  # the purchase_order row, locked
     key: str
     done: dict[str, Any] | None  # the step's recorded event detail, when it has run before
     lines: dict[str, pos.PoLineRow]
+    before: PoSnapshot  # the PO as the step found it (for the audit trail)
 
     @property
     def number(self) -> str:
@@ -47,6 +52,10 @@ class PoStep:
         return PoSnapshot(
             self.number, status or self.po.status, [_snap(row.qty) for row in self.lines.values()]
         )
+
+    async def audited(self, actor: Actor | None, action: str, status: str | None = None) -> PoSnapshot:
+        """The snapshot the step answers, with a person's audit row (before → after)."""
+        return await self.audited_as(actor, action, await self.snapshot(status))
 
     async def write(self, q: rules.PoLineQty, *, billed_value: int = 0) -> None:
         await pos.write_line(self.conn, self.number, q, billed_value=billed_value)
@@ -69,13 +78,6 @@ class PoStep:
 
     async def record(self, event: str, **detail: Any) -> None:
         await pos.add_event(self.conn, self.number, self.key, event, detail)
-
-    async def move(self, step: str, moves: list[stock.Move], reason: str) -> None:
-        """Stock moves of this step, keyed under it (once, however often the step runs)."""
-        if moves:
-            await stock.apply_moves(
-                self.conn, f"{self.key}:{step}", "purchasing", moves, reason=reason, ref=self.ref
-            )
 
 
 def _snap(q: rules.PoLineQty) -> PoLineSnap:
@@ -102,4 +104,6 @@ async def po_step(engine: AsyncEngine, number: str, step: str) -> AsyncIterator[
         if po is None:
             raise NotFound(f"purchase order {number} is not recorded")
         done = await pos.step_result(conn, key)
-        yield PoStep(conn, po, key, done, await pos.lines(conn, number, po.supplier))
+        lines = await pos.lines(conn, number, po.supplier)
+        before = PoSnapshot(number, po.status, [_snap(row.qty) for row in lines.values()])
+        yield PoStep(conn, po, key, done, lines, before)

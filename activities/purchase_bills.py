@@ -63,7 +63,7 @@ class BillSteps:
                 mismatches=mismatches,
                 mismatch=asdict(mismatch) if mismatch else None,
             )
-            return PoBilled(await step.snapshot(), mismatch)
+            return PoBilled(await step.audited(bill.actor, "bill"), mismatch)
 
     @SETTLE_BILL.implement
     async def settle_bill_mismatch(self, inp: PoSettleBill) -> PoSnapshot:

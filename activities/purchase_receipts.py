@@ -70,7 +70,7 @@ class ReceiptSteps:
                 discrepancy=found or None,
                 by=receipt.received_by,
             )
-            return PoReceived(await step.snapshot(status), discrepancy)
+            return PoReceived(await step.audited(receipt.actor, "receive", status), discrepancy)
 
     @SETTLE_RECEIPT.implement
     async def settle_receipt_discrepancy(self, inp: PoSettleReceipt) -> PoSnapshot:
@@ -157,7 +157,7 @@ class ReceiptSteps:
                 await step.write(step.lines[r.sku].qty)
             status = await step.settle_status()
             await step.record("inspected", lines=[asdict(r) for r in results], by=inp.request.inspected_by)
-            return await step.snapshot(status)
+            return await step.audited(inp.request.actor, "qc", status)
 
 
 def _receipt_moves(step: PoStep, ln: ReceiptLine) -> list[stock.Move]:

@@ -68,7 +68,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                         f"purchase order {inp.number} is {step.po.status}, not awaiting approval"
                     )
                 await pos.set_status(step.conn, inp.number, rules.SENT)
-                await close_exception_row(step.conn, inp.resolution)
+                await close_exception_row(step.conn, inp.resolution)  # with the approver's audit row
                 await step.record("approved", by=inp.resolution.resolved_by, note=inp.resolution.note)
             return await step.snapshot(rules.SENT if step.done is None else None)
 
@@ -92,16 +92,17 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                 q = step.lines[sku].qty
                 await step.write(replace(q, closed=q.closed + n))
             if inp.exception_id:
+                req = inp.request
                 resolution = Resolution(
-                    inp.exception_id, "cancel", inp.request.reason, inp.request.requested_by
+                    inp.exception_id, "cancel", req.reason, req.requested_by, actor=req.actor
                 )
-                await close_exception_row(step.conn, resolution)
+                await close_exception_row(step.conn, resolution)  # the decision is the audit row
             status = await step.settle_status(cancelled=True)
             await pos.set_status(step.conn, inp.number, status, note=inp.request.reason[:500])
             await step.record(
                 "cancelled", units=open_units, reason=inp.request.reason, by=inp.request.requested_by
             )
-            return await step.snapshot(status)
+            return await step.audited(None if inp.exception_id else inp.request.actor, "cancel", status)
 
     @CONFIRM_PO.implement
     async def confirm_purchase_order(self, inp: PoConfirm) -> PoSnapshot:
@@ -127,7 +128,7 @@ class PurchasingActivities(ReceiptSteps, BillSteps):
                 lines={ln.sku: ln.qty for ln in inp.confirmation.lines},
                 by=inp.confirmation.confirmed_by,
             )
-            return await step.snapshot(status)
+            return await step.audited(inp.confirmation.actor, "confirm", status)
 
     @CLOSE_PO.implement
     async def close_purchase_order(self, inp: PoClose) -> PoSnapshot:

@@ -1,24 +1,26 @@
 """The keyed step every return activity is made of (as activities.po_step is for purchase
 orders): one transaction that locks the return row, finds out whether this step (its key
 `rma-{number}:{step}`) has run, and otherwise lets the activity load → decide → write and
-record the step's timeline event under that key."""
+record the step's timeline event under that key. A person's step (its request carries an
+`actor`) appends its audit row in the same transaction, with the return before and after."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.errors import business_outcomes
+from activities.keyed_step import KeyedStep
 from domain import orders as order_rules
 from domain import returns as rules
+from domain.audit import Actor
 from domain.errors import NotFound
 from models import order_store as orders
 from models import return_store as returns
-from models import stock
 from workflows.contracts import ReturnLineSnap, ReturnSnapshot, return_workflow_id
 
 # an order that a return changes: its own workflow has finished with it (or is waiting)
@@ -31,12 +33,15 @@ ORDER_SETTLED = (
 
 
 @dataclass
-class ReturnStep:
+class ReturnStep(KeyedStep):
+    audit_type: ClassVar[str] = "return"
+    stock_kind: ClassVar[str] = "returns"
     conn: AsyncConnection
     ret: Any  # the sales_return row, locked
     key: str
     done: dict[str, Any] | None  # the step's recorded event detail, when it has run before
     lines: dict[str, Any]  # return_line rows by SKU
+    before: ReturnSnapshot  # the return as the step found it (for the audit trail)
 
     @property
     def number(self) -> str:
@@ -52,16 +57,11 @@ class ReturnStep:
 
     async def snapshot(self) -> ReturnSnapshot:
         await self.reload()
-        return ReturnSnapshot(
-            self.number,
-            self.ret.status,
-            [
-                ReturnLineSnap(r.sku, r.qty, r.keep, r.received, r.inspected, r.credited)
-                for r in self.lines.values()
-            ],
-            self.ret.new_order or "",
-            self.ret.settled_at is not None,
-        )
+        return _snapshot(self.ret, self.lines)
+
+    async def audited(self, actor: Actor | None, action: str) -> ReturnSnapshot:
+        """The snapshot the step answers, with a person's audit row (before → after)."""
+        return await self.audited_as(actor, action, await self.snapshot())
 
     async def settle_status(self) -> str:
         """The return's status from its units, written (a return that ended keeps its status)."""
@@ -81,13 +81,6 @@ class ReturnStep:
 
     async def record(self, event: str, **detail: Any) -> None:
         await returns.add_event(self.conn, self.number, self.key, event, detail)
-
-    async def move(self, step: str, moves: list[stock.Move], reason: str) -> None:
-        """Stock moves of this step, keyed under it (once, however often the step runs)."""
-        if moves:
-            await stock.apply_moves(
-                self.conn, f"{self.key}:{step}", "returns", moves, reason=reason, ref=self.ref
-            )
 
     async def units(self, sku: str, qty: int) -> list[tuple[str, int]]:
         """The stock units `qty` of a return line are: a kit's components, else the SKU."""
@@ -109,6 +102,16 @@ class ReturnStep:
         await orders.add_event(self.conn, order_id, None, "returned", {"return": self.number, "units": units})
 
 
+def _snapshot(ret: Any, lines: dict[str, Any]) -> ReturnSnapshot:
+    return ReturnSnapshot(
+        str(ret.number),
+        ret.status,
+        [ReturnLineSnap(r.sku, r.qty, r.keep, r.received, r.inspected, r.credited) for r in lines.values()],
+        ret.new_order or "",
+        ret.settled_at is not None,
+    )
+
+
 @asynccontextmanager
 async def return_step(engine: AsyncEngine, number: str, step: str) -> AsyncIterator[ReturnStep]:
     key = f"{return_workflow_id(number)}:{step}"
@@ -118,4 +121,4 @@ async def return_step(engine: AsyncEngine, number: str, step: str) -> AsyncItera
             raise NotFound(f"return {number} is not recorded")
         done = await returns.step_result(conn, key)
         rows = {r.sku: r for r in await returns.lines(conn, number)}
-        yield ReturnStep(conn, ret, key, done, rows)
+        yield ReturnStep(conn, ret, key, done, rows, _snapshot(ret, rows))

@@ -147,7 +147,7 @@ class ReturnActivities(ReturnMoney):
         async with return_step(self.engine, inp.number, inp.step) as step:
             if step.done is None:
                 await self._receive(step, inp)
-            return await step.snapshot()
+            return await step.audited(inp.receipt.actor, "receive")
 
     async def _receive(self, step: ReturnStep, inp: ReceiveParcel) -> None:
         arriving: dict[str, int] = defaultdict(int)
@@ -188,7 +188,7 @@ class ReturnActivities(ReturnMoney):
         async with return_step(self.engine, inp.number, inp.step) as step:
             if step.done is None:
                 await self._inspect(step, inp)
-            return await step.snapshot()
+            return await step.audited(inp.inspection.actor, "inspect")
 
     async def _inspect(self, step: ReturnStep, inp: InspectUnits) -> None:
         asked = [(ln.sku, ln.qty, ln.condition, ln.disposition) for ln in inp.inspection.lines]
@@ -249,7 +249,7 @@ class ReturnActivities(ReturnMoney):
                     await returns.update_return(step.conn, step.number, status=status, note=note)
                 await returns.stamp(step.conn, step.number, "completed_at")
                 await step.record(status, reason=inp.reason, by=inp.cancelled_by, charged=charged)
-            return await step.snapshot()
+            return await step.audited(inp.actor, "cancel")  # actor None: completed or expired
 
 
 def _intake(order_id: str, ret: Any, source: Any) -> order_intake.OrderIntake:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from activities.errors import business_outcomes
 from activities.exceptions import close_exception_row
+from domain.audit import Actor
 from domain.errors import InvalidStockChange
+from models import audit as trail
 from models import stock
 from models.finance import average_cost
 from workflows.contracts import (
@@ -40,6 +42,21 @@ async def _header(conn: AsyncConnection, number: str) -> tuple[str, str]:
         )
     ).one()
     return row.from_location, row.to_location
+
+
+async def _status(conn: AsyncConnection, number: str) -> str:
+    found = await conn.execute(text("SELECT status FROM transfer WHERE id = :id"), {"id": number})
+    return str(found.scalar_one())
+
+
+async def _audit(
+    conn: AsyncConnection, actor: Actor | None, number: str, action: str, before: str, after: Any
+) -> None:
+    """A person's ship or receive: its audit row in the step's transaction, keyed by the step
+    (`transfer-{number}:ship`), so a retried activity adds none."""
+    key = f"{transfer_workflow_id(number)}:{action}"
+    obj = trail.AuditObject("transfer", number)
+    await trail.step(conn, actor, action, obj, key, before={"status": before}, after=after)
 
 
 async def _shipped_lines(conn: AsyncConnection, number: str) -> dict[tuple[str, str], Row[Any]]:
@@ -122,6 +139,7 @@ class TransferActivities:
         number = inp.number
         async with business_outcomes(), self.engine.begin() as conn:
             src, dst = await _header(conn, number)
+            before = await _status(conn, number)
             lines = (
                 await conn.execute(
                     text("SELECT sku, lot, qty FROM transfer_line WHERE transfer_id = :id ORDER BY sku, lot"),
@@ -141,6 +159,8 @@ class TransferActivities:
                 text("UPDATE transfer_line SET shipped = qty WHERE transfer_id = :id"), {"id": number}
             )
             await _set_status(conn, number, "shipped")
+            shipped = [{"sku": r.sku, "lot": r.lot, "qty": r.qty} for r in lines]
+            await _audit(conn, inp.actor, number, "ship", before, {"status": "shipped", "lines": shipped})
         return TransferState(number=number, status="shipped")
 
     @RECEIVE_TRANSFER.implement
@@ -149,6 +169,7 @@ class TransferActivities:
         number, req = inp.number, inp.receipt
         async with business_outcomes(), self.engine.begin() as conn:
             _, dst = await _header(conn, number)
+            before = await _status(conn, number)
             lines = await _shipped_lines(conn, number)
             got = {(ln.sku, ln.lot): ln for ln in req.lines}
             _check_receipt(number, lines, got)
@@ -166,6 +187,8 @@ class TransferActivities:
             status = "discrepancy" if discrepancy else "completed"
             await _set_status(conn, number, status)
             at_risk = await _value_at_risk(conn, lines, got)
+            after = {"status": status, "lines": req.lines, "value_at_risk": at_risk}
+            await _audit(conn, req.actor, number, "receive", before, after)
         return TransferState(number=number, status=status, value_at_risk=at_risk)
 
     @SETTLE_TRANSFER_DISCREPANCY.implement

@@ -8,7 +8,7 @@ activity or a replayed request that reaches the write again finds the row there.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,8 +59,13 @@ _APPEND = text(
 )
 
 
+def _plain(value: Any) -> Any:
+    """A dataclass (a workflow's snapshot or request) as its fields; anything else as text."""
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else str(value)
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+    return None if value is None else json.dumps(value, default=_plain, sort_keys=True)
 
 
 async def append(
@@ -93,6 +98,24 @@ async def append(
         )
     ).first()
     return row is not None
+
+
+async def step(
+    conn: AsyncConnection,
+    actor: Actor | None,
+    action: str,
+    obj: AuditObject,
+    key: str,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """The row of a human action a workflow carries out, written by the activity inside the
+    keyed transaction of its step (`key`: the step's own, `po-7:receive:R1`), so it commits
+    with the change and a retried activity that reaches it again adds nothing. `actor` None:
+    no person asked (a policy's default, the system, a history older than the trail)."""
+    if actor is not None:
+        await append(conn, actor, action, obj, before=before, after=after, key=f"{key}:audit")
 
 
 @dataclass(frozen=True)

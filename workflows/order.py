@@ -180,7 +180,8 @@ class OrderWorkflow(OrderMessages):
             if resolution.action == "cancel":
                 reason = f"{kind}: {resolution.note or 'cancelled'}"
                 await self._cancel_now(
-                    CancelRequest(reason, None, resolution.resolved_by), resolution.exception_id
+                    CancelRequest(reason, None, resolution.resolved_by, resolution.actor),
+                    resolution.exception_id,
                 )
                 self.waiter.closed()
                 break
@@ -265,7 +266,9 @@ class OrderWorkflow(OrderMessages):
             return False
         if resolution.action == "cancel":
             lines = {ln.line: ln.backordered for ln in self._order().lines if ln.backordered > 0}
-            request = CancelRequest("backorder aged out", lines or None, resolution.resolved_by)
+            request = CancelRequest(
+                "backorder aged out", lines or None, resolution.resolved_by, resolution.actor
+            )
             await self._cancel_now(request, resolution.exception_id)
         else:
             await self._take(CLOSE_EXCEPTION, resolution)
@@ -288,7 +291,9 @@ class OrderWorkflow(OrderMessages):
             await self._take(CLOSE_EXCEPTION, resolution)
         else:
             open_lines = {line: n for line, n in short.items() if n > 0}
-            request = CancelRequest("short pick", open_lines or None, resolution.resolved_by)
+            request = CancelRequest(
+                "short pick", open_lines or None, resolution.resolved_by, resolution.actor
+            )
             await self._cancel_now(request, resolution.exception_id)
         self.waiter.closed()
 

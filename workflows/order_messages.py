@@ -143,12 +143,13 @@ class OrderMessages(AwaitsDecisions):
 
     def _address_fix(self, fix: ShipToFix, note: str) -> Resolution:
         assert self.waiter.open is not None
-        return Resolution(self.waiter.open.id, "fix_address", note, fix.fixed_by, {"ship_to": fix.ship_to})
+        data = {"ship_to": fix.ship_to}
+        return Resolution(self.waiter.open.id, "fix_address", note, fix.fixed_by, data, fix.actor)
 
     def _payment(self, pay: PaymentConfirmation, note: str) -> Resolution:
         assert self.waiter.open is not None
         data = {"status": pay.status, "amount": pay.amount, "reference": pay.reference, "method": pay.method}
-        return Resolution(self.waiter.open.id, "confirm_payment", note, pay.confirmed_by, data)
+        return Resolution(self.waiter.open.id, "confirm_payment", note, pay.confirmed_by, data, pay.actor)
 
     def _expect_hold(self, kind: str, otherwise: str) -> None:
         if self.state.hold != kind or self.waiter.open is None:

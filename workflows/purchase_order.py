@@ -88,7 +88,9 @@ class PurchaseOrderWorkflow(PurchaseOrderMessages):
             await self._step(SEND_PO, PoDecision(self.inp.number, self._name("approve"), resolution))
         else:
             reason = f"rejected: {resolution.note or 'no reason given'}"
-            await self._cancel_now(CancelPurchase(reason, resolution.resolved_by), resolution.exception_id)
+            await self._cancel_now(
+                CancelPurchase(reason, resolution.resolved_by, resolution.actor), resolution.exception_id
+            )
         self.waiter.closed()
         self.state.hold = ""
 
@@ -112,7 +114,9 @@ class PurchaseOrderWorkflow(PurchaseOrderMessages):
             if resolution is None:
                 continue
             if resolution.action == "cancel":
-                request = CancelPurchase("the supplier did not confirm", resolution.resolved_by)
+                request = CancelPurchase(
+                    "the supplier did not confirm", resolution.resolved_by, resolution.actor
+                )
                 await self._cancel_now(request, resolution.exception_id)
             else:
                 await calls.run_local(CLOSE_EXCEPTION, resolution, start_to_close=STEP_TIMEOUT)

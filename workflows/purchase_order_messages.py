@@ -101,7 +101,9 @@ class PurchaseOrderMessages(KeyedSteps, AwaitsDecisions):
     def _approval(self, decision: ApprovalDecision) -> Resolution:
         assert self.waiter.open is not None
         action = "approve" if decision.approve else "reject"
-        return Resolution(self.waiter.open.id, action, decision.reason, decision.decided_by)
+        return Resolution(
+            self.waiter.open.id, action, decision.reason, decision.decided_by, actor=decision.actor
+        )
 
     # -- the supplier ---------------------------------------------------------------------
 

@@ -121,12 +121,13 @@ class ReturnWorkflow(ReturnMessages):
     async def close(self) -> None:
         if self._done():
             return
-        status, reason, by = rules.COMPLETED, "", ""
+        status, reason, by, actor = rules.COMPLETED, "", "", None
         if self.state.cancel is not None:
-            status, reason, by = rules.CANCELLED, self.state.cancel.reason, self.state.cancel.cancelled_by
+            cancel = self.state.cancel
+            status, reason, by, actor = rules.CANCELLED, cancel.reason, cancel.cancelled_by, cancel.actor
         elif self._received() == 0 and self._expected() > 0 and not self._ret().settled:
             status, reason = rules.EXPIRED, "no parcel arrived before the deadline"
-        await self._step(END_RETURN, EndReturn(self.inp.number, "end", status, reason, by))
+        await self._step(END_RETURN, EndReturn(self.inp.number, "end", status, reason, by, actor))
 
     # -- the steps of the phases ----------------------------------------------------------
 

@@ -93,7 +93,7 @@ class TransferWorkflow(AwaitsDecisions):
 
     @workflow.update
     async def ship(self, req: ShipTransfer) -> TransferState:
-        return await self._step(SHIP_TRANSFER, TransferShipment(self.number))
+        return await self._step(SHIP_TRANSFER, TransferShipment(self.number, req.actor))
 
     @ship.validator
     def _can_ship(self, req: ShipTransfer) -> None:

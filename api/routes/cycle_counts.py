@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from sqlalchemy import text
@@ -18,8 +18,9 @@ from api.auth import NOT_CHANNEL, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
+from api.process_steps import ProcessSteps
 from api.schemas import Page, RequestModel, ResponseModel
-from api.temporal import start, update
+from api.temporal import start
 from models.count_intake import insert_count
 from workflows import search_attributes as sa
 from workflows.contracts import (
@@ -157,28 +158,23 @@ class SubmitBody(RequestModel):
     lines: list[CountedLineBody] = Field(min_length=1, max_length=1000)
 
 
+StepsDep = Annotated[ProcessSteps, Depends()]  # a count's one step route: submit
+
+
 @router.post(
     "/v1/cycle-counts/{count_id}/submit",
     response_model=CountRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def submit_count(
-    count_id: str, body: SubmitBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
-) -> CountRead:
+async def submit_count(count_id: str, body: SubmitBody, steps: StepsDep) -> CountRead:
     """Submit counted quantities. Within tolerance posts at once (`posted`); over tolerance
     waits for an approver (`awaiting_approval`, a `count_variance` exception). 409 if not open."""
-    await _read(engine, count_id)
-    req = SubmitCount(lines=[CountedLine(ln.sku, ln.counted, ln.lot) for ln in body.lines])
-    await update(
-        temporal,
-        count_workflow_id(count_id),
-        "submit",
-        req,
-        workflow="CycleCount",
-        rpc_seconds=settings.rpc_timeout_seconds,
-        result_type=CountState,
+    await _read(steps.engine, count_id)
+    req = SubmitCount([CountedLine(ln.sku, ln.counted, ln.lot) for ln in body.lines], actor=steps.actor)
+    await steps.send(
+        count_workflow_id(count_id), "submit", req, workflow="CycleCount", result_type=CountState
     )
-    return await _read(engine, count_id)
+    return await _read(steps.engine, count_id)
 
 
 class Accuracy(ResponseModel):

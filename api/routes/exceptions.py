@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 from sqlalchemy import text
 
+from api.audit_trail import AuditDep
 from api.auth import CurrentPrincipal, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
@@ -179,6 +180,7 @@ async def resolve_exception(
     temporal: TemporalDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    audit: AuditDep,
 ) -> ResolveAccepted:
     """Decide an exception. Checked here first: 403 for a role that may not decide this kind,
     409 `already-resolved` if it is decided, 422 if the action is not one of `actions` or its
@@ -201,6 +203,7 @@ async def resolve_exception(
         note=body.note,
         resolved_by=f"{principal.name} ({principal.key_id})",
         data=body.data,
+        actor=audit.actor,  # the activity that closes the row appends the audit row with it
     )
     try:
         await update(

@@ -10,11 +10,12 @@ models/order_intake.py."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +28,7 @@ from api.domain_errors import as_problem
 from api.idempotency_keys import begin_with_key, key_taken_with_the_write
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem
+from api.process_steps import ProcessSteps
 from api.read_models.orders import OrderFilter, page_of_orders, read_order
 from api.schemas import Page
 from api.schemas_orders import (
@@ -276,16 +278,31 @@ async def get_order(order_id: str, engine: EngineDep, principal: CurrentPrincipa
 # -- actions -------------------------------------------------------------------------
 
 
-async def _update(temporal: Client, settings: Settings, order: OrderRead, name: str, arg: Any) -> None:
+@dataclass
+class OrderActions(ProcessSteps):
+    """The order as the caller may see it (404), then its workflow takes the update (`_take`)."""
+
+    async def order(self, order_id: str) -> OrderRead:
+        return await read_order(self.engine, order_id, self.who)
+
+
+async def _take(act: OrderActions, order: OrderRead, name: str, arg: Any) -> OrderRead:
+    """The order's workflow takes the update (its refusals: api.temporal); the order after it.
+    A module function, not a method, so api.openapi finds the refusals it documents."""
+    rpc = act.settings.rpc_timeout_seconds
     await update(
-        temporal,
+        act.temporal,
         order.workflow_id,
         name,
         arg,
         workflow="Order",
-        rpc_seconds=settings.rpc_timeout_seconds,
+        rpc_seconds=rpc,
         result_type=OrderSnapshot,
     )
+    return await read_order(act.engine, order.id)
+
+
+ActionsDep = Annotated[OrderActions, Depends()]
 
 
 @router.post(
@@ -293,19 +310,12 @@ async def _update(temporal: Client, settings: Settings, order: OrderRead, name: 
     response_model=OrderRead,
     **guard(Role.channel, idempotency="optional"),
 )
-async def cancel_order(
-    order_id: str,
-    body: CancelBody,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    principal: CurrentPrincipal,
-) -> OrderRead:
+async def cancel_order(order_id: str, body: CancelBody, act: ActionsDep) -> OrderRead:
     """Cancel the order, or some units of some lines. What has shipped cannot be cancelled (409).
     An order that has ended (completed, cancelled) is refused here, from the read model, with
     the business reason (409 `/problems/refused`: "order … is completed: nothing left to
     cancel"), before the engine is asked."""
-    order = await read_order(engine, order_id, principal)
+    order = await act.order(order_id)
     lines: dict[str, int] | None = None
     if body.lines is not None:
         line_of = {ln.sku: ln.line for ln in order.lines}
@@ -318,8 +328,7 @@ async def cancel_order(
             lines[line_of[ln.sku]] = ln.qty
     if order.status in order_rules.DONE:
         _refuse_cancel_of_ended(order, lines)
-    await _update(temporal, settings, order, "cancel", CancelRequest(body.reason, lines, by(principal)))
-    return await read_order(engine, order_id)
+    return await _take(act, order, "cancel", CancelRequest(body.reason, lines, by(act.who), act.actor))
 
 
 def _refuse_cancel_of_ended(order: OrderRead, lines: dict[str, int] | None) -> None:
@@ -341,19 +350,11 @@ def _refuse_cancel_of_ended(order: OrderRead, lines: dict[str, int] | None) -> N
 
 
 @router.patch("/v1/orders/{order_id}/ship-to", response_model=OrderRead, **guard(Role.channel))
-async def fix_ship_to(
-    order_id: str,
-    body: AddressIn,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    principal: CurrentPrincipal,
-) -> OrderRead:
+async def fix_ship_to(order_id: str, body: AddressIn, act: ActionsDep) -> OrderRead:
     """Correct the ship-to address (the order's workflow decides whether it may still change,
     and clears an `address_invalid` hold once the address is good)."""
-    order = await read_order(engine, order_id, principal)
-    await _update(temporal, settings, order, "fix_ship_to", ShipToFix(body.model_dump(), by(principal)))
-    return await read_order(engine, order_id)
+    fix = ShipToFix(body.model_dump(), by(act.who), act.actor)
+    return await _take(act, await act.order(order_id), "fix_ship_to", fix)
 
 
 @router.post(
@@ -361,16 +362,7 @@ async def fix_ship_to(
     response_model=OrderRead,
     **guard(Role.channel, Role.finance, idempotency="optional"),
 )
-async def confirm_payment(
-    order_id: str,
-    body: PaymentBody,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    principal: CurrentPrincipal,
-) -> OrderRead:
+async def confirm_payment(order_id: str, body: PaymentBody, act: ActionsDep) -> OrderRead:
     """Report the payment of an order that was taken with payment `pending`."""
-    order = await read_order(engine, order_id, principal)
-    confirmation = PaymentConfirmation(body.status, body.amount, body.reference, body.method, by(principal))
-    await _update(temporal, settings, order, "confirm_payment", confirmation)
-    return await read_order(engine, order_id)
+    pay = PaymentConfirmation(body.status, body.amount, body.reference, body.method, by(act.who), act.actor)
+    return await _take(act, await act.order(order_id), "confirm_payment", pay)

@@ -227,20 +227,24 @@ def _guard(role: Role) -> dict[str, Any]:
 @router.post(STEP + "approve", **_guard(Role.approver))
 async def approve_purchase_order(number: str, body: DecisionBody, steps: StepsDep) -> PoRead:
     """Send a PO that waits in `po_approval` (409 if it does not)."""
-    return await steps.take(number, "decide_approval", ApprovalDecision(True, body.reason, steps.by))
+    return await steps.take(
+        number, "decide_approval", ApprovalDecision(True, body.reason, steps.by, steps.actor)
+    )
 
 
 @router.post(STEP + "reject", **_guard(Role.approver))
 async def reject_purchase_order(number: str, body: CancelBody, steps: StepsDep) -> PoRead:
     """Cancel a PO that waits in `po_approval`, with the reason."""
-    return await steps.take(number, "decide_approval", ApprovalDecision(False, body.reason, steps.by))
+    return await steps.take(
+        number, "decide_approval", ApprovalDecision(False, body.reason, steps.by, steps.actor)
+    )
 
 
 @router.post(STEP + "confirm", **_guard(Role.admin))
 async def confirm_purchase_order(number: str, body: ConfirmBody, steps: StepsDep) -> PoRead:
     """The supplier's confirmed quantity and promised date per line (a lower quantity lowers inbound)."""
     lines = [ConfirmedLine(ln.sku, ln.qty, _iso(ln.promised_at)) for ln in body.lines]
-    return await steps.take(number, "confirm", SupplierConfirmation(lines, steps.by))
+    return await steps.take(number, "confirm", SupplierConfirmation(lines, steps.by, steps.actor))
 
 
 @router.post(STEP + "receipts", **_guard(Role.warehouse))
@@ -249,27 +253,29 @@ async def receive_purchase_order(number: str, body: ReceiptBody, steps: StepsDep
     lines = [
         ReceiptLine(ln.sku, ln.qty_received, ln.qty_damaged, ln.lot, _iso(ln.expires_at)) for ln in body.lines
     ]
-    return await steps.take(number, "receive", Receipt(body.receipt, lines, body.final, steps.by))
+    return await steps.take(
+        number, "receive", Receipt(body.receipt, lines, body.final, steps.by, steps.actor)
+    )
 
 
 @router.post(STEP + "qc", **_guard(Role.warehouse))
 async def inspect_purchase_order(number: str, body: QcBody, steps: StepsDep) -> PoRead:
     """Release quarantined units (pass → sellable) or reject them (to the vendor or scrap)."""
     lines = [QcLine(ln.sku, ln.qty, ln.result, ln.disposition) for ln in body.lines]
-    return await steps.take(number, "inspect", QcRequest(lines, steps.by))
+    return await steps.take(number, "inspect", QcRequest(lines, steps.by, steps.actor))
 
 
 @router.post(STEP + "bills", **_guard(Role.finance))
 async def bill_purchase_order(number: str, body: BillBody, steps: StepsDep) -> PoRead:
     """A vendor bill, matched three ways (each invoice number posts once)."""
     lines = [BillLine(ln.sku, ln.qty, ln.unit_cost) for ln in body.lines]
-    return await steps.take(number, "bill", VendorBillIn(body.invoice_number, lines, steps.by))
+    return await steps.take(number, "bill", VendorBillIn(body.invoice_number, lines, steps.by, steps.actor))
 
 
 @router.post(STEP + "cancel", **_guard(Role.admin))
 async def cancel_purchase_order(number: str, body: CancelBody, steps: StepsDep) -> PoRead:
     """Cancel what has not been received: it leaves inbound."""
-    return await steps.take(number, "cancel", CancelPurchase(body.reason, steps.by))
+    return await steps.take(number, "cancel", CancelPurchase(body.reason, steps.by, steps.actor))
 
 
 def _iso(value: datetime | None) -> str:

@@ -331,7 +331,9 @@ async def receive_return(number: str, body: ReceiveBody, steps: StepsDep) -> Ret
     """What arrived of the parcel, at a location: the units move from the customer into the
     `returns` bucket. A parcel may arrive in parts; more than is due is refused."""
     units = [ReturnedUnits(ln.sku, ln.qty) for ln in body.lines]
-    return await steps.take(number, "receive", ParcelReceipt(body.location, units, by(steps.who)))
+    return await steps.take(
+        number, "receive", ParcelReceipt(body.location, units, by(steps.who), steps.actor)
+    )
 
 
 @router.post(STEP + "inspect", **_step(Role.warehouse))
@@ -339,10 +341,10 @@ async def inspect_return(number: str, body: InspectBody, steps: StepsDep) -> Ret
     """The condition and disposition of received units: restock, refurbish, quarantine, scrap
     or return to the vendor."""
     units = [InspectedUnits(ln.sku, ln.qty, ln.condition, ln.disposition) for ln in body.lines]
-    return await steps.take(number, "inspect", Inspection(units, by(steps.who)))
+    return await steps.take(number, "inspect", Inspection(units, by(steps.who), steps.actor))
 
 
 @router.post(STEP + "cancel", **_step(Role.channel))
 async def cancel_return(number: str, body: CancelReturnBody, steps: StepsDep) -> ReturnRead:
     """Cancel a return before its parcel arrives (the stock held for its new order goes back)."""
-    return await steps.take(number, "cancel", CancelReturn(body.reason, by(steps.who)))
+    return await steps.take(number, "cancel", CancelReturn(body.reason, by(steps.who), steps.actor))

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
 from api.deps import EngineDep, SettingsDep, TemporalDep, single_read
 from api.problems import Problem
@@ -284,6 +285,7 @@ async def pick_shipment(
     temporal: TemporalDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
+    audit: AuditDep,
 ) -> ShipmentRead:
     """Report what was picked. Less than asked is a short pick: the missing units leave the
     shelf's count (or go to damaged) and are sourced again, or wait in `short_pick`."""
@@ -292,6 +294,7 @@ async def pick_shipment(
         [PickedLine(ln.sku, ln.qty, ln.lot) for ln in body.lines],
         body.short_reason,
         by(principal),
+        audit.actor,
     )
     return await _act(engine, temporal, settings, shipment_id, "pick", request)
 
@@ -302,7 +305,12 @@ async def pick_shipment(
     **guard(Role.warehouse, idempotency="optional"),
 )
 async def pack_shipment(
-    shipment_id: str, body: PackBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+    shipment_id: str,
+    body: PackBody,
+    engine: EngineDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    audit: AuditDep,
 ) -> ShipmentRead:
     """Packages with their contents; what is packed must be exactly what was picked, and each
     package must fit the carrier service (weight, length, girth)."""
@@ -319,7 +327,7 @@ async def pack_shipment(
         for ln in pkg.lines:
             contents[ln.sku] += ln.qty
         packages.append(PackageIn(pkg.weight_g, pkg.length_mm, pkg.width_mm, pkg.height_mm, dict(contents)))
-    request = PackRequest(shipment_id, packages, body.service)
+    request = PackRequest(shipment_id, packages, body.service, audit.actor)
     return await _act(engine, temporal, settings, shipment_id, "pack", request)
 
 
@@ -329,8 +337,13 @@ async def pack_shipment(
     **guard(Role.warehouse, idempotency="optional"),
 )
 async def ship_shipment(
-    shipment_id: str, body: ShipBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
+    shipment_id: str,
+    body: ShipBody,
+    engine: EngineDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    audit: AuditDep,
 ) -> ShipmentRead:
     """Hand a packed shipment to the carrier (409 unless it is packed)."""
-    request = ShipRequest(shipment_id, body.carrier, body.service, body.tracking)
+    request = ShipRequest(shipment_id, body.carrier, body.service, body.tracking, audit.actor)
     return await _act(engine, temporal, settings, shipment_id, "ship", request)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from sqlalchemy import text
@@ -17,9 +18,10 @@ from api.auth import NOT_CHANNEL, Role, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
+from api.process_steps import ProcessSteps
 from api.read_models.transfers import TransferRead, read_transfer, transfer_ids_after
 from api.schemas import Page, RequestModel
-from api.temporal import start, update
+from api.temporal import start
 from models.transfer_intake import TransferIntakeLine, insert_transfer
 from workflows import search_attributes as sa
 from workflows.contracts import (
@@ -174,26 +176,29 @@ class ReceiveBody(RequestModel):
     lines: list[ReceiveLineBody] = Field(min_length=1, max_length=500)
 
 
+@dataclass
+class TransferSteps(ProcessSteps):
+    """A transfer's step routes: the transfer must exist (404), then its workflow takes the update."""
+
+    async def take(self, number: str, name: str, arg: object) -> TransferRead:
+        await read_transfer(self.engine, number)
+        await self.send(
+            transfer_workflow_id(number), name, arg, workflow="Transfer", result_type=TransferState
+        )
+        return await read_transfer(self.engine, number)
+
+
+StepsDep = Annotated[TransferSteps, Depends()]
+
+
 @router.post(
     "/v1/transfers/{number}/ship",
     response_model=TransferRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def ship_transfer(
-    number: str, body: ShipBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
-) -> TransferRead:
+async def ship_transfer(number: str, body: ShipBody, steps: StepsDep) -> TransferRead:
     """Sellable at the source → in transit. 409 if it is not waiting to ship."""
-    await read_transfer(engine, number)
-    await update(
-        temporal,
-        transfer_workflow_id(number),
-        "ship",
-        ShipTransfer(body.carrier, body.tracking),
-        workflow="Transfer",
-        rpc_seconds=settings.rpc_timeout_seconds,
-        result_type=TransferState,
-    )
-    return await read_transfer(engine, number)
+    return await steps.take(number, "ship", ShipTransfer(body.carrier, body.tracking, steps.actor))
 
 
 @router.post(
@@ -201,19 +206,7 @@ async def ship_transfer(
     response_model=TransferRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def receive_transfer(
-    number: str, body: ReceiveBody, engine: EngineDep, temporal: TemporalDep, settings: SettingsDep
-) -> TransferRead:
+async def receive_transfer(number: str, body: ReceiveBody, steps: StepsDep) -> TransferRead:
     """In transit → sellable (or damaged). Short or damaged lines open a `receipt_discrepancy`."""
-    await read_transfer(engine, number)
     lines = [ReceivedLine(ln.sku, ln.qty_received, ln.qty_damaged, ln.lot) for ln in body.lines]
-    await update(
-        temporal,
-        transfer_workflow_id(number),
-        "receive",
-        ReceiveTransfer(lines),
-        workflow="Transfer",
-        rpc_seconds=settings.rpc_timeout_seconds,
-        result_type=TransferState,
-    )
-    return await read_transfer(engine, number)
+    return await steps.take(number, "receive", ReceiveTransfer(lines, steps.actor))

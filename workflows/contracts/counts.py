@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from domain.audit import Actor
 from workflows.contracts.activity import ActivityRef
 from workflows.contracts.exceptions import ExceptionPolicyInput, Resolution
 
@@ -31,6 +32,7 @@ class CountedLine:
 class SubmitCount:
     lines: list[CountedLine]
     counted_by: str = ""
+    actor: Actor | None = None  # the person, for the audit trail (None in older histories)
 
 
 @dataclass(frozen=True)

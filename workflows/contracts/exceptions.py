@@ -4,6 +4,7 @@ person or by its policy's default action."""
 from dataclasses import dataclass
 from typing import Any
 
+from domain.audit import Actor
 from workflows.contracts.activity import ActivityRef, NoResult
 
 
@@ -49,6 +50,9 @@ class Resolution:
     note: str = ""
     resolved_by: str = ""
     data: dict[str, Any] | None = None
+    # The person deciding, for the audit trail (None: the policy's default, a withdrawal, or
+    # a history recorded before the trail; optional so those still replay).
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)

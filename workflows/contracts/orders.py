@@ -4,6 +4,7 @@ snapshot every step answers, and what channels, customer service and the warehou
 from dataclasses import dataclass
 from typing import Any
 
+from domain.audit import Actor
 from workflows.contracts.exceptions import ExceptionPolicyInput
 
 
@@ -128,6 +129,7 @@ class PickRequest:
     lines: list[PickedLine]
     short_reason: str = "missing"  # missing (count loss) | damaged: where the missing units go
     picked_by: str = ""
+    actor: Actor | None = None  # the person, for the audit trail (None in older histories)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class PackRequest:
     shipment_id: str
     packages: list[PackageIn]
     service: str = "ground"
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ class ShipRequest:
     carrier: str
     service: str = "ground"
     tracking: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,14 @@ class CancelRequest:
     reason: str
     lines: dict[str, int] | None = None  # line -> units; None cancels everything not shipped
     requested_by: str = ""
+    actor: Actor | None = None  # the person asking, or deciding the exception the cancel carries out
 
 
 @dataclass(frozen=True)
 class ShipToFix:
     ship_to: dict[str, Any]
     fixed_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,7 @@ class PaymentConfirmation:
     reference: str
     method: str = ""
     confirmed_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)

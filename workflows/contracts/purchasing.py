@@ -5,6 +5,7 @@ snapshot each step answers, what the supplier, the warehouse and finance send, a
 from dataclasses import dataclass
 from typing import Any
 
+from domain.audit import Actor
 from workflows.contracts.activity import ActivityRef
 from workflows.contracts.exceptions import ExceptionPolicyInput, Resolution
 
@@ -59,6 +60,7 @@ class PoSnapshot:
 
 
 # -- what people send -------------------------------------------------------------------------
+# Each carries `actor`, the person for the audit trail (None in histories recorded before it).
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ConfirmedLine:
 class SupplierConfirmation:
     lines: list[ConfirmedLine]
     confirmed_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Receipt:
     lines: list[ReceiptLine]
     final: bool = False  # the supplier sends nothing more: what is still open is short
     received_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class QcLine:
 class QcRequest:
     lines: list[QcLine]
     inspected_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -117,12 +122,14 @@ class VendorBillIn:
     invoice_number: str
     lines: list[BillLine]
     entered_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
 class CancelPurchase:
     reason: str
     requested_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,7 @@ class ApprovalDecision:
     approve: bool
     reason: str = ""
     decided_by: str = ""
+    actor: Actor | None = None
 
 
 # -- the steps --------------------------------------------------------------------------------

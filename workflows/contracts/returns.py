@@ -4,6 +4,7 @@ dataclass in and one out each, keyed `rma-{number}:{step}`)."""
 
 from dataclasses import dataclass
 
+from domain.audit import Actor
 from workflows.contracts.activity import ActivityRef
 from workflows.contracts.exceptions import ExceptionPolicyInput, Resolution
 from workflows.contracts.orders import OrderInput
@@ -49,6 +50,7 @@ class ReturnSnapshot:
 
 
 # -- what people send -------------------------------------------------------------------------
+# Each carries `actor`, the person for the audit trail (None in histories recorded before it).
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ParcelReceipt:
     location: str
     lines: list[ReturnedUnits]
     received_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,14 @@ class InspectedUnits:
 class Inspection:
     lines: list[InspectedUnits]
     inspected_by: str = ""
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
 class CancelReturn:
     reason: str
     cancelled_by: str = ""
+    actor: Actor | None = None
 
 
 # -- the steps --------------------------------------------------------------------------------
@@ -168,6 +173,7 @@ class EndReturn:
     status: str
     reason: str = ""
     cancelled_by: str = ""
+    actor: Actor | None = None  # who cancelled (the audit trail)
 
 
 RECORD_RETURN = ActivityRef("record_return", RecordReturn, ReturnSnapshot)

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from domain.audit import Actor
 from workflows.contracts.activity import ActivityRef
 from workflows.contracts.exceptions import ExceptionPolicyInput, Resolution
 
@@ -34,11 +35,13 @@ class ReceivedLine:
 class ShipTransfer:
     carrier: str = ""
     tracking: str = ""
+    actor: Actor | None = None  # the person, for the audit trail (None in older histories)
 
 
 @dataclass(frozen=True)
 class ReceiveTransfer:
     lines: list[ReceivedLine]
+    actor: Actor | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ def transfer_workflow_id(number: str) -> str:
 @dataclass(frozen=True)
 class TransferShipment:
     number: str
+    actor: Actor | None = None  # from the ship request
 
 
 @dataclass(frozen=True)
