@@ -193,6 +193,8 @@ class _Api:
     cancel_return = _Operation(rma.cancel_return)
     get_store_credit = _Operation(rma.get_store_credit)
     kpis = _Operation(reports.kpis)  # reports: client/operations_reports.py
+    list_audit = _Operation(reports.list_audit)
+    iter_audit = _Pages(reports.list_audit)
 
 
 class OmniflowClient(_Api, _Core):

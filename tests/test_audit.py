@@ -1,10 +1,14 @@
 """The audit trail of changes the API writes itself (keys, master data, policies, publishing
 targets, stock adjustments): one row per change with who, what, before → after and the
 request id, in the change's own transaction (a refused change leaves none, a replay adds
-none); `GET /v1/audit` (admin, filters, cursor); the rows cannot be changed."""
+none); `GET /v1/audit` (admin, filters, cursor) and the client's operation for it; the rows
+cannot be changed."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from client import ApiError, AsyncOmniflowClient, OmniflowClient
 from tests import audit
 from tests.factories import receive
+from tests.test_client import _OnTheLoop
 
 Keys = dict[str, dict[str, str]]
 
@@ -258,3 +264,36 @@ async def test_the_database_refuses_to_change_or_delete_a_row(
                 await conn.execute(text(sql))
     (row,) = await audit.rows(engine)
     assert row.actor_name == "test admin"
+
+
+async def test_the_client_reads_the_trail_sync_and_async(
+    api: httpx.AsyncClient, keys: Keys, make_key: Callable[..., str]
+) -> None:
+    admin_key = make_key("admin")
+    for code in ("C1", "C2", "C3"):
+        assert (
+            await _do(api, "POST", "/v1/skus", keys["admin"], json={"code": code, "name": code})
+        ).status_code == 201
+    async with AsyncOmniflowClient(http=api, api_key=admin_key) as client:
+        page = await client.list_audit(object="sku", action="create", limit=2)
+        assert [(e.object.type, e.object.id, e.action) for e in page.items] == [
+            ("sku", "C3", "create"),
+            ("sku", "C2", "create"),
+        ]
+        first = page.items[0]
+        assert (first.actor.role, first.actor.name, first.route) == ("admin", "test admin", "POST /v1/skus")
+        assert (first.before, first.after["code"], first.request_id) == (None, "C3", "req-POST.v1.skus")
+        assert page.next_cursor is not None
+        assert [e.object.id async for e in client.iter_audit(object="sku", limit=2)] == ["C3", "C2", "C1"]
+        assert (await client.list_audit(object="sku:C2")).items[0].object.id == "C2"
+        assert (await client.list_audit(start=datetime.now(UTC) + timedelta(days=1))).items == []
+        with pytest.raises(ApiError) as refused:
+            await client.with_options(api_key=make_key("warehouse")).list_audit()
+        assert refused.value.status == 403
+    transport = _OnTheLoop(api.app, asyncio.get_running_loop())  # type: ignore[attr-defined]
+
+    def read() -> list[str]:
+        with OmniflowClient("http://testserver", admin_key, transport=transport) as sync:
+            return [e.object.id for e in sync.iter_audit(object="sku", action="create")]
+
+    assert await asyncio.to_thread(read) == ["C3", "C2", "C1"]
