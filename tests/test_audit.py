@@ -297,3 +297,19 @@ async def test_the_client_reads_the_trail_sync_and_async(
             return [e.object.id for e in sync.iter_audit(object="sku", action="create")]
 
     assert await asyncio.to_thread(read) == ["C3", "C2", "C1"]
+
+
+async def test_return_reasons_are_recorded_when_they_change(api: httpx.AsyncClient, keys: Keys) -> None:
+    reason = {"code": "too_small", "label": "Too small", "fee_amount": 0}
+    for body, status in ((reason, 201), (reason, 200), ({**reason, "fee_amount": 300}, 200)):
+        r = await _do(api, "POST", "/v1/return-reasons", keys["admin"], json=body)
+        assert r.status_code == status, r.text
+    page = await api.get("/v1/audit", params={"object": "return_reason:too_small"}, headers=keys["admin"])
+    rows = page.json()["items"]  # newest first; the same reason again changed nothing
+    assert [(e["before"] and e["before"]["fee_amount"], e["after"]["fee_amount"]) for e in rows] == [
+        (0, 300),
+        (None, 0),
+    ]
+    assert {(e["action"], e["route"], e["actor"]["role"]) for e in rows} == {
+        ("put", "POST /v1/return-reasons", "admin")
+    }

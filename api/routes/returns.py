@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.pagination import PageDep, next_cursor
@@ -93,14 +94,17 @@ async def list_return_reasons(engine: EngineDep) -> list[ReasonRead]:
     responses={200: {"model": ReasonRead, "description": "The reason existed: it is as sent now."}},
     **guard(Role.admin, idempotency="optional"),
 )
-async def put_return_reason(body: ReasonBody, engine: EngineDep) -> JSONResponse:
+async def put_return_reason(body: ReasonBody, engine: EngineDep, audit: AuditDep) -> JSONResponse:
     """Add a reason (201) or change one, its label or fees (200; the same reason again
     changes nothing). Returns already recorded keep the fees they were assessed with."""
     reason = rules.Reason(body.code, body.label, body.fee_amount, body.fee_percent, body.defect)
-    async with engine.begin() as conn:
+    async with audit.change(engine, "return_reason", body.code, "put") as (conn, change):
         before = (await store.reasons(conn)).get(body.code)
-        if before != reason:
+        change.happened = before != reason  # the same reason again: nothing changed, no row
+        if change.happened:
             await store.put_reason(conn, reason)
+        change.before = before.__dict__ if before else None
+        change.after = reason.__dict__
     read = ReasonRead.model_validate(reason.__dict__)
     return JSONResponse(read.model_dump(mode="json"), status_code=201 if before is None else 200)
 
