@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 
 
@@ -34,6 +35,13 @@ class Shape:
     local_before: int = 0
     local_per_update: int = 0
     local_after: int = 0
+    # Only for bench/commands.py (what patches and upserts cost the server); 0 in the ceiling.
+    patches: int = 0
+    upserts_before: int = 0
+    upserts_per_update: int = 0
+
+
+STATUS = SearchAttributeKey.for_keyword("OmniStatus")  # registered by omniflow dev
 
 
 @activity.defn(name="bench_noop")
@@ -57,6 +65,10 @@ class CeilingWorkflow:
     @workflow.run
     async def run(self, shape: Shape) -> int:
         self.shape = shape
+        for i in range(shape.patches):
+            workflow.patched(f"bench-patch-{i}")
+        for i in range(shape.upserts_before):
+            workflow.upsert_search_attributes([STATUS.value_set(f"start-{i}")])
         for _ in range(shape.activities_before):
             await _step(False)  # type: ignore[misc]
         for _ in range(shape.local_before):
@@ -79,6 +91,8 @@ class CeilingWorkflow:
             await _step(False)  # type: ignore[misc]
         for _ in range(self.shape.local_per_update):
             await _step(True)  # type: ignore[misc]
+        for i in range(self.shape.upserts_per_update):
+            workflow.upsert_search_attributes([STATUS.value_set(f"{name}-{i}")])
         self.updates += 1
         return name
 
