@@ -22,8 +22,10 @@ from temporalio.client import (
     ScheduleSpec,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities import metrics
 from activities.backorders import BackorderActivities
 from activities.cycle_counts import CycleCountActivities
 from activities.exceptions import ExceptionActivities
@@ -36,6 +38,7 @@ from activities.replenishment import ReplenishmentActivities
 from activities.returns import ReturnActivities
 from activities.transfers import TransferActivities
 from models.stock.batcher import ReservationBatcher
+from runtime import worker_metrics
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -220,30 +223,46 @@ async def ensure_backorder_dispatcher(client: Client, settings: Settings) -> Non
 async def run(settings: Settings) -> None:
     if not settings.database_url or not settings.temporal_address:
         raise SystemExit("error: the worker needs DATABASE_URL and TEMPORAL_ADDRESS (omniflow dev sets both)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sdk_runtime, sdk_metrics = worker_metrics.sdk_runtime()
+    engine = make_async_engine(settings.database_url, settings.db_pool_size, "omniflow-worker")
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    async with worker_metrics.serve(metrics.REGISTRY, sdk_metrics, host, port) as metrics_url:
+        with metrics.open_exceptions_watched(engine, loop):
+            await _poll_until(stop, settings, engine, sdk_runtime, metrics_url)
+    await engine.dispose()
+
+
+async def _poll_until(
+    stop: asyncio.Event,
+    settings: Settings,
+    engine: AsyncEngine,
+    sdk_runtime: Runtime,
+    metrics_url: str | None,
+) -> None:
+    assert settings.temporal_address
     tracing = process_tracing(WORKER_SERVICE)  # None: traces off
     client = await connect_or_fail(
         settings.temporal_address,
         settings.temporal_namespace,
         "TEMPORAL_ADDRESS",
         interceptors=tracing.interceptors() if tracing else (),
+        runtime=sdk_runtime,
     )
-    engine = make_async_engine(settings.database_url, settings.db_pool_size, "omniflow-worker")
     if tracing:
         tracing.instrument_engine(engine)
     await ensure_schedules(client, settings)
     await ensure_backorder_dispatcher(client, settings)
     batcher = reservation_batcher(engine, settings)
     worker = build_worker(client, engine, settings, batcher=batcher)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling", task_queue=settings.task_queue)
+    log.info("worker polling", task_queue=settings.task_queue, metrics=metrics_url or "off")
     async with worker:
         await stop.wait()
         log.info("worker stopping")
     await close_batcher(batcher)
-    await engine.dispose()
 
 
 def main() -> None:

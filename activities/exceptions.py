@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from activities.metrics import EXCEPTIONS_CLOSED, EXCEPTIONS_ESCALATED, EXCEPTIONS_OPENED, after_commit
 from domain.exceptions import priority
 from models import audit as trail
 from runtime.logging import get_logger
@@ -33,7 +34,7 @@ async def close_exception_row(
 ) -> None:
     """Close the row inside the caller's transaction (idempotent: a retry finds it closed).
     A person's decision (`resolution.actor`) appends its audit row in the same transaction,
-    only when this call is the one that closed the row."""
+    only when this call is the one that closed the row; counted when that transaction commits."""
     decision = {"action": resolution.action, "note": resolution.note, "data": resolution.data or {}}
     closed = (
         await conn.execute(
@@ -61,6 +62,18 @@ async def close_exception_row(
         key = f"exception:{resolution.exception_id}"
         after = {"status": status, **decision}
         await trail.step(conn, resolution.actor, "resolve", obj, key, before=before, after=after)
+        count_closed(conn, [closed.kind], status)
+
+
+def count_closed(conn: AsyncConnection, kinds: list[str], status: str) -> None:
+    """omniflow_exceptions_closed_total, once the closing transaction commits."""
+
+    def count() -> None:
+        for kind in kinds:
+            EXCEPTIONS_CLOSED.labels(kind, status).inc()
+
+    if kinds:
+        after_commit(conn, count)
 
 
 class ExceptionActivities:
@@ -86,8 +99,8 @@ class ExceptionActivities:
                             ON CONFLICT (key) DO NOTHING
                             RETURNING id, due_at, priority
                         )
-                        SELECT id, due_at, priority FROM ins
-                        UNION ALL SELECT id, due_at, priority FROM exception WHERE key = :key
+                        SELECT id, due_at, priority, true AS inserted FROM ins
+                        UNION ALL SELECT id, due_at, priority, false FROM exception WHERE key = :key
                         LIMIT 1
                         """
                     ),
@@ -107,6 +120,8 @@ class ExceptionActivities:
                     },
                 )
             ).one()
+        if row.inserted:  # not a retry that found the row its first attempt committed
+            EXCEPTIONS_OPENED.labels(req.kind).inc()
         log.info("exception opened", exception_id=row.id, kind=req.kind, subject=req.subject_id)
         return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
 
@@ -119,10 +134,13 @@ class ExceptionActivities:
             row = (
                 await conn.execute(
                     text(
-                        "UPDATE exception SET escalation_level = GREATEST(escalation_level, :lvl),"
-                        " due_at = CASE WHEN escalation_level < :lvl THEN :due ELSE due_at END,"
-                        " priority = CASE WHEN escalation_level < :lvl THEN :prio ELSE priority END"
-                        " WHERE id = :id RETURNING id, due_at, priority, status"
+                        "UPDATE exception e SET escalation_level = GREATEST(e.escalation_level, :lvl),"
+                        " due_at = CASE WHEN e.escalation_level < :lvl THEN :due ELSE e.due_at END,"
+                        " priority = CASE WHEN e.escalation_level < :lvl THEN :prio ELSE e.priority END"
+                        " FROM (SELECT id, escalation_level FROM exception WHERE id = :id FOR UPDATE) before"
+                        " WHERE e.id = before.id"
+                        " RETURNING e.id, e.due_at, e.priority, e.status, e.kind,"
+                        " before.escalation_level < :lvl AS raised"
                     ),
                     {
                         "id": req.id,
@@ -132,6 +150,8 @@ class ExceptionActivities:
                     },
                 )
             ).one()
+        if row.raised:  # not a retry of a level its first attempt committed
+            EXCEPTIONS_ESCALATED.labels(row.kind).inc()
         log.warning("exception escalated", exception_id=req.id, level=req.level)
         return OpenedException(id=row.id, due_at=row.due_at.isoformat(), priority=float(row.priority))
 

@@ -2,19 +2,33 @@
 (activities.po_step, activities.return_step): one transaction under the step's key
 (`po-7:receive:R1`), the stock moves keyed under it, and the audit row of a step a person
 asked for, written with models.audit in that same transaction, with the object as the step
-found it (`before`) and as it answers it (`after`)."""
+found it (`before`) and as it answers it (`after`); the step's transaction itself, counted
+(activities.metrics)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from activities.errors import business_outcomes
+from activities.metrics import StepRun, counted_step
 from domain.audit import Actor
 from models import audit as trail
 from models import stock
 
 T = TypeVar("T")
+
+
+@asynccontextmanager
+async def step_transaction(
+    engine: AsyncEngine, process: str, step: str
+) -> AsyncIterator[tuple[AsyncConnection, StepRun]]:
+    """A keyed step's transaction, counted, its domain refusals leaving as business outcomes."""
+    async with counted_step(process, step) as run, business_outcomes(), engine.begin() as conn:
+        yield conn, run
 
 
 class KeyedStep:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_outcomes
+from activities.metrics import RESERVATIONS_REFUSED, after_commit
 from activities.order_step import OrderStep, order_step
 from domain.atp import AvailabilitySnapshot, channel_shortage_reason, kit_location_atp
 from domain.errors import ReservationShortage
@@ -147,6 +148,8 @@ class SourcingSteps:
                 await step.note(
                     "line_refused", line=line, sku=sku, qty=n, reason=str(reason), outcome=outcome
                 )
+                refused = RESERVATIONS_REFUSED.labels(str(reason), outcome)
+                after_commit(step.conn, refused.inc)
 
     async def _take_held(
         self, step: OrderStep, held: Any, want: dict[str, int], by_line: dict[str, Any]

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import business_outcomes
+from activities.exceptions import count_closed
+from activities.metrics import StepRun, counted_step
 from domain import fulfilment
 from domain import holds as hold_rules
 from domain import orders as rules
@@ -73,6 +75,7 @@ class OrderStep:
     order: Any  # the sales_order row, locked
     key: str
     done: dict[str, Any] | None  # the step's recorded event detail, when it has run before
+    run: StepRun | None = None  # the steps this transaction runs, for omniflow_steps_total
 
     @property
     def order_id(self) -> str:
@@ -85,7 +88,10 @@ class OrderStep:
         """The order's next keyed step in this same transaction (record, then source): its
         own key and record; the order row as this transaction has left it."""
         order = await orders.lock_order(self.conn, self.order_id)
-        return OrderStep(self.conn, order, key, await orders.step_result(self.conn, key))
+        step = OrderStep(self.conn, order, key, await orders.step_result(self.conn, key), self.run)
+        if self.run is not None:  # counted with this transaction's outcome
+            self.run.found(key.removeprefix(f"{self.order_id}:"), step.done is not None)
+        return step
 
     async def refresh(self, *, on_hold: bool | None = None) -> OrderView:
         """The order's status from its lines (domain.orders.order_status_from_lines), written
@@ -138,7 +144,8 @@ class OrderStep:
             return None
         status = rules.COMPLETED if any(q.shipped for q in lines) else rules.CANCELLED
         await orders.close(self.conn, self.order_id, status)
-        await orders.withdraw_exceptions(self.conn, self.order_id, f"order {status}")
+        withdrawn = await orders.withdraw_exceptions(self.conn, self.order_id, f"order {status}")
+        count_closed(self.conn, withdrawn, "cancelled")
         view.status = status
         own = await orders.step_result(self.conn, self.key)
         if self.order.status == status or (own or {}).get("status") == status:
@@ -161,6 +168,7 @@ async def order_step(
     """One keyed step of an order, in one transaction. `refusals`: domain refusals leave as
     non-retryable ApplicationErrors (off for a caller that retries some of them itself)."""
     async with AsyncExitStack() as stack:
+        run = await stack.enter_async_context(counted_step("order", key.removeprefix(f"{order_id}:")))
         if refusals:
             await stack.enter_async_context(business_outcomes())
         conn = await stack.enter_async_context(engine.begin())
@@ -169,4 +177,6 @@ async def order_step(
             raise ApplicationError(
                 f"order {order_id} is not recorded", type="unknown_order", non_retryable=True
             )
-        yield OrderStep(conn, order, key, await orders.step_result(conn, key))
+        step = OrderStep(conn, order, key, await orders.step_result(conn, key), run)
+        run.found(key.removeprefix(f"{order_id}:"), step.done is not None)
+        yield step

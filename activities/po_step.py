@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from activities.errors import business_outcomes
-from activities.keyed_step import KeyedStep
+from activities.keyed_step import KeyedStep, step_transaction
 from domain import purchasing as rules
 from domain.audit import Actor
 from domain.errors import NotFound
@@ -99,11 +98,12 @@ def _snap(q: rules.PoLineQty) -> PoLineSnap:
 @asynccontextmanager
 async def po_step(engine: AsyncEngine, number: str, step: str) -> AsyncIterator[PoStep]:
     key = f"{purchase_order_workflow_id(number)}:{step}"
-    async with business_outcomes(), engine.begin() as conn:
+    async with step_transaction(engine, "purchase_order", step) as (conn, run):
         po = await pos.lock_po(conn, number)
         if po is None:
             raise NotFound(f"purchase order {number} is not recorded")
         done = await pos.step_result(conn, key)
+        run.found(step, done is not None)
         lines = await pos.lines(conn, number, po.supplier)
         before = PoSnapshot(number, po.status, [_snap(row.qty) for row in lines.values()])
         yield PoStep(conn, po, key, done, lines, before)

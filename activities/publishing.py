@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from prometheus_client import Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import PUBLISH_LAG
 from domain import publishing as rules
 from models import publishing_store as store
 from workflows.contracts import (
@@ -36,12 +36,6 @@ from workflows.contracts import (
     PublishRound,
 )
 
-PUBLISH_LAG = Histogram(
-    "omniflow_publish_lag_seconds",
-    "From the commit of an ATP change to the receiver's 2xx, per channel.",
-    ["channel"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-)
 POLL_SECONDS = 0.05
 READ_FACTOR = 4  # read this many events per batch slot: coalescing folds repeats of a SKU
 

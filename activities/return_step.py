@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from activities.errors import business_outcomes
-from activities.keyed_step import KeyedStep
+from activities.keyed_step import KeyedStep, step_transaction
 from domain import orders as order_rules
 from domain import returns as rules
 from domain.audit import Actor
@@ -115,10 +114,11 @@ def _snapshot(ret: Any, lines: dict[str, Any]) -> ReturnSnapshot:
 @asynccontextmanager
 async def return_step(engine: AsyncEngine, number: str, step: str) -> AsyncIterator[ReturnStep]:
     key = f"{return_workflow_id(number)}:{step}"
-    async with business_outcomes(), engine.begin() as conn:
+    async with step_transaction(engine, "return", step) as (conn, run):
         ret = await returns.lock_return(conn, number)
         if ret is None:
             raise NotFound(f"return {number} is not recorded")
         done = await returns.step_result(conn, key)
+        run.found(step, done is not None)
         rows = {r.sku: r for r in await returns.lines(conn, number)}
         yield ReturnStep(conn, ret, key, done, rows, _snapshot(ret, rows))

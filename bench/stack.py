@@ -27,6 +27,7 @@ class DevStack:
     temporal_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
     pg_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)  # the worker's Prometheus endpoint
     proc: subprocess.Popen[str] | None = None
     ready_line: str | None = None
     stdout_lines: list[str] = field(default_factory=list)
@@ -83,7 +84,14 @@ class DevStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFLOW_")}
         env.pop("DATABASE_URL", None)
         env.pop("TEMPORAL_ADDRESS", None)
-        env.update({"OMNIFLOW_ADMIN_KEY": self.admin_key, "OMNIFLOW_LOG_FORMAT": "json", **self.extra_env})
+        env.update(
+            {
+                "OMNIFLOW_ADMIN_KEY": self.admin_key,
+                "OMNIFLOW_LOG_FORMAT": "json",
+                "OMNIFLOW_WORKER_METRICS_PORT": str(self.metrics_port),
+                **self.extra_env,
+            }
+        )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}-stderr-{time.time_ns()}.log"
         err = open(self.stderr_path, "w")  # noqa: SIM115 - closed with the process

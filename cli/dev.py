@@ -94,6 +94,8 @@ class DevStack:
         self._lock_data_dir()
         for port in self.api_ports:
             require_free_port("OMNIFLOW_API_PORT", s.api_host, port)
+        if s.worker_metrics_port:
+            require_free_port("OMNIFLOW_WORKER_METRICS_PORT", s.worker_metrics_host, s.worker_metrics_port)
 
         database_url = s.database_url
         if database_url is None:
@@ -140,6 +142,9 @@ class DevStack:
             "apis": ",".join(api_urls),
             "docs": f"{api_url}/docs",
             "console": f"{api_url}/console",
+            "metrics": f"http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics"
+            if s.worker_metrics_port
+            else "",
             "temporal": temporal_address,
             "ui": ui_url or "",
             "database": _redact(database_url),
@@ -290,6 +295,7 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
                 )
                 + f"[bold]API docs[/]      {info['docs']}\n"
                 f"[bold]Temporal UI[/]   {info['ui'] or '(external Temporal)'}\n"
+                f"[bold]Metrics[/]       {info['api']}/metrics · worker {info['metrics'] or '(off)'}\n"
                 f"[bold]Admin key[/]     {info['admin_key']}   [dim]({info['admin_key_source']})[/]\n"
                 f"[bold]Database[/]      {info['database']}\n\n"
                 "[dim]Stuck processes in the UI: OmniException IS NOT NULL   ·   Ctrl-C stops everything[/]\n"
@@ -299,7 +305,7 @@ def _announce(info: dict[str, str], out: IO[str]) -> None:
         )
     print(
         f"READY api={info['api']} apis={info['apis']} docs={info['docs']} console={info['console']} "
-        f"ui={info['ui']} temporal={info['temporal']}",
+        f"ui={info['ui']} temporal={info['temporal']} metrics={info['metrics']}",
         file=out,
         flush=True,
     )

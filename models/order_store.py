@@ -92,16 +92,18 @@ async def close(conn: AsyncConnection, order_id: str, status: str) -> None:
     await conn.execute(sql, {"status": status, "order_id": order_id})
 
 
-async def withdraw_exceptions(conn: AsyncConnection, order_id: str, why: str) -> None:
-    """Every exception still open for the order closes as withdrawn, decided by nobody."""
+async def withdraw_exceptions(conn: AsyncConnection, order_id: str, why: str) -> list[str]:
+    """Every exception still open for the order closes as withdrawn, decided by nobody.
+    Answers the kinds of those it closed."""
     sql = text(
         "UPDATE exception SET status = 'cancelled', resolved_at = now(), resolved_by = 'system',"
         " resolution = CAST(:resolution AS jsonb)"
-        " WHERE subject_type = 'order' AND subject_id = :order_id AND status = 'open'"
+        " WHERE subject_type = 'order' AND subject_id = :order_id AND status = 'open' RETURNING kind"
     )
-    await conn.execute(
+    rows = await conn.execute(
         sql, {"order_id": order_id, "resolution": json.dumps({"action": "withdrawn", "note": why})}
     )
+    return [row.kind for row in rows]
 
 
 # -- lines -----------------------------------------------------------------------------

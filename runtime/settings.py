@@ -228,6 +228,15 @@ class Settings(BaseSettings):
         "replays every recorded history in it); the worker runs without it, which costs less per "
         "workflow task (tests/test_workflow_determinism.py says what keeps workflows deterministic).",
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Interface the worker's Prometheus endpoint binds to."
+    )
+    worker_metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="The worker's Prometheus endpoint (/metrics: Temporal SDK metrics and ours); 0: none.",
+    )
     worker_max_concurrent_activities: int = Field(default=100, description="Activity slots per worker.")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=100, description="Workflow task slots per worker."

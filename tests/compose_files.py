@@ -29,6 +29,8 @@ EXPECTED_SERVICES = {
     "temporal-create-namespace",
     "temporal-ui",
     *APP_SERVICES,
+    "prometheus",
+    "grafana",
 }
 TEMPORAL_PORT = 7233
 # What `temporal operator search-attribute create --type` accepts.

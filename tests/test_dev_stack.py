@@ -36,6 +36,9 @@ def test_ready_line_names_the_urls_and_the_stack_answers(stack: DevStack) -> Non
     assert f"api={stack.api}" in stack.ready_line
     assert f"docs={stack.api}/docs" in stack.ready_line
     assert f"ui=http://127.0.0.1:{stack.ui_port}" in stack.ready_line
+    metrics = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    assert f"metrics={metrics}" in stack.ready_line
+    assert "temporal_worker_task_slots_available" in httpx.get(metrics).text  # the worker's own
     r = httpx.get(f"{stack.api}/readyz")
     assert r.status_code == 200
     assert r.json()["checks"] == {"database": "ok", "workflow_engine": "ok"}
@@ -137,7 +140,7 @@ def test_restart_finds_the_same_data_and_sigterm_stops_everything(tmp_path: Path
     assert not [
         pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
     ]
-    for port in (s.api_port, s.temporal_port, s.ui_port, s.pg_port):
+    for port in (s.api_port, s.temporal_port, s.ui_port, s.pg_port, s.metrics_port):
         assert port_is_free("127.0.0.1", port), f"port {port} still bound after stop"
 
     again = DevStack(
