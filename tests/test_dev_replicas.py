@@ -112,10 +112,12 @@ def _ready(url: str) -> bool:
 
 def test_sigterm_stops_every_replica_and_frees_their_ports(tmp_path_factory: pytest.TempPathFactory) -> None:
     s = DevStack(tmp_path_factory.mktemp("replicas-stop") / "data", replicas=2).start()
-    assert s.proc is not None
-    children = [p.pid for p in psutil.Process(s.proc.pid).children(recursive=True)]
-    assert len(children) >= 5  # two workers, two APIs, Temporal (and Postgres under it or beside)
-    took = s.stop()
+    try:
+        assert s.proc is not None
+        children = [p.pid for p in psutil.Process(s.proc.pid).children(recursive=True)]
+        assert len(children) >= 5  # two workers, two APIs, Temporal (and Postgres under it or beside)
+    finally:
+        took = s.stop()
     assert took < 20, f"SIGTERM took {took:.1f}s"
     assert s.proc.returncode == 0
     time.sleep(0.5)

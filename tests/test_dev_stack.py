@@ -130,10 +130,14 @@ def test_a_killed_worker_is_restarted(stack: DevStack) -> None:
 
 def test_restart_finds_the_same_data_and_sigterm_stops_everything(tmp_path: Path) -> None:
     s = DevStack(tmp_path / "data").start()
-    created = httpx.post(f"{s.api}/v1/api-keys", json={"role": "warehouse"}, headers=s.headers).json()
-    assert s.proc is not None
-    children = [p.pid for p in psutil.Process(s.proc.pid).children(recursive=True)]
-    took = s.stop()
+    try:  # a stack left running by a failed test holds a Temporal, a Postgres and two processes
+        created = httpx.post(
+            f"{s.api}/v1/api-keys", json={"role": "warehouse"}, headers=s.headers, timeout=30
+        ).json()
+        assert s.proc is not None
+        children = [p.pid for p in psutil.Process(s.proc.pid).children(recursive=True)]
+    finally:
+        took = s.stop()
     assert took < 20, f"SIGTERM took {took:.1f}s"
     assert s.proc.returncode == 0
     time.sleep(0.5)
