@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from bench.common import NYC_ADDRESS
 from bench.stack import DevStack
 from client import (
     AsyncOmniflowClient,
+    Attempt,
     Customer,
     NewChannel,
     NewLine,
@@ -53,10 +54,12 @@ CHANNELS = [
 class Shop:
     """The stack as a channel and a warehouse use it. Each key has its own connections (up
     to 200), and writes carry an Idempotency-Key only where the API requires one, as this
-    benchmark has always measured."""
+    benchmark has always measured. With several API replicas every client takes turns over
+    them (client/clients.py); `answers_by_api` counts the answers each gave."""
 
     def __init__(self, stack: DevStack) -> None:
         self.stack = stack
+        self.answers_by_api: Counter[str] = Counter()
         self._http: list[httpx.AsyncClient] = []
         self.admin = self._client(stack.admin_key)
         self.channel: dict[str, AsyncOmniflowClient] = {}
@@ -67,7 +70,13 @@ class Shop:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         http = httpx.AsyncClient(timeout=60.0, limits=limits)
         self._http.append(http)
-        return AsyncOmniflowClient(self.stack.api, key, timeout=60.0, idempotent_writes=False, http=http)
+        return AsyncOmniflowClient(
+            self.stack.apis, key, timeout=60.0, idempotent_writes=False, http=http, observer=self._count
+        )
+
+    def _count(self, attempt: Attempt) -> None:
+        if attempt.response is not None:
+            self.answers_by_api[str(attempt.response.request.url.port)] += 1
 
     async def key(self, role: str, channel: str | None = None) -> AsyncOmniflowClient:
         made = await self.admin.create_api_key(role, channel=channel, name=f"bench {role} {channel or ''}")
@@ -128,7 +137,9 @@ class Shop:
         took = (time.perf_counter() - t0) * 1000
         return order.id, took, order.created_at
 
-    async def until(self, order_id: str, statuses: tuple[str, ...], timeout: float = 120.0) -> Order:
+    async def until(self, order_id: str, statuses: tuple[str, ...], timeout: float = 300.0) -> Order:
+        # 300 s: right after a flash sale the first order waited on is behind every other
+        # buyer's workflow; on a shared, loaded machine that backlog outlasted 120 s.
         deadline = time.monotonic() + timeout
         delay = 0.01
         while True:
