@@ -34,9 +34,11 @@ class DevStack:
     stderr_path: Path | None = None
 
     def __post_init__(self) -> None:
-        taken = not all(port_is_free("127.0.0.1", self.api_port + i) for i in range(1, self.replicas))
-        if taken:  # the replicas' ports after the first are not free: another run of them
+        # The replicas' ports after the first (APIs, workers' metrics) must be free too.
+        if not all(port_is_free("127.0.0.1", self.api_port + i) for i in range(1, self.replicas)):
             self.api_port = free_port_run(self.replicas)
+        if not all(port_is_free("127.0.0.1", self.metrics_port + i) for i in range(1, self.replicas)):
+            self.metrics_port = free_port_run(self.replicas)
 
     @property
     def api(self) -> str:

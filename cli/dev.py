@@ -94,8 +94,8 @@ class DevStack:
         self._lock_data_dir()
         for port in self.api_ports:
             require_free_port("OMNIFLOW_API_PORT", s.api_host, port)
-        if s.worker_metrics_port:
-            require_free_port("OMNIFLOW_WORKER_METRICS_PORT", s.worker_metrics_host, s.worker_metrics_port)
+        for port in self.metrics_ports:
+            require_free_port("OMNIFLOW_WORKER_METRICS_PORT", s.worker_metrics_host, port)
 
         database_url = s.database_url
         if database_url is None:
@@ -142,9 +142,9 @@ class DevStack:
             "apis": ",".join(api_urls),
             "docs": f"{api_url}/docs",
             "console": f"{api_url}/console",
-            "metrics": f"http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics"
-            if s.worker_metrics_port
-            else "",
+            "metrics": ",".join(
+                f"http://{s.worker_metrics_host}:{port}/metrics" for port in self.metrics_ports
+            ),
             "temporal": temporal_address,
             "ui": ui_url or "",
             "database": _redact(database_url),
@@ -158,6 +158,12 @@ class DevStack:
     def api_ports(self) -> list[int]:
         return [self.settings.api_port + i for i in range(self.replicas)]
 
+    @property
+    def metrics_ports(self) -> list[int]:
+        """Each worker's Prometheus port (consecutive from the setting; none when it is 0)."""
+        first = self.settings.worker_metrics_port
+        return [first + i for i in range(self.replicas)] if first else []
+
     def _children(self, env: dict[str, str]) -> list[Child]:
         """The workers, then the APIs (stopped in the reverse order: the APIs first). With
         replicas each is named by its number (`worker 2`, `api 2`)."""
@@ -165,8 +171,14 @@ class DevStack:
         def name(kind: str, i: int) -> str:
             return kind if self.replicas == 1 else f"{kind} {i + 1}"
 
+        metrics = [{"OMNIFLOW_WORKER_METRICS_PORT": str(port)} for port in self.metrics_ports]
         workers = [
-            Child(name("worker", i), [sys.executable, "-m", "worker"], env) for i in range(self.replicas)
+            Child(
+                name("worker", i),
+                [sys.executable, "-m", "worker"],
+                {**env, **(metrics[i] if metrics else {})},
+            )
+            for i in range(self.replicas)
         ]
         apis = [
             Child(name("api", i), [sys.executable, "-m", "api"], {**env, "OMNIFLOW_API_PORT": str(port)})

@@ -83,6 +83,9 @@ def test_two_workers_and_two_apis_run_and_both_workers_poll(stack: DevStack) -> 
     wanted = {f"{p.pid}@" for p in workers}
     for kind in ("workflow", "activity"):
         assert {i.split("@")[0] + "@" for i in pollers[kind]} >= wanted, (kind, pollers, wanted)
+    # Each worker serves its own Prometheus endpoint, on consecutive ports.
+    for port in (stack.metrics_port, stack.metrics_port + 1):
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
 
 
 def test_a_killed_api_leaves_the_other_answering_and_comes_back(stack: DevStack) -> None:
