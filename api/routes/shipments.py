@@ -7,25 +7,23 @@ import asyncio
 import hashlib
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import Field, JsonValue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
 
-from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
-from api.deps import EngineDep, SettingsDep, TemporalDep, single_read
+from api.deps import EngineDep, single_read
 from api.problems import Problem
+from api.process_steps import ProcessSteps
 from api.read_models.shipments import open_pick_lines
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
-from api.temporal import update
 from domain.waves import CARRIER_LIMITS, PickLine, PickTask, Wave, build_waves
-from runtime.settings import Settings
 from workflows.contracts import (
     OrderSnapshot,
     PackageIn,
@@ -257,20 +255,18 @@ class ShipBody(RequestModel):
     tracking: str = Field(default="", max_length=128)
 
 
-async def _act(
-    engine: AsyncEngine, temporal: Client, settings: Settings, shipment_id: str, name: str, arg: Any
-) -> ShipmentRead:
-    _, workflow_id = await _shipment(engine, shipment_id)
-    await update(
-        temporal,
-        workflow_id,
-        name,
-        arg,
-        workflow="Order",
-        rpc_seconds=settings.rpc_timeout_seconds,
-        result_type=OrderSnapshot,
-    )
-    return (await _shipment(engine, shipment_id))[0]
+@dataclass
+class ShipmentSteps(ProcessSteps):
+    """A shipment's step routes: the shipment must exist for the caller (404), then its
+    order's workflow takes the update."""
+
+    async def take(self, shipment_id: str, name: str, arg: object) -> ShipmentRead:
+        _, workflow_id = await _shipment(self.engine, shipment_id, self.who)
+        await self.send(workflow_id, name, arg, workflow="Order", result_type=OrderSnapshot)
+        return (await _shipment(self.engine, shipment_id))[0]
+
+
+StepsDep = Annotated[ShipmentSteps, Depends()]
 
 
 @router.post(
@@ -278,25 +274,17 @@ async def _act(
     response_model=ShipmentRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def pick_shipment(
-    shipment_id: str,
-    body: PickBody,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    principal: CurrentPrincipal,
-    audit: AuditDep,
-) -> ShipmentRead:
+async def pick_shipment(shipment_id: str, body: PickBody, steps: StepsDep) -> ShipmentRead:
     """Report what was picked. Less than asked is a short pick: the missing units leave the
     shelf's count (or go to damaged) and are sourced again, or wait in `short_pick`."""
     request = PickRequest(
         shipment_id,
         [PickedLine(ln.sku, ln.qty, ln.lot) for ln in body.lines],
         body.short_reason,
-        by(principal),
-        audit.actor,
+        by(steps.who),
+        steps.actor,
     )
-    return await _act(engine, temporal, settings, shipment_id, "pick", request)
+    return await steps.take(shipment_id, "pick", request)
 
 
 @router.post(
@@ -304,14 +292,7 @@ async def pick_shipment(
     response_model=ShipmentRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def pack_shipment(
-    shipment_id: str,
-    body: PackBody,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    audit: AuditDep,
-) -> ShipmentRead:
+async def pack_shipment(shipment_id: str, body: PackBody, steps: StepsDep) -> ShipmentRead:
     """Packages with their contents; what is packed must be exactly what was picked, and each
     package must fit the carrier service (weight, length, girth)."""
     if body.service not in CARRIER_LIMITS:
@@ -327,8 +308,8 @@ async def pack_shipment(
         for ln in pkg.lines:
             contents[ln.sku] += ln.qty
         packages.append(PackageIn(pkg.weight_g, pkg.length_mm, pkg.width_mm, pkg.height_mm, dict(contents)))
-    request = PackRequest(shipment_id, packages, body.service, audit.actor)
-    return await _act(engine, temporal, settings, shipment_id, "pack", request)
+    request = PackRequest(shipment_id, packages, body.service, steps.actor)
+    return await steps.take(shipment_id, "pack", request)
 
 
 @router.post(
@@ -336,14 +317,7 @@ async def pack_shipment(
     response_model=ShipmentRead,
     **guard(Role.warehouse, idempotency="optional"),
 )
-async def ship_shipment(
-    shipment_id: str,
-    body: ShipBody,
-    engine: EngineDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    audit: AuditDep,
-) -> ShipmentRead:
+async def ship_shipment(shipment_id: str, body: ShipBody, steps: StepsDep) -> ShipmentRead:
     """Hand a packed shipment to the carrier (409 unless it is packed)."""
-    request = ShipRequest(shipment_id, body.carrier, body.service, body.tracking, audit.actor)
-    return await _act(engine, temporal, settings, shipment_id, "ship", request)
+    request = ShipRequest(shipment_id, body.carrier, body.service, body.tracking, steps.actor)
+    return await steps.take(shipment_id, "ship", request)
