@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from bench.common import NYC
 from models.order_intake import IntakeLine, OrderIntake, insert_order
@@ -109,11 +110,17 @@ async def snapshot(handle: WorkflowHandle[Any, Any]) -> OrderSnapshot:
 async def until(
     handle: WorkflowHandle[Any, Any], ok: Callable[[OrderSnapshot], bool], timeout: float = 10.0
 ) -> OrderSnapshot:
-    """Poll the workflow's snapshot until `ok` (real time: activities run for real)."""
+    """Poll the workflow's snapshot until `ok` (real time: activities run for real). A workflow
+    not started yet (an exchange's order, started by its return a moment after it is named)
+    is waited for like any other state."""
     deadline = asyncio.get_running_loop().time() + timeout
     last = None
     while asyncio.get_running_loop().time() < deadline:
-        last = await handle.query("snapshot", result_type=OrderSnapshot)
+        try:
+            last = await handle.query("snapshot", result_type=OrderSnapshot)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
         if last is not None and ok(last):
             return last
         await asyncio.sleep(0.05)
