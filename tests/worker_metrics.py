@@ -138,14 +138,19 @@ async def drive_scenario(
     held_body = order_body("M-1", ship_to={**good, "postal_code": "ABC"})
     assert (await create(api, web, held_body)).status_code == 202
 
-    async def escalated() -> Scrape | None:
+    async def seen(name: str) -> Scrape | None:
         scrape = await observed.scrape()
-        return scrape if scrape.value("omniflow_exceptions_escalated_total", kind="address_invalid") else None
+        return scrape if scrape.value(name, kind="address_invalid") else None
 
-    scrape = await wait_until(escalated, "address_invalid escalated")
+    # Open is read while it is open (6 s: its SLA, then the default action after one escalation),
+    # not at the escalation: a scrape that lands after the default action reads 0 there.
+    opened = await wait_until(lambda: seen("omniflow_exceptions_open"), "address_invalid open")
+    escalated = await wait_until(
+        lambda: seen("omniflow_exceptions_escalated_total"), "address_invalid escalated"
+    )
     held = Held(
-        scrape.value("omniflow_exceptions_open", kind="address_invalid"),
-        scrape.value("omniflow_exceptions_escalated_total", kind="address_invalid"),
+        opened.value("omniflow_exceptions_open", kind="address_invalid"),
+        escalated.value("omniflow_exceptions_escalated_total", kind="address_invalid"),
     )
     mugs = order_body("M-2", lines=[{"sku": "MUG", "qty": 3, "unit_price": 1000}])
     mugs["payment"] = {"method": "card", "status": "captured", "amount": 3500, "reference": "ch_2"}
