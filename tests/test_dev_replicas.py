@@ -79,10 +79,17 @@ def test_the_ready_line_names_both_apis_and_both_answer(stack: DevStack) -> None
 def test_two_workers_and_two_apis_run_and_both_workers_poll(stack: DevStack) -> None:
     workers, apis = _kids(stack, "worker"), _kids(stack, "api")
     assert len(workers) == 2 and len(apis) == 2
-    pollers = asyncio.run(_pollers(stack.temporal_address))
     wanted = {f"{p.pid}@" for p in workers}
-    for kind in ("workflow", "activity"):
-        assert {i.split("@")[0] + "@" for i in pollers[kind]} >= wanted, (kind, pollers, wanted)
+    # READY needs both workers polling for workflow tasks; a worker's activity poller may
+    # reach the server a moment later (seen in a clean-clone run), so it is waited for.
+    deadline = time.monotonic() + 20
+    while True:
+        pollers = asyncio.run(_pollers(stack.temporal_address))
+        seen = {kind: {i.split("@")[0] + "@" for i in pollers[kind]} for kind in ("workflow", "activity")}
+        if all(ids >= wanted for ids in seen.values()):
+            break
+        assert time.monotonic() < deadline, (pollers, wanted)
+        time.sleep(0.5)
     # Each worker serves its own Prometheus endpoint, on consecutive ports.
     for port in (stack.metrics_port, stack.metrics_port + 1):
         assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
