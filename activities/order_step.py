@@ -15,9 +15,10 @@ UNIQUE constraint makes the step's effects once-only.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -33,7 +34,15 @@ from domain.audit import Actor
 from domain.errors import InvalidStockChange
 from models import audit as trail
 from models import order_store as orders
-from workflows.contracts import LineSnap, OrderSnapshot, ShipmentLineSnap, ShipmentSnap
+from models import shipment_store as shipments
+from workflows.contracts import (
+    LineSnap,
+    OrderChange,
+    OrderSnapshot,
+    ShipmentAnswer,
+    ShipmentLineSnap,
+    ShipmentSnap,
+)
 
 
 @dataclass
@@ -63,6 +72,12 @@ class OrderView:
             ],
         )
 
+    def change(self, lines: Iterable[str]) -> OrderChange:
+        """The order's status and, of its lines, those named (the ones a step changed)."""
+        named = set(lines)
+        snaps = [LineSnap(*ln[:7]) for ln in self.lines if ln[0] in named]
+        return OrderChange(self.status, snaps, [], self.payment_status)
+
 
 async def read_view(conn: AsyncConnection, order_id: str) -> OrderView:
     row = await orders.view(conn, order_id, hold_rules.HOLD_ORDER)
@@ -82,7 +97,30 @@ class OrderStep:
         return str(self.order.id)
 
     async def snapshot(self) -> OrderSnapshot:
-        return (await read_view(self.conn, self.order_id)).snapshot()
+        return (await self.view()).snapshot()
+
+    async def view(self) -> OrderView:
+        return await read_view(self.conn, self.order_id)
+
+    async def shipment(self, shipment_id: str) -> ShipmentAnswer:
+        """The shipment as this transaction has left it, as its step route answers it."""
+        row = await shipments.answer(self.conn, shipment_id)
+        return ShipmentAnswer(
+            id=row.id,
+            location=row.location,
+            kind=row.kind,
+            status=row.status,
+            lines=[ShipmentLineSnap(*ln) for ln in row.lines],
+            promise=row.promise,
+            supplier=row.supplier,
+            carrier=row.carrier,
+            service=row.service,
+            tracking=row.tracking,
+            packages=list(row.packages),
+            created_at=_micros(row.created_at),
+            updated_at=_micros(row.updated_at),
+            shipped_at=_micros(row.shipped_at) if row.shipped_at is not None else None,
+        )
 
     async def then(self, key: str) -> OrderStep:
         """The order's next keyed step in this same transaction (record, then source): its
@@ -159,6 +197,13 @@ class OrderStep:
             self.conn, self.order_id, f"{self.order_id}:complete", status, detail, once=True
         )
         return status
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 @asynccontextmanager

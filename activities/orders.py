@@ -6,7 +6,7 @@ in models.order_store and models.shipment_store, the rules in domain."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from workflows.contracts import (
     SHIP_SHIPMENT,
     BackorderUnits,
     HoldSettled,
+    OrderChange,
     OrderSnapshot,
     PackShipment,
     Picked,
@@ -46,7 +47,8 @@ from workflows.contracts import (
     RecordOrder,
     Resolution,
     SettleHold,
-    ShipmentSnap,
+    ShipmentAnswer,
+    ShipmentStepped,
     ShipShipment,
 )
 
@@ -81,7 +83,9 @@ class OrderActivities(SourcingSteps, CancelSteps):
             if recorded.holds or recorded.release_at:
                 return recorded
             sourced = await self.source_in(step, source_step)
-            return Recorded(sourced.snapshot, [], {}, "", sourced=sourced)
+            assert sourced.snapshot is not None, "sourcing answers the order"
+            # The order once: the workflow takes it from `snapshot` (the same after both steps).
+            return Recorded(sourced.snapshot, [], {}, "", sourced=replace(sourced, snapshot=None))
 
         return await self.sourcing_step(inp.order_id, key, record_and_source)
 
@@ -231,7 +235,8 @@ class OrderActivities(SourcingSteps, CancelSteps):
         req = inp.request
         async with order_step(self.engine, inp.order_id, f"{inp.order_id}:pick:{req.shipment_id}") as step:
             if step.done is not None:
-                return Picked(await step.snapshot(), step.done["short"])
+                done: dict[str, int] = step.done["short"]
+                return Picked((await step.view()).change(done), done, await step.shipment(req.shipment_id))
             shipment = await self._shipment(step, req.shipment_id)
             picked = fulfilment.check_pick(shipment, [(p.sku, p.qty) for p in req.lines], req.short_reason)
             short = fulfilment.short_lines(shipment, picked)
@@ -252,11 +257,11 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 by=req.picked_by,
                 status=view.status,
             )
-            after = view.snapshot()
-            await step.audit(
-                req.actor, "pick", ("shipment", shipment.id), shipment, _shipment_in(after, shipment.id)
-            )
-            return Picked(after, short)
+            after = await step.shipment(shipment.id)
+            await step.audit(req.actor, "pick", ("shipment", shipment.id), shipment, after.snap())
+            # What the workflow needs of it: the order's status, the lines the short pick
+            # released, and the shipment (which the route answers).
+            return Picked(view.change(short), short, after)
 
     async def _write_off_short(
         self, step: OrderStep, shipment: shipments.Shipment, short: dict[str, int], *, damaged: bool
@@ -278,7 +283,7 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 await step.write_line(r.line, orders.line_qty(r).release(short[r.line]))
 
     @PACK_SHIPMENT.implement
-    async def pack_shipment(self, inp: PackShipment) -> OrderSnapshot:
+    async def pack_shipment(self, inp: PackShipment) -> ShipmentStepped:
         req = inp.request
         async with order_step(self.engine, inp.order_id, f"{inp.order_id}:pack:{req.shipment_id}") as step:
             if step.done is None:
@@ -292,17 +297,20 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 await step.record("packed", shipment=shipment.id, packages=len(req.packages))
                 after = {**asdict(await self._shipment(step, shipment.id)), "packages": req.packages}
                 await step.audit(req.actor, "pack", ("shipment", shipment.id), shipment, after)
-            return await step.snapshot()
+            # Packing changes no order line nor the order's status (the locked row's).
+            unchanged = OrderChange(step.order.status, [], [], step.order.payment_status)
+            return _stepped(unchanged, await step.shipment(req.shipment_id))
 
     @SHIP_SHIPMENT.implement
-    async def ship_shipment(self, inp: ShipShipment) -> OrderSnapshot:
+    async def ship_shipment(self, inp: ShipShipment) -> ShipmentStepped:
         """The parcel leaves: the reservation is consumed (sellable → customer, COGS at moving
         average), or for drop-ship the supplier's cost is posted; the payment for these units
         is captured and revenue, shipping and tax are posted. One transaction."""
         req = inp.request
         async with order_step(self.engine, inp.order_id, f"{inp.order_id}:ship:{req.shipment_id}") as step:
             if step.done is not None:
-                return await step.snapshot()
+                answer = await step.shipment(req.shipment_id)
+                return _stepped((await step.view()).change(ln.line for ln in answer.lines), answer)
             shipment = await self._shipment(step, req.shipment_id)
             fulfilment.check_ship(shipment, req.carrier)
             units = {ln.line: ln.qty for ln in shipment.lines if ln.qty > 0}
@@ -324,14 +332,10 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 status=view.status,
             )
             await step.close_if_done(view)
-            after = view.snapshot()
-            shipped = {
-                "carrier": req.carrier,
-                "tracking": req.tracking,
-                **asdict(_shipment_in(after, shipment.id)),
-            }
+            after = await step.shipment(shipment.id)
+            shipped = {"carrier": req.carrier, "tracking": req.tracking, **asdict(after.snap())}
             await step.audit(req.actor, "ship", ("shipment", shipment.id), shipment, shipped)
-            return after
+            return _stepped(view.change(units), after)
 
     async def _take_goods(self, step: OrderStep, shipment: shipments.Shipment) -> None:
         """Stock leaves on its reservation; a drop-ship parcel posts what the supplier charges."""
@@ -374,5 +378,5 @@ class OrderActivities(SourcingSteps, CancelSteps):
             await orders.add_captured(step.conn, order.id, charge.total)
 
 
-def _shipment_in(snap: OrderSnapshot, shipment_id: str) -> ShipmentSnap:
-    return next(s for s in snap.shipments if s.id == shipment_id)
+def _stepped(change: OrderChange, shipment: ShipmentAnswer) -> ShipmentStepped:
+    return ShipmentStepped(change.status, change.lines, [], change.payment_status, shipment)

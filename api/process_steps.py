@@ -8,6 +8,7 @@ No `from __future__ import annotations` here: FastAPI reads the fields' dependen
 the subclasses' generated __init__, in the route modules, which need not import them."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from api.audit_trail import AuditDep
 from api.auth import CurrentPrincipal
@@ -28,11 +29,10 @@ class ProcessSteps:
     def actor(self) -> Actor:
         return self.audit.actor
 
-    async def send(
-        self, workflow_id: str, name: str, arg: object, *, workflow: str, result_type: type
-    ) -> None:
-        """The step as its workflow's update; refusals and timeouts become problems there."""
-        await update(
+    async def send(self, workflow_id: str, name: str, arg: object, *, workflow: str, result_type: Any) -> Any:
+        """The step as its workflow's update, and its answer (decoded as `result_type`);
+        refusals and timeouts become problems there."""
+        return await update(
             self.temporal,
             workflow_id,
             name,

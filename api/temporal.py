@@ -1,6 +1,7 @@
 """Talking to workflows from the API: starts and updates with metrics, and the mapping of
 engine answers to HTTP (validator refusals → 409/422, a finished workflow → 409, no answer in
-time → 503). Callers check that the business object exists (404) before sending an update."""
+time → 503). Callers check that the business object exists (404) before sending an update,
+or when the engine does not find its workflow (`WorkflowNotRunning`)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ async def start(
         raise
     WORKFLOW_STARTS.labels(workflow, "started").inc()
     return handle
+
+
+class WorkflowNotRunning(Problem):
+    """409: the update's workflow is not running (the engine does not find it). A caller
+    that did not look its object up first tells "finished" from "never was" itself."""
 
 
 def _refusal(cause: BaseException | None) -> Problem:
@@ -112,7 +118,9 @@ async def update(
         if exc.status == RPCStatusCode.NOT_FOUND:
             # Callers look the business object up first, so the workflow exists: it has finished.
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "finished").inc()
-            raise Problem(409, f"{workflow} {workflow_id} is no longer running", slug="refused") from exc
+            raise WorkflowNotRunning(
+                409, f"{workflow} {workflow_id} is no longer running", slug="refused"
+            ) from exc
         if exc.status in _UNAVAILABLE:
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
             raise engine_unavailable() from exc

@@ -74,6 +74,19 @@ async def one(conn: AsyncConnection, order_id: str, shipment_id: str) -> Shipmen
     return _shipment(head, await conn.execute(sql, {"shipment_id": shipment_id}))
 
 
+ANSWER = text(
+    "SELECT s.*, coalesce((SELECT json_agg(json_build_array(l.line, l.sku, l.qty, l.picked)"
+    " ORDER BY length(l.line), l.line) FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines"
+    " FROM shipment s WHERE s.id = :shipment_id"
+)
+
+
+async def answer(conn: AsyncConnection, shipment_id: str) -> Any:
+    """The shipment row with its lines ([line, sku, qty, picked]), in one statement: what a
+    warehouse step answers its route with."""
+    return (await conn.execute(ANSWER, {"shipment_id": shipment_id})).one()
+
+
 async def count(conn: AsyncConnection, order_id: str) -> int:
     sql = text("SELECT count(*) FROM shipment WHERE order_id = :order_id")
     return int((await conn.execute(sql, {"order_id": order_id})).scalar_one())

@@ -26,6 +26,7 @@ from workflows.contracts import (
     PackRequest,
     PickedLine,
     PickRequest,
+    ShipmentAnswer,
     ShipRequest,
     order_workflow_id,
 )
@@ -155,19 +156,20 @@ async def fulfil(
     await handle.execute_update(
         "pick",
         PickRequest(shipment_id, [PickedLine(s, q) for s, q in picked.items()]),
-        result_type=OrderSnapshot,
+        result_type=ShipmentAnswer,
     )
     if not any(picked.values()):
         return await snapshot(handle)
     await handle.execute_update(
         "pack",
         PackRequest(shipment_id, [PackageIn(1000, 300, 200, 100, {s: q for s, q in picked.items() if q})]),
-        result_type=OrderSnapshot,
+        result_type=ShipmentAnswer,
     )
-    result: OrderSnapshot = await handle.execute_update(
-        "ship", ShipRequest(shipment_id, "UPS", "ground", f"1Z{shipment_id[-6:]}"), result_type=OrderSnapshot
+    shipped: ShipmentAnswer = await handle.execute_update(
+        "ship", ShipRequest(shipment_id, "UPS", "ground", f"1Z{shipment_id[-6:]}"), result_type=ShipmentAnswer
     )
-    return result
+    assert (shipped.id, shipped.status, shipped.carrier) == (shipment_id, "shipped", "UPS")
+    return await snapshot(handle)
 
 
 # -- shared by the order workflow tests ----------------------------------------------------

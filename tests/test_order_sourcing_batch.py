@@ -22,7 +22,7 @@ from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance
 from tests.orders import stocked_shop
 from worker import close_batcher, reservation_batcher
-from workflows.contracts import RecordOrder, SourceOrder
+from workflows.contracts import OrderSnapshot, RecordOrder, Sourced, SourceOrder
 
 
 @pytest.fixture
@@ -76,14 +76,14 @@ async def test_concurrent_orders_for_one_sku_are_decided_in_one_batch_each_with_
     assert sum(sizes.values()) == 2 and sum(n * k for n, k in sizes.items()) == len(ids), sizes
     allocated = [r for r in results if r.new_shipments]
     assert len(allocated) == 5  # 5 orders of 2: every tee sold, none twice, no order in part
-    assert all(ln.reserved == 2 for r in allocated for ln in r.snapshot.lines)
-    refused = [r.snapshot.order_id for r in results if not r.new_shipments]
-    assert all(ln.reserved == 0 for r in results if not r.new_shipments for ln in r.snapshot.lines)
+    assert all(ln.reserved == 2 for r in allocated for ln in _order(r).lines)
+    refused = [_order(r).order_id for r in results if not r.new_shipments]
+    assert all(ln.reserved == 0 for r in results if not r.new_shipments for ln in _order(r).lines)
     assert await _refusals(steps.engine) == {i: "atp" for i in refused}
     assert await balance(steps.engine, "TEE", "DC-EAST") == (10, 10)
     async with steps.engine.connect() as conn:
         keys = (await conn.execute(text("SELECT DISTINCT key FROM reservation ORDER BY key"))).scalars().all()
-    assert keys == sorted(f"{r.snapshot.order_id}:reserve:{r.new_shipments[0]}" for r in allocated)
+    assert keys == sorted(f"{_order(r).order_id}:reserve:{r.new_shipments[0]}" for r in allocated)
     await assert_inventory_clean(steps.engine)
 
 
@@ -105,7 +105,7 @@ async def test_a_reservation_whose_step_did_not_commit_is_given_back_and_the_ord
 
     monkeypatch.setattr(shipment_store, "insert", real_insert)
     sourced = await steps.source_order(SourceOrder(order_id, "source", []))  # the activity's retry
-    assert [ln.reserved for ln in sourced.snapshot.lines] == [3]
+    assert [ln.reserved for ln in _order(sourced).lines] == [3]
     assert await balance(steps.engine, "TEE", "DC-EAST") == (10, 3)  # not 6: reserved once
     async with steps.engine.connect() as conn:
         [shipment] = await shipment_store.of_order(conn, order_id)
@@ -134,3 +134,8 @@ async def test_with_batching_off_each_step_reserves_in_its_own_transaction(
     assert len(await _refusals(off.engine)) == 2
     assert await balance(off.engine, "TEE", "DC-EAST") == (10, 10)
     await assert_inventory_clean(off.engine)
+
+
+def _order(sourced: Sourced) -> OrderSnapshot:
+    assert sourced.snapshot is not None  # `source_order` always answers the order
+    return sourced.snapshot

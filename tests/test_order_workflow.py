@@ -24,7 +24,7 @@ from tests.orders import (
 )
 from tests.test_replay import record_history
 from workflows import search_attributes as sa
-from workflows.contracts import CancelRequest, OrderSnapshot, Resolution
+from workflows.contracts import CancelRequest, OrderSnapshot, Resolution, ShipmentAnswer
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ async def test_drop_ship_lines_go_to_the_supplier_and_ship_on_its_confirmation(
     drop = next(s for s in snap.shipments if s.kind == "dropship")
     assert (drop.location, drop.status) == ("DS-ACME", "requested")
     await h.execute_update(
-        "ship", ShipRequest(drop.id, "Freight Co", "ground", "FC-1"), result_type=OrderSnapshot
+        "ship", ShipRequest(drop.id, "Freight Co", "ground", "FC-1"), result_type=ShipmentAnswer
     )
     await fulfil(h, next(s.id for s in snap.shipments if s.kind == "stock"))
     await until(h, lambda s: s.status == "completed")

@@ -4,7 +4,8 @@ server. Each scenario runs in a fraction of a second; tests/test_order_workflow.
 every one of these paths again against the real activities and Postgres.
 
 The fake warehouse keeps one order in memory and answers each step the way the real step
-does (an `OrderSnapshot`), which is all the workflow sees."""
+does (an `OrderSnapshot`; a warehouse step what it changed and its shipment), which is all
+the workflow sees."""
 
 from __future__ import annotations
 
@@ -64,6 +65,15 @@ class FakeOrder:
             self.status = "awaiting_stock" if not self.line.reserved else self.status
         return c.Sourced(self.snap(), [], self.line.backordered, {})
 
+    def change(self, sid: str) -> c.ShipmentStepped:
+        """A warehouse step's answer: the order's status and line, and the shipment."""
+        s = next(s for s in self.shipments if s.id == sid)
+        at = 1_767_225_600_000_000  # 2026-01-01, in microseconds
+        answer = c.ShipmentAnswer(
+            s.id, s.location, s.kind, s.status, s.lines, "standard", None, None, None, None, [], at, at, None
+        )
+        return c.ShipmentStepped(self.status, [self.line], [], "authorized", answer)
+
     def set_shipment(self, sid: str, **change: Any) -> None:
         self.shipments = [replace(s, **change) if s.id == sid else s for s in self.shipments]
 
@@ -86,7 +96,7 @@ class FakeSteps:
             return c.Recorded(self.order.snap(), list(self.order.holds), {k: {} for k in self.order.holds})
         if inp.source_step:
             sourced = self.order.source([])
-            return c.Recorded(sourced.snapshot, [], {}, "", sourced=sourced)
+            return c.Recorded(self.order.snap(), [], {}, "", sourced=replace(sourced, snapshot=None))
         return c.Recorded(self.order.snap(), [], {})
 
     @activity.defn(name=c.SETTLE_HOLD.name)
@@ -113,16 +123,17 @@ class FakeSteps:
         )
         self.order.line = replace(self.order.line, reserved=self.order.line.reserved - short)
         self.order.status = "in_fulfillment"
-        return c.Picked(self.order.snap(), {"1": short} if short else {})
+        stepped = self.order.change(shipment.id)
+        return c.Picked(stepped, {"1": short} if short else {}, stepped.shipment)
 
     @activity.defn(name=c.PACK_SHIPMENT.name)
-    async def pack_shipment(self, inp: c.PackShipment) -> c.OrderSnapshot:
+    async def pack_shipment(self, inp: c.PackShipment) -> c.ShipmentStepped:
         self.order.steps.append(f"pack {inp.request.shipment_id}")
         self.order.set_shipment(inp.request.shipment_id, status="packed")
-        return self.order.snap()
+        return self.order.change(inp.request.shipment_id)
 
     @activity.defn(name=c.SHIP_SHIPMENT.name)
-    async def ship_shipment(self, inp: c.ShipShipment) -> c.OrderSnapshot:
+    async def ship_shipment(self, inp: c.ShipShipment) -> c.ShipmentStepped:
         self.order.steps.append(f"ship {inp.request.shipment_id}")
         shipment = next(s for s in self.order.shipments if s.id == inp.request.shipment_id)
         self.order.set_shipment(shipment.id, status="shipped")
@@ -134,7 +145,7 @@ class FakeSteps:
         )
         self.order.status = "partially_shipped"
         self.order.close_if_done()
-        return self.order.snap()
+        return self.order.change(shipment.id)
 
     @activity.defn(name=c.CANCEL_ORDER.name)
     async def cancel_order(self, inp: c.CancelOrder) -> c.OrderSnapshot:

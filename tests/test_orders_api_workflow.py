@@ -4,11 +4,13 @@ and cancelled through its workflow."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -65,9 +67,14 @@ async def test_an_order_is_picked_packed_and_shipped(
     assert (
         await api.post(f"/v1/shipments/{sid}/ship", json=ship, headers=wh)
     ).status_code == 409  # not packed
-    r = await api.post(f"/v1/shipments/{sid}/pick", json={"lines": [{"sku": "TEE", "qty": 2}]}, headers=wh)
+    with statements(api) as during_pick:
+        r = await api.post(
+            f"/v1/shipments/{sid}/pick", json={"lines": [{"sku": "TEE", "qty": 2}]}, headers=wh
+        )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "picked" and r.json()["lines"][0]["picked"] == 2
+    assert during_pick == []  # answered from the update: the API read nothing
+    assert r.json() == (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()
     assert (
         await api.post(f"/v1/shipments/{sid}/pick", json={"lines": [{"sku": "TEE", "qty": 2}]}, headers=wh)
     ).status_code == 409
@@ -82,19 +89,64 @@ async def test_an_order_is_picked_packed_and_shipped(
             }
         ]
     }
-    r = await api.post(f"/v1/shipments/{sid}/pack", json=pack, headers=wh)
+    with statements(api) as during_pack:
+        r = await api.post(f"/v1/shipments/{sid}/pack", json=pack, headers=wh)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "packed" and len(r.json()["packages"]) == 1
-    r = await api.post(f"/v1/shipments/{sid}/ship", json=ship, headers=wh)
+    assert during_pack == []
+    assert r.json() == (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()
+    with statements(api) as during_ship:
+        r = await api.post(f"/v1/shipments/{sid}/ship", json=ship, headers=wh)
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["carrier"], r.json()["tracking"]) == ("shipped", "UPS", "1Z999")
     assert r.json()["shipped_at"]
+    assert during_ship == []
+    assert r.json() == (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()
     order = await _wait_for(api, web, "order-web-A-1", lambda o: o["status"] in ("shipped", "completed"))
     assert order["lines"][0]["shipped"] == 2
     events = [e["event"] for e in order["timeline"]]
     assert events[0] == "received" and "shipped" in events
     # A retried create is still the same order.
     assert (await create(api, web, order_body())).status_code == 200
+    # Without the read before the update: an order's unknown shipment is 404, while the order
+    # runs and after it has finished; a step on its finished order is 409.
+    for missing in (f"{sid[:-1]}9", "order-web-NOPE-S1", "order-web-A-1", "order-web-A-1-S0"):
+        r = await api.post(f"/v1/shipments/{missing}/ship", json=ship, headers=wh)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["detail"] == f"shipment {missing} was not found"
+    assert (await api.post(f"/v1/shipments/{sid}/ship", json=ship, headers=wh)).status_code == 409
+
+
+async def test_an_unknown_shipment_of_a_running_order_is_404(
+    api: httpx.AsyncClient, stocked: dict[str, Headers]
+) -> None:
+    web, wh = stocked["web"], stocked["warehouse"]
+    assert (await create(api, web, order_body())).status_code == 202
+    await _wait_for(api, web, "order-web-A-1", lambda o: o["status"] == "allocated" and o["shipments"])
+    await api.get("/v1/pick-tasks", headers=wh)  # the key's lookup, cached from then on
+    with statements(api) as during:
+        r = await api.post(
+            "/v1/shipments/order-web-A-1-S7/pick", json={"lines": [{"sku": "TEE", "qty": 2}]}, headers=wh
+        )
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
+    assert r.json()["detail"] == "shipment order-web-A-1-S7 was not found"
+    assert during == []  # the workflow refused it: no read
+
+
+@contextmanager
+def statements(api: httpx.AsyncClient) -> Iterator[list[str]]:
+    """The SQL statements the API's engine runs inside the block."""
+    engine = api.app.state.engine.sync_engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_a_pending_payment_holds_the_order_until_confirmed(

@@ -202,14 +202,16 @@ class OrderWorkflow(OrderMessages):
         async with self.lock:
             step = SourceOrder(self.inp.order_id, self._name("source"), self.state.avoid)
             sourced = await self._take(SOURCE_ORDER, step)
-            self._apply(sourced.snapshot)
+            if sourced.snapshot is not None:  # always, from `source_order`
+                self._apply(sourced.snapshot)
         await self._sourced(sourced)
 
     async def _sourced(self, sourced: Sourced) -> None:
+        """`sourced`'s order is applied already (from it, or from the `Recorded` it came in)."""
         self.state.stock_news = False
         if not sourced.unfillable:
             return
-        if any(s.status in ("picked", "packed", "shipped") for s in sourced.snapshot.shipments):
+        if any(s.status in ("picked", "packed", "shipped") for s in self._order().shipments):
             self.state.unfillable = dict(
                 sourced.unfillable
             )  # a short pick nobody can refill: a person decides
@@ -287,7 +289,8 @@ class OrderWorkflow(OrderMessages):
         elif resolution.action == "backorder":
             async with self.lock:
                 step = BackorderUnits(self.inp.order_id, self._name("backorder"), resolution.resolved_by)
-                self._apply(await self._take(BACKORDER_UNITS, step))
+                backordered = await self._take(BACKORDER_UNITS, step)
+                self._apply(backordered)
             await self._take(CLOSE_EXCEPTION, resolution)
         else:
             open_lines = {line: n for line, n in short.items() if n > 0}

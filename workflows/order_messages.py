@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CancelOrder,
         CancelRequest,
         OpenException,
+        OrderChange,
         OrderInput,
         OrderSnapshot,
         PackRequest,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PickRequest,
         PickShipment,
         Resolution,
+        ShipmentAnswer,
         ShipmentSnap,
         ShipRequest,
         ShipShipment,
@@ -157,17 +159,20 @@ class OrderMessages(AwaitsDecisions):
 
     # -- the warehouse ----------------------------------------------------------------
 
+    # The warehouse updates answer the shipment as the step left it, which is what their
+    # routes answer (None only where the step's result was recorded before such answers).
+
     @workflow.update
-    async def pick(self, req: PickRequest) -> OrderSnapshot:
+    async def pick(self, req: PickRequest) -> ShipmentAnswer | None:
         step = PickShipment(self.inp.order_id, req)
         picked = await self._warehouse(req.shipment_id, PICK_SHIPMENT, step, lambda: self._can_pick(req))
-        self._apply(picked.snapshot)
+        self._apply(picked.snapshot, picked.shipment)
         if picked.short:
             location = self._shipment(req.shipment_id).location
             if location not in self.state.avoid:
                 self.state.avoid.append(location)
             self.state.needs_sourcing = True
-        return picked.snapshot
+        return picked.shipment
 
     @pick.validator
     def _can_pick(self, req: PickRequest) -> None:
@@ -178,11 +183,11 @@ class OrderMessages(AwaitsDecisions):
             fulfilment.check_pick(shipment, [(p.sku, p.qty) for p in req.lines], req.short_reason)
 
     @workflow.update
-    async def pack(self, req: PackRequest) -> OrderSnapshot:
+    async def pack(self, req: PackRequest) -> ShipmentAnswer | None:
         step = PackShipment(self.inp.order_id, req)
-        snap = await self._warehouse(req.shipment_id, PACK_SHIPMENT, step, lambda: self._can_pack(req))
-        self._apply(snap)
-        return snap
+        packed = await self._warehouse(req.shipment_id, PACK_SHIPMENT, step, lambda: self._can_pack(req))
+        self._apply(packed, packed.shipment)
+        return packed.shipment
 
     @pack.validator
     def _can_pack(self, req: PackRequest) -> None:
@@ -195,11 +200,11 @@ class OrderMessages(AwaitsDecisions):
             fulfilment.check_pack(self._at_rest(req.shipment_id), req.service, packages)
 
     @workflow.update
-    async def ship(self, req: ShipRequest) -> OrderSnapshot:
+    async def ship(self, req: ShipRequest) -> ShipmentAnswer | None:
         step = ShipShipment(self.inp.order_id, req)
-        snap = await self._warehouse(req.shipment_id, SHIP_SHIPMENT, step, lambda: self._can_ship(req))
-        self._apply(snap)
-        return snap
+        shipped = await self._warehouse(req.shipment_id, SHIP_SHIPMENT, step, lambda: self._can_ship(req))
+        self._apply(shipped, shipped.shipment)
+        return shipped.shipment
 
     @ship.validator
     def _can_ship(self, req: ShipRequest) -> None:
@@ -255,7 +260,9 @@ class OrderMessages(AwaitsDecisions):
         subject = ("order", self.inp.order_id)
         return exception_for(kind, step, subject, self.inp.policies[kind], self.inp.value, actions, details)
 
-    def _apply(self, snap: OrderSnapshot) -> None:
+    def _apply(self, snap: OrderSnapshot | OrderChange, shipment: ShipmentAnswer | None = None) -> None:
+        if isinstance(snap, OrderChange):
+            snap = merged(self._order(), snap, shipment)
         self.state.order = snap
         if not any(ln.backordered for ln in snap.lines):
             self.state.backorder_since = None
@@ -307,3 +314,20 @@ class OrderMessages(AwaitsDecisions):
         if shipment_id in self.state.busy:
             raise WrongState(f"shipment {shipment_id} has a step in progress")
         return shipment
+
+
+def merged(order: OrderSnapshot, change: OrderChange, shipment: ShipmentAnswer | None) -> OrderSnapshot:
+    """The order with a step's change applied: its status, and each line and shipment the
+    change holds in place of the one the order had, new ones after. A whole order (what older
+    histories recorded as the change) replaces everything, as it did when it was applied whole."""
+    lines = {ln.line: ln for ln in change.lines}
+    shipments = {s.id: s for s in change.shipments}
+    if shipment is not None:
+        shipments[shipment.id] = shipment.snap()
+    return OrderSnapshot(
+        order.order_id,
+        change.status,
+        [lines.pop(ln.line, ln) for ln in order.lines] + list(lines.values()),
+        [shipments.pop(s.id, s) for s in order.shipments] + list(shipments.values()),
+        change.payment_status,
+    )

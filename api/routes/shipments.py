@@ -1,5 +1,6 @@
 """Warehouse work on order shipments: pick waves, and pick → pack → ship, each a validated
-update of the shipment's order workflow (its id is the order's `workflow_id`)."""
+update of the shipment's order workflow (its id is the order's `workflow_id`, which the
+shipment's id begins with), answered from the update's result."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import asyncio
 import hashlib
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -18,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
 from api.deps import EngineDep, single_read
-from api.problems import Problem
+from api.problems import Problem, not_found
 from api.process_steps import ProcessSteps
 from api.read_models.shipments import open_pick_lines
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
+from api.temporal import WorkflowNotRunning
 from domain.waves import CARRIER_LIMITS, PickLine, PickTask, Wave, build_waves
 from workflows.contracts import (
     OrderSnapshot,
@@ -30,7 +32,9 @@ from workflows.contracts import (
     PackRequest,
     PickedLine,
     PickRequest,
+    ShipmentAnswer,
     ShipRequest,
+    shipment_order_id,
 )
 
 router = APIRouter(tags=["shipments"])
@@ -257,13 +261,43 @@ class ShipBody(RequestModel):
 
 @dataclass
 class ShipmentSteps(ProcessSteps):
-    """A shipment's step routes: the shipment must exist for the caller (404), then its
-    order's workflow takes the update."""
+    """A shipment's step routes, without a read of the database: the shipment's id names its
+    order, whose workflow takes the update and answers the shipment as the step left it.
+    The roles these routes admit (warehouse, admin) see every channel, so existence is all
+    there is to check, and the workflow does: a shipment it does not hold is refused as not
+    found (404), and an order it does not know (the engine finds no workflow) is looked up
+    then, to tell "finished" (409) from "no such shipment" (404)."""
 
     async def take(self, shipment_id: str, name: str, arg: object) -> ShipmentRead:
-        _, workflow_id = await _shipment(self.engine, shipment_id, self.who)
-        await self.send(workflow_id, name, arg, workflow="Order", result_type=OrderSnapshot)
+        order_id = shipment_order_id(shipment_id)
+        if order_id is None:
+            raise not_found(f"shipment {shipment_id}")
+        try:
+            answer = await self.send(order_id, name, arg, workflow="Order", result_type=ANSWERS)
+        except WorkflowNotRunning:
+            await _shipment(self.engine, shipment_id, self.who)  # 404 unless it exists
+            raise
+        except Problem as problem:
+            if problem.status_code == 404:  # the order's workflow holds no such shipment
+                raise not_found(f"shipment {shipment_id}") from problem
+            raise
+        if isinstance(answer, ShipmentAnswer):
+            times = {k: _at(getattr(answer, k)) for k in ("created_at", "updated_at", "shipped_at")}
+            return ShipmentRead.model_validate({**asdict(answer), **times, "order_id": order_id})
+        # An update that completed before updates answered the shipment, asked again under
+        # the same Idempotency-Key: its recorded answer is the order.
         return (await _shipment(self.engine, shipment_id))[0]
+
+
+def _at(micros: int | None) -> datetime | None:
+    """A time the update answers in microseconds since the epoch, exactly (no float)."""
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What an order's warehouse update answers: the shipment; updates recorded before that
+# answered the whole order.
+ANSWERS = ShipmentAnswer | OrderSnapshot | None
 
 
 StepsDep = Annotated[ShipmentSteps, Depends()]

@@ -15,6 +15,7 @@ from workflows.contracts.orders import (
     Picked,
     PickRequest,
     Recorded,
+    ShipmentStepped,
     ShipRequest,
     Sourced,
 )
@@ -84,7 +85,7 @@ SETTLE_HOLD = ActivityRef("settle_hold", SettleHold, HoldSettled)
 SOURCE_ORDER = ActivityRef("source_order", SourceOrder, Sourced)
 BACKORDER_UNITS = ActivityRef("backorder_units", BackorderUnits, OrderSnapshot)
 PICK_SHIPMENT = ActivityRef("pick_shipment", PickShipment, Picked)
-PACK_SHIPMENT = ActivityRef("pack_shipment", PackShipment, OrderSnapshot)
-SHIP_SHIPMENT = ActivityRef("ship_shipment", ShipShipment, OrderSnapshot)
+PACK_SHIPMENT = ActivityRef("pack_shipment", PackShipment, ShipmentStepped)
+SHIP_SHIPMENT = ActivityRef("ship_shipment", ShipShipment, ShipmentStepped)
 CANCEL_ORDER = ActivityRef("cancel_order", CancelOrder, OrderSnapshot)
 COMPLETE_ORDER = ActivityRef("complete_order", CompleteOrder, OrderSnapshot)

@@ -1,7 +1,8 @@
 """An order as the API, the order workflow and its activities exchange it: the input, the
 snapshot every step answers, and what channels, customer service and the warehouse send."""
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.audit import Actor
@@ -12,6 +13,16 @@ def order_workflow_id(channel: str, external_id: str) -> str:
     """The order's id and workflow id: a business key, so a retried or raced create meets
     the same workflow."""
     return f"order-{channel}-{external_id}"
+
+
+_SHIPMENT_ID = re.compile(r"(order-.+)-S[1-9][0-9]*")
+
+
+def shipment_order_id(shipment_id: str) -> str | None:
+    """The order (and its workflow) a shipment id names: sourcing numbers an order's
+    shipments `{order_id}-S{n}`, n from 1. None: not a shipment id."""
+    found = _SHIPMENT_ID.fullmatch(shipment_id)
+    return found.group(1) if found else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,55 @@ class ShipmentSnap:
     kind: str  # stock | dropship
     status: str  # allocated | picked | packed | shipped | cancelled | requested (drop-ship)
     lines: list[ShipmentLineSnap]
+
+
+@dataclass(frozen=True)
+class ShipmentAnswer:
+    """A shipment as a warehouse step (pick, pack, ship) left it, read in the step's
+    transaction: what the workflow holds of it (`snap()`) and what the step's route answers
+    besides, so the route needs no read of its own. It is in the order's history twice (the
+    step's result, the update's), so times are microseconds since the Unix epoch (UTC), a
+    third of their RFC 3339 text."""
+
+    id: str
+    location: str
+    kind: str
+    status: str
+    lines: list[ShipmentLineSnap]
+    promise: str
+    supplier: str | None
+    carrier: str | None
+    service: str | None
+    tracking: str | None
+    packages: list[dict[str, Any]]
+    created_at: int
+    updated_at: int
+    shipped_at: int | None
+
+    def snap(self) -> ShipmentSnap:
+        return ShipmentSnap(self.id, self.location, self.kind, self.status, self.lines)
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """What a warehouse step changed of the order: its status and payment status and the
+    lines the step changed (whole); the step's shipment comes as its `ShipmentAnswer`. The
+    workflow merges it into the order it holds (line by line, shipment by shipment).
+    Histories recorded before these answers hold the whole order here (an OrderSnapshot's
+    fields: `shipments` every shipment), which the same merge takes whole."""
+
+    status: str
+    lines: list[LineSnap]
+    shipments: list[ShipmentSnap] = field(default_factory=list)
+    payment_status: str = "pending"
+
+
+@dataclass(frozen=True)
+class ShipmentStepped(OrderChange):
+    """`pack_shipment` and `ship_shipment`: what they changed, and the shipment as they left
+    it (None in histories recorded before: there the change is the whole order)."""
+
+    shipment: ShipmentAnswer | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +145,7 @@ class OrderInput:
 
 @dataclass(frozen=True)
 class Sourced:
-    snapshot: OrderSnapshot
+    snapshot: OrderSnapshot | None  # None inside `Recorded`, whose snapshot is the same order
     new_shipments: list[str]
     backordered: int  # units now waiting for stock
     unfillable: dict[str, int]  # line -> units neither stock nor backorder can take
@@ -112,8 +172,9 @@ class HoldSettled:
 
 @dataclass(frozen=True)
 class Picked:
-    snapshot: OrderSnapshot
+    snapshot: OrderChange  # what the pick changed (older histories: the whole order)
     short: dict[str, int]  # order line -> units not found (released, to be sourced again)
+    shipment: ShipmentAnswer | None = None  # None in histories recorded before step answers
 
 
 @dataclass(frozen=True)
