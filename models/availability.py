@@ -6,10 +6,16 @@ those written by transactions older than the oldest still running one
 (`pg_snapshot_xmin(pg_current_snapshot())`). A transaction that is still open has a txid at
 or above that horizon, so it is read on a later page, after the cursor.
 
-Why its values end true: every change of a SKU's availability first takes a transaction
-advisory lock per SKU (and per kit containing it), before its first write — so a later
-writer of the same SKU gets its txid after the earlier one committed, and the feed's
-txid order is that SKU's commit order."""
+Why its values end true: every change of a SKU's availability takes a transaction advisory
+lock per SKU (and per kit containing it) and computes the new value under it, so a SKU's
+writers commit one after another, each with the value of everything committed before it.
+Their txids need not follow: an order step gets its txid at its order row lock, before its
+SKU locks, so a writer that took the SKU lock first can have the younger txid, commit first,
+and sit after it in the feed. So each writer, under the lock, also gives its value to the
+events of the same (channel, SKU) with a younger txid (`SUPERSEDE_LATER`): they committed
+before it (its value is newer) and no reader has seen them (while it runs the horizon is at
+or below its txid, below theirs). An event's value is final once it is below the horizon,
+and the last event of a SKU in feed order carries the value of its last commit."""
 
 from __future__ import annotations
 
@@ -96,7 +102,9 @@ async def load_snapshot(
 
 async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     """Serialize availability changes per SKU (and per kit containing it). Must run before the
-    transaction's first write: see the module docstring. Returns the locked set."""
+    stock the new ATP is computed from is read, in an earlier statement than the one writing
+    it (whose snapshot then holds every earlier writer's events): see the module docstring.
+    Returns the locked set."""
     locked = set(skus) | await kits_containing(conn, skus)
     await lock_sku_set(conn, locked)
     return locked
@@ -134,6 +142,36 @@ async def lock_sku_set(conn: AsyncConnection, codes: Iterable[str]) -> None:
     )
 
 
+# The statement's `changed` CTE (channel, sku, available: what it wrote to
+# channel_availability) gives its values to the feed's events of the same (channel, SKU)
+# that sit after its own (a younger txid, committed while this transaction waited for the
+# SKU lock): see the module docstring. Its range of ix_availability_event_sku is empty
+# unless such a commit happened.
+SUPERSEDE_LATER = (
+    "superseded AS (UPDATE availability_event e SET available = n.available FROM changed n"
+    " WHERE e.channel = n.channel AND e.sku = n.sku AND e.txid > (pg_current_xact_id()::text)::bigint"
+    " AND e.available <> n.available RETURNING 1)"
+)
+
+
+# Store what changed, give it to the events sitting after it, append it to the feed.
+REFRESH = text(
+    """
+    WITH changed AS (
+        INSERT INTO channel_availability (channel, sku, available, updated_at)
+        SELECT * , now() FROM unnest(CAST(:ch AS text[]), CAST(:sk AS text[]), CAST(:av AS int[]))
+        ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available, updated_at = now()
+            WHERE channel_availability.available <> EXCLUDED.available
+        RETURNING channel, sku, available, (xmax = 0) AS first_seen
+    ), """  # noqa: S608 (a constant fragment)
+    + SUPERSEDE_LATER
+    + """
+    INSERT INTO availability_event (channel, sku, available)
+    SELECT channel, sku, available FROM changed WHERE NOT (first_seen AND available = 0)
+    """
+)
+
+
 async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> int:
     """Recompute ATP of these SKUs (and their kits) for every channel; store what changed
     and append it to the feed (a SKU first seen at 0 is no news: consumers start from 0).
@@ -144,22 +182,7 @@ async def refresh_availability(conn: AsyncConnection, skus: Iterable[str]) -> in
     if not values:
         return 0
     channels, codes, amounts = zip(*((ch, sku, v) for (ch, sku), v in sorted(values.items())), strict=True)
-    result = await conn.execute(
-        text(
-            """
-            WITH changed AS (
-                INSERT INTO channel_availability (channel, sku, available, updated_at)
-                SELECT * , now() FROM unnest(CAST(:ch AS text[]), CAST(:sk AS text[]), CAST(:av AS int[]))
-                ON CONFLICT (channel, sku) DO UPDATE SET available = EXCLUDED.available, updated_at = now()
-                    WHERE channel_availability.available <> EXCLUDED.available
-                RETURNING channel, sku, available, (xmax = 0) AS first_seen
-            )
-            INSERT INTO availability_event (channel, sku, available)
-            SELECT channel, sku, available FROM changed WHERE NOT (first_seen AND available = 0)
-            """
-        ),
-        {"ch": list(channels), "sk": list(codes), "av": list(amounts)},
-    )
+    result = await conn.execute(REFRESH, {"ch": list(channels), "sk": list(codes), "av": list(amounts)})
     return int(result.rowcount or 0)
 
 
@@ -182,18 +205,19 @@ def decode_after(after: str | None) -> tuple[int, int]:
     return (int(txid), int(seq or 0))
 
 
+# A page of a channel's feed after a position, only below the oldest running transaction.
+FEED_PAGE = text(
+    """
+    SELECT seq, txid, sku, available FROM availability_event
+    WHERE channel = :ch AND (txid, seq) > (:tx, :seq)
+      AND txid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint
+    ORDER BY txid, seq LIMIT :lim
+    """
+)
+
+
 async def read_feed(
     conn: AsyncConnection, channel: str, after: tuple[int, int], limit: int
 ) -> list[FeedEvent]:
-    rows = await conn.execute(
-        text(
-            """
-            SELECT seq, txid, sku, available FROM availability_event
-            WHERE channel = :ch AND (txid, seq) > (:tx, :seq)
-              AND txid < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint
-            ORDER BY txid, seq LIMIT :lim
-            """
-        ),
-        {"ch": channel, "tx": after[0], "seq": after[1], "lim": limit},
-    )
+    rows = await conn.execute(FEED_PAGE, {"ch": channel, "tx": after[0], "seq": after[1], "lim": limit})
     return [FeedEvent(int(r.seq), int(r.txid), r.sku, int(r.available)) for r in rows]

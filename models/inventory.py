@@ -133,10 +133,14 @@ class ChannelReserved(SQLModel, table=True):
 class AvailabilityEvent(SQLModel, table=True):
     """The change feed: a channel's ATP of a SKU after a committed change. Read in
     (txid, seq) order and only below the oldest running transaction, so an event that
-    commits late is never skipped (see activities/availability.py)."""
+    commits late is never skipped; a writer gives its value to the events of its SKU that
+    sit after its own, not yet readable (see models/availability.py)."""
 
     __tablename__ = "availability_event"
-    __table_args__ = (Index("ix_availability_event_feed", "channel", "txid", "seq"),)
+    __table_args__ = (
+        Index("ix_availability_event_feed", "channel", "txid", "seq"),
+        Index("ix_availability_event_sku", "channel", "sku", "txid", "seq"),
+    )
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     txid: int = Field(sa_column=Column(BigInteger, nullable=False))
     channel: str = Field(max_length=64)

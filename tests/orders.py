@@ -14,7 +14,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.orders import OrderActivities
 from bench.common import NYC
+from bench.sourcing import order_intake
 from models.order_intake import IntakeLine, OrderIntake, insert_order
 from runtime.settings import Settings
 from tests.factories import receive, standard_catalog
@@ -26,6 +28,7 @@ from workflows.contracts import (
     PackRequest,
     PickedLine,
     PickRequest,
+    RecordOrder,
     ShipmentAnswer,
     ShipRequest,
     order_workflow_id,
@@ -181,6 +184,16 @@ async def stocked_shop(engine: AsyncEngine) -> AsyncEngine:
     await receive(engine, "TEE", "DC-EAST", 10)
     await receive(engine, "MUG", "DC-WEST", 10)
     return engine
+
+
+async def recorded_tee_order(steps: OrderActivities, external_id: str, qty: int) -> str:
+    """An order of `qty` TEE on web, no backorders, recorded by the real step (the rows the API
+    writes, then `record_order`), not yet sourced."""
+    intake = order_intake("web", external_id, "TEE", qty, allow_backorder=False)
+    async with steps.engine.begin() as conn:
+        assert await insert_order(conn, intake)
+    await steps.record_order(RecordOrder(intake.order_id))
+    return intake.order_id
 
 
 async def ledger(engine: AsyncEngine, ref: str) -> dict[str, int]:

@@ -10,10 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from bench.publish_receiver import Receiver as SharedReceiver
 from bench.publish_receiver import running
+from models import publishing_store as store
+from runtime.settings import Settings
+from workflows.contracts import ExceptionPolicyInput, PublisherInput, publisher_workflow_id
 
 
 class Receiver(SharedReceiver):
@@ -46,6 +51,32 @@ class Receiver(SharedReceiver):
 async def running_receiver(secret: str) -> AsyncIterator[Receiver]:
     async with running(Receiver(secret)) as receiver:
         yield receiver
+
+
+async def start_publisher(
+    client: Client, engine: AsyncEngine, settings: Settings, receiver: Receiver, **over: object
+) -> str:
+    """The web channel's target set to `receiver` (no batch window, 100 deliveries/s) and its
+    publisher started; returns the workflow id."""
+    config = {
+        "url": receiver.hook,
+        "enabled": True,
+        "batch_ms": 0,
+        "max_batch": 500,
+        "rate_per_s": 100.0,
+        **over,
+    }
+    async with engine.begin() as conn:
+        await store.put_target(conn, "web", receiver.secret, **config)
+    policy = ExceptionPolicyInput(sla_seconds=3600, max_escalations=1, default_action="retry_now")
+    wid = publisher_workflow_id("web")
+    await client.start_workflow(
+        "ChannelPublisher",
+        PublisherInput("web", 120, policy, rounds_before_new=40, idle_wait_seconds=0.5),
+        id=wid,
+        task_queue=settings.task_queue,
+    )
+    return wid
 
 
 async def until(

@@ -1,5 +1,6 @@
 """The availability change feed under real concurrency: read in small pages while writers
-commit late (and one rolls back), it leaves a consumer with the true ATP, having seen every
+commit late (and one rolls back), some of them holding a transaction id from before their
+SKU locks (as an order step does), it leaves a consumer with the true ATP, having seen every
 event exactly once. Ends with `stock.check` and `finance.check`."""
 
 from __future__ import annotations
@@ -162,6 +163,9 @@ class FeedWriters:
             op = lambda conn: stock.apply_moves(conn, f"w{i}:abandoned", "adjustment", [move], reason="x")  # noqa: E731
         async with self.eng.connect() as conn:
             tx = await conn.begin()
+            if rng.random() < 0.4:  # like an order step: a txid (its order row lock) before the SKU lock
+                await conn.execute(text("SELECT pg_current_xact_id()"))
+                await asyncio.sleep(rng.uniform(0, 0.2))
             try:
                 result = await op(conn)
             except DomainError:  # shortages and short buckets: nothing to commit

@@ -14,15 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.gateways import gateway_from_settings
 from activities.orders import OrderActivities
-from bench.sourcing import order_intake
 from models import shipment_store
 from models.availability import lock_sku_set
-from models.order_intake import insert_order
 from runtime.settings import Settings
 from tests.factories import assert_inventory_clean, balance
-from tests.orders import stocked_shop
+from tests.orders import recorded_tee_order, stocked_shop
 from worker import close_batcher, reservation_batcher
-from workflows.contracts import OrderSnapshot, RecordOrder, Sourced, SourceOrder
+from workflows.contracts import OrderSnapshot, Sourced, SourceOrder
 
 
 @pytest.fixture
@@ -32,15 +30,6 @@ async def steps(engine: AsyncEngine, settings: Settings) -> AsyncIterator[OrderA
     assert batcher is not None  # batching is on by default
     yield OrderActivities(engine, gateway_from_settings(settings), batcher)
     await close_batcher(batcher)
-
-
-async def _recorded(steps: OrderActivities, external_id: str, qty: int) -> str:
-    """An order of `qty` TEE, no backorders, recorded (the rows the API writes, then the step)."""
-    intake = order_intake("web", external_id, "TEE", qty, allow_backorder=False)
-    async with steps.engine.begin() as conn:
-        assert await insert_order(conn, intake)
-    await steps.record_order(RecordOrder(intake.order_id))
-    return intake.order_id
 
 
 async def _refusals(engine: AsyncEngine) -> dict[str, str]:
@@ -56,7 +45,7 @@ async def test_concurrent_orders_for_one_sku_are_decided_in_one_batch_each_with_
 ) -> None:
     batcher = steps.batcher
     assert batcher is not None
-    ids = [await _recorded(steps, f"HOT-{n}", 2) for n in range(9)]  # 18 tees asked, 10 there
+    ids = [await recorded_tee_order(steps, f"HOT-{n}", 2) for n in range(9)]  # 18 tees asked, 10 there
     # The SKU's lock held elsewhere: the first batch (those already in the lane) waits for it,
     # the rest queue behind it and go as the next batch: 9 orders, 2 transactions.
     async with steps.engine.connect() as blocker:
@@ -90,7 +79,7 @@ async def test_concurrent_orders_for_one_sku_are_decided_in_one_batch_each_with_
 async def test_a_reservation_whose_step_did_not_commit_is_given_back_and_the_order_reserved_once(
     steps: OrderActivities, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    order_id = await _recorded(steps, "CRASH-1", 3)
+    order_id = await recorded_tee_order(steps, "CRASH-1", 3)
     real_insert = shipment_store.insert
 
     async def dies(*_: object) -> None:  # the worker dying after the batch, before the step's commit
@@ -128,7 +117,7 @@ async def test_with_batching_off_each_step_reserves_in_its_own_transaction(
     steps: OrderActivities, settings: Settings
 ) -> None:
     off = OrderActivities(steps.engine, gateway_from_settings(settings), None)
-    ids = [await _recorded(off, f"OFF-{n}", 2) for n in range(7)]
+    ids = [await recorded_tee_order(off, f"OFF-{n}", 2) for n in range(7)]
     results = await asyncio.gather(*(off.source_order(SourceOrder(i, "source", [])) for i in ids))
     assert sum(bool(r.new_shipments) for r in results) == 5
     assert len(await _refusals(off.engine)) == 2

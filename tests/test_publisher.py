@@ -15,9 +15,8 @@ from temporalio.worker import Worker
 from models import publishing_store as store
 from runtime.settings import Settings
 from tests.factories import receive, standard_catalog
-from tests.publishing import Receiver, running_receiver, until
+from tests.publishing import Receiver, running_receiver, start_publisher, until
 from tests.test_replay import record_history
-from workflows.contracts import ExceptionPolicyInput, PublisherInput, publisher_workflow_id
 
 SECRET = "whsec_test"
 
@@ -26,12 +25,6 @@ SECRET = "whsec_test"
 async def receiver() -> AsyncIterator[Receiver]:
     async with running_receiver(SECRET) as r:
         yield r
-
-
-async def _target(engine: AsyncEngine, url: str, **over: object) -> None:
-    config = {"url": url, "enabled": True, "batch_ms": 0, "max_batch": 500, "rate_per_s": 100.0, **over}
-    async with engine.begin() as conn:
-        await store.put_target(conn, "web", SECRET, **config)
 
 
 async def _truth(engine: AsyncEngine) -> dict[str, int]:
@@ -49,15 +42,7 @@ async def test_the_receiver_ends_with_the_channels_atp_after_a_snapshot_and_sign
 ) -> None:
     await standard_catalog(engine)
     await receive(engine, "TEE", "DC-EAST", 5)
-    await _target(engine, receiver.hook)
-    policy = ExceptionPolicyInput(sla_seconds=3600, max_escalations=1, default_action="retry_now")
-    wid = publisher_workflow_id("web")
-    await temporal_client.start_workflow(
-        "ChannelPublisher",
-        PublisherInput("web", 120, policy, rounds_before_new=40, idle_wait_seconds=0.5),
-        id=wid,
-        task_queue=settings.task_queue,
-    )
+    wid = await start_publisher(temporal_client, engine, settings, receiver)
     truth = await _truth(engine)
     await until(temporal_env, lambda: receiver.state == truth)
     assert receiver.deliveries[0]["kind"] == "snapshot" and receiver.state["TEE"] == 5

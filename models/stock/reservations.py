@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.atp import AvailabilitySnapshot, LocationStock
 from domain.reservation import Balance, Catalog, ComponentLine, ReservationPlan, ReserveRequest
+from models.availability import SUPERSEDE_LATER
 
 # Before the locks, one statement: the operations of these keys already done, the kinds of
 # the SKUs asked for, the recipes of the kits among them and of every kit containing one of
@@ -90,7 +91,8 @@ _CLAIM_AND_READ = text(
 )
 
 # Then one statement writes the plans: the balances' reserved units, the reservation rows,
-# each channel's reserved units per (sku, location), the new ATP (and its change feed events),
+# each channel's reserved units per (sku, location), the new ATP (and its change feed events,
+# giving it to the events that sit after them: models.availability.SUPERSEDE_LATER),
 # each operation's result, and lets go of the keys of the requests refused (a retry may
 # succeed later).
 _WRITE = text(
@@ -113,7 +115,7 @@ _WRITE = text(
                              CAST(:reserved_channels AS text[]), CAST(:reserved_units AS int[]))
         ON CONFLICT (sku, location, channel) DO UPDATE SET qty = channel_reserved.qty + EXCLUDED.qty RETURNING 1
     ),
-    ca AS (
+    changed AS (
         INSERT INTO channel_availability (channel, sku, available, updated_at)
         SELECT ch, s, a, now()
         FROM unnest(CAST(:atp_channels AS text[]), CAST(:atp_skus AS text[]), CAST(:atp_values AS int[])) AS t(ch, s, a)
@@ -123,8 +125,11 @@ _WRITE = text(
     ),
     ev AS (
         INSERT INTO availability_event (channel, sku, available)
-        SELECT channel, sku, available FROM ca WHERE NOT (first_seen AND available = 0) RETURNING 1
+        SELECT channel, sku, available FROM changed WHERE NOT (first_seen AND available = 0) RETURNING 1
     ),
+    """  # noqa: S608 (a constant fragment)
+    + SUPERSEDE_LATER
+    + """,
     done AS (
         UPDATE stock_operation o SET result = d.res
         FROM unnest(CAST(:done_keys AS text[]), CAST(:done_results AS jsonb[])) AS d(k, res)
