@@ -101,13 +101,14 @@ async def db_counters(shop: Shop) -> dict[str, int]:
     ids handed out (`write_xacts`: a transaction gets one at its first write or row lock; the
     cluster's counter, and only omniflow writes to this cluster). `commits` counts every
     committed transaction, a single autocommit read included; `write_xacts` only those that
-    wrote (what costs a WAL flush)."""
+    wrote (what costs a WAL flush). `sessions`: backends started (a connection each: a fork
+    and an authentication), the counting one included."""
     import psycopg
 
     with psycopg.connect(shop.stack.database_url) as conn:
         row = conn.execute(
             "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted,"
-            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            " pg_snapshot_xmax(pg_current_snapshot())::text::bigint, sessions"
             " FROM pg_stat_database WHERE datname = 'omniflow'"
         ).fetchone()
     assert row is not None
@@ -116,6 +117,7 @@ async def db_counters(shop: Shop) -> dict[str, int]:
         "rows_inserted": int(row[1]),
         "rows_updated": int(row[2]),
         "write_xacts": int(row[4]),
+        "sessions": int(row[5]),
     }
 
 

@@ -3,15 +3,18 @@ and OMNIFLOW_PAYMENT_GATEWAY choosing the gateway the worker charges through."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.gateways import GATEWAYS, gateway_from_settings
 from activities.gateways.sandbox import SandboxGateway, set_sandbox_behaviour
 from cli.dev import DevStack
 from domain.errors import OperationConflict
+from runtime.db import make_async_engine
 from runtime.errors import StartupError
 from runtime.settings import Settings
 
@@ -36,6 +39,40 @@ async def test_the_sandbox_keeps_its_own_books(engine: AsyncEngine) -> None:
         await set_sandbox_behaviour(conn, "g-1", "decline", 5)
         await set_sandbox_behaviour(conn, "g-1", "approve", 0)
         assert (await sandbox.refund(conn, "g-ref-2", auth.gateway_ref, 400)).approved
+
+
+async def test_the_sandbox_keeps_its_connections_pooled_and_closes_them_with_the_callers_engine(
+    database_url: str,
+) -> None:
+    """One Postgres backend for many calls (it was a new one per call: two per order), and
+    none left once the caller's engine is disposed (its pool lives on the caller's loop)."""
+    caller = make_async_engine(database_url, pool_size=2)
+    sandbox = SandboxGateway()
+
+    async def gateway_backends() -> list[tuple[object, ...]]:
+        async with caller.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT pid, backend_start FROM pg_stat_activity "
+                    "WHERE application_name = 'omniflow-sandbox-gateway' AND datname = current_database()"
+                )
+            )
+            return [tuple(r) for r in rows]
+
+    async with caller.connect() as conn:
+        auth = await sandbox.authorize(conn, "p-auth", "p-1", 500, "USD")
+        first = await gateway_backends()
+        for i in range(4):
+            assert (await sandbox.capture(conn, f"p-cap-{i}", auth.gateway_ref, 100)).approved
+        await set_sandbox_behaviour(conn, "p-1", "decline", 1)
+    assert len(first) == 1 and await gateway_backends() == first
+    await caller.dispose()
+    for _ in range(100):  # a closed connection's backend leaves pg_stat_activity a moment later
+        if not await gateway_backends():
+            break
+        await asyncio.sleep(0.05)
+    assert await gateway_backends() == []
+    await caller.dispose()
 
 
 # -- choosing the gateway (OMNIFLOW_PAYMENT_GATEWAY) ----------------------------------------------

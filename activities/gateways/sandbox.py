@@ -10,30 +10,50 @@ for the next N calls on a payment reference)."""
 from __future__ import annotations
 
 import secrets
+import weakref
+from collections.abc import Callable
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from domain.errors import OperationConflict
 from models.payment_gateway import APPROVED, DECLINED, GatewayOutcome, GatewayTimeout
+from runtime.db import make_async_engine
 
 SANDBOX_MODES = frozenset({"decline", "timeout", "lost_reply", "approve"})
 
 
-_OWN_ENGINES: dict[str, AsyncEngine] = {}
+# The sandbox's own pool per caller engine, dropped with it (weakly held) and disposed with it.
+_OWN_ENGINES: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
 
 
 def _own_engine(conn: AsyncConnection) -> AsyncEngine:
     """The sandbox's own connections to the caller's database, outside the caller's pool:
     a caller holds a pooled connection (and a payment row lock) while the gateway answers,
     so a gateway drawing from the same pool could starve when many callers wait on one
-    payment. Unpooled, so it is bound to no event loop."""
-    url = conn.engine.url
-    name = url.render_as_string(hide_password=False)
-    if name not in _OWN_ENGINES:
-        _OWN_ENGINES[name] = create_async_engine(url, poolclass=NullPool)
-    return _OWN_ENGINES[name]
+    payment. A pool of its own per caller engine, as big as the caller's (every caller holds
+    one of the caller's connections while it calls): an async pool's connections belong to
+    the event loop they were made on, and the caller's engine is used on one loop (the
+    worker's; a test's), so this pool is too. Unpooled, it started a Postgres backend per
+    call, two per order."""
+    caller = conn.sync_engine
+    own = _OWN_ENGINES.get(caller)
+    if own is None:
+        size = caller.pool.size() if isinstance(caller.pool, QueuePool) else 5
+        url = caller.url.render_as_string(hide_password=False)
+        own = _OWN_ENGINES[caller] = make_async_engine(url, size, "omniflow-sandbox-gateway")
+        event.listen(caller, "engine_disposed", _dispose_with(own))
+    return own
+
+
+def _dispose_with(own: AsyncEngine) -> Callable[[Engine], None]:
+    def dispose(caller: Engine) -> None:
+        # AsyncEngine.dispose runs the sync dispose in a greenlet, where this listener runs
+        # too: the sync dispose of our pool awaits its connections' close in that greenlet.
+        own.sync_engine.dispose()
+
+    return dispose
 
 
 class _Raced(Exception):
@@ -44,8 +64,8 @@ class SandboxGateway:
     """The built-in gateway for development and tests. Approves by default; its books
     (`sandbox_gateway_txn`) refuse to capture more than authorized, to refund more than
     captured, and to void a captured authorization, as a real provider would. `engine`:
-    where it keeps those books (default: the caller's database, on unpooled connections
-    of its own, never the caller's transaction)."""
+    where it keeps those books (default: the caller's database, on a pool of its own, never
+    the caller's transaction)."""
 
     name = "sandbox"
 
