@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
+from api.intake_refusal import IntakeStockCache
 from api.middleware import RequestContextMiddleware
 from api.openapi import install as install_openapi
 from api.openapi import serve_docs
@@ -101,6 +102,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    app.state.intake_stock = IntakeStockCache(settings.intake_stock_cache_seconds)
     app.state.rate_limits = RateLimits(settings)
     install_error_handlers(app)
     app.add_middleware(

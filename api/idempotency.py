@@ -21,7 +21,8 @@ of its own write transaction (`begin_with_key`), so the key's record commits wit
 first write instead of in a transaction of its own (order intake: one commit fewer). A
 key found taken there makes the middleware answer exactly as for any other route (replay,
 409, 422, or take it over and run the route again); a route that answers before it took the
-key has its response stored under the key with one insert."""
+key has its response stored under the key with one insert (unless it says the answer is
+not to be kept: order intake's refusal for want of stock, api.intake_refusal)."""
 
 from __future__ import annotations
 
@@ -125,6 +126,7 @@ class IdempotencyMiddleware:
             captured, held = await self._run(scope, body)
             if (
                 not pending.claimed
+                and pending.kept
                 and _stored(captured)
                 and not await self._store_new(scope, pending, captured)
             ):

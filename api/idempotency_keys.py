@@ -71,6 +71,9 @@ class KeyToTake:
     taken: dict[str, Any]  # the TAKE parameters
     claimed: bool = False  # the key's record committed (with the route's write, or taken over)
     held: bool = False  # the route found the key taken: its answer is discarded
+    # False: the route answered, before taking the key, with a refusal that is not data (order
+    # intake's insufficient stock): not stored, the key stays free and a retry is run again.
+    kept: bool = True
 
 
 @asynccontextmanager

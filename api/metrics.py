@@ -24,3 +24,8 @@ WORKFLOW_MESSAGES = Counter(
     ["workflow", "kind", "name", "outcome"],
 )
 IDEMPOTENT_REPLAYS = Counter("omniflow_idempotent_replays_total", "Responses replayed for an Idempotency-Key")
+ORDER_LINES_TURNED_AWAY = Counter(
+    "omniflow_order_lines_turned_away_total",
+    "Lines of orders without backorders refused at intake (409 insufficient-stock), by rule",
+    ["rule"],
+)

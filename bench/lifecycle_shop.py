@@ -16,6 +16,7 @@ import httpx
 from bench.common import NYC_ADDRESS
 from bench.stack import DevStack
 from client import (
+    ApiError,
     AsyncOmniflowClient,
     Attempt,
     Customer,
@@ -136,6 +137,18 @@ class Shop:
         order = await self.channel[channel].create_order(body, idempotency_key=external_id)
         took = (time.perf_counter() - t0) * 1000
         return order.id, took, order.created_at
+
+    async def buy(self, channel: str, external_id: str, sku: str, turned_away: Counter[str]) -> str | None:
+        """One unit, no backorders (a flash-sale buyer): the order's id, or None when intake
+        turned the buyer away (409 insufficient-stock; its lines' rules counted in `turned_away`)."""
+        try:
+            order_id, _, _ = await self.place(channel, external_id, sku, 1, allow_backorder=False)
+        except ApiError as exc:
+            if exc.slug != "insufficient-stock":
+                raise
+            turned_away.update(str(ln["rule"]) for ln in exc.extra.get("lines", []))
+            return None
+        return order_id
 
     async def until(self, order_id: str, statuses: tuple[str, ...], timeout: float = 300.0) -> Order:
         # 300 s: right after a flash sale the first order waited on is behind every other

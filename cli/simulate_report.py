@@ -75,8 +75,13 @@ async def safe_read_back(run: Run, since: str) -> Counter[str] | None:
         return None
 
 
-def _sum(tally: Counter[str], prefix: str) -> int:
-    return sum(n for k, n in tally.items() if k.startswith(prefix) and "!" not in k)
+def _sum(tally: Counter[str], prefix: str, refusal: str = "") -> int:
+    """The steps under `prefix` the API took, or (`refusal`: "!409") those it answered so."""
+    return sum(
+        n
+        for k, n in tally.items()
+        if k.startswith(prefix) and (k.endswith(refusal) if refusal else "!" not in k)
+    )
 
 
 def rows(run: Run, api: Counter[str] | None) -> list[tuple[str, str, str]]:
@@ -89,6 +94,7 @@ def rows(run: Run, api: Counter[str] | None) -> list[tuple[str, str, str]]:
     out = [(f"orders placed: {ch}", str(t[f"placed:{ch}"]), show(a[f"orders:{ch}"])) for ch in CHANNELS]
     out += [
         ("  of them in the flash sale", str(t["placed_flash"]), ""),
+        ("flash buyers turned away at intake (no stock: 409)", str(_sum(t, "placed:", "!409")), ""),
         ("orders refused (no stock, no backorder)", "", show(a["cancelled_by:shop"])),
         ("orders cancelled by the customer", str(t["cancelled"]), show(a["cancelled_by:customer"])),
         ("  cancels too late (shipped: 409)", str(t["cancelled!409"]), ""),
@@ -109,7 +115,8 @@ def rows(run: Run, api: Counter[str] | None) -> list[tuple[str, str, str]]:
         ("returns asked for", str(t["returns_created"]), show(a["returns"])),
         ("  received / inspected", f"{t['returns_received']} / {t['returns_inspected']}", ""),
     ]
-    refused = sum(n for k, n in t.items() if "!" in k and k != "cancelled!409")
+    expected = {"cancelled!409"} | {k for k in t if k.startswith("placed:") and k.endswith("!409")}
+    refused = sum(n for k, n in t.items() if "!" in k and k not in expected)
     out.append(("steps the API refused (4xx) or did not answer", str(refused), ""))
     return out
 

@@ -19,7 +19,7 @@ SKU's total fits the channel ATP (`check_lines`)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from domain.errors import ShortageReason
@@ -191,3 +191,49 @@ def shortage_reason(
 def channel_shortage_reason(snap: AvailabilitySnapshot, channel: str, sku: str, qty: int) -> ShortageReason:
     """Why `qty` of `sku` (a kit or not) is over `channel`'s ATP."""
     return shortage_reason(snap, lambda s: qty <= s.atp(channel, sku))
+
+
+# -- the pre-filter of an order taken without backorders ----------------------------------
+
+
+@dataclass(frozen=True)
+class IntakeShort:
+    """A line the channel's ATP cannot cover: what was asked, what there is, and the rule."""
+
+    sku: str
+    qty: int
+    available: int
+    rule: ShortageReason
+
+
+def intake_refusals(
+    snap: AvailabilitySnapshot,
+    channel: str,
+    lines: Sequence[tuple[str, int]],
+    *,
+    allow_split: bool,
+    not_from_stock: Collection[str] = (),
+) -> list[IntakeShort]:
+    """The lines that make sourcing take nothing of an order without backorders from `snap`,
+    each with the rule that refuses it; empty: let the order through (its reservation decides).
+
+    Never stricter than sourcing and the reservation, which see the same snapshot: a line over
+    its SKU's channel ATP (`atp`: kits from their components) cannot be reserved whole. Without
+    `allow_split` the order ships from one place or not at all: one short line refuses it. With
+    it, a plain line gets what there is: the order is refused only when every line is short and
+    no plain one has a unit (a kit ships whole). `not_from_stock`: SKUs of lines that are not
+    sourced from our shelves now (drop-shipped, pre-orders): the order is never refused here."""
+    if any(sku in not_from_stock for sku, _ in lines):
+        return []
+    short = []
+    for sku, qty in lines:
+        have = snap.atp(channel, sku)
+        if qty > have:
+            short.append(IntakeShort(sku, qty, have, channel_shortage_reason(snap, channel, sku, qty)))
+    if not short:
+        return []
+    if allow_split and (
+        len(short) < len(lines) or any(s.available > 0 and s.sku not in snap.recipes for s in short)
+    ):
+        return []
+    return short

@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         description="Each API process reuses an API key's lookup this long; a key revoked on another "
         "replica stops working there within this time (at once where it was revoked). 0 = every request.",
     )
+    intake_stock_cache_seconds: float = Field(
+        default=0.2,
+        ge=0,
+        le=5,
+        description="Each API process reuses its read of the stock that turns away an order without "
+        "backorders (409 insufficient-stock) this long: a unit given back is offered at intake at most "
+        "this much later (the reservation stays exact). 0 = read on every such order.",
+    )
     payment_gateway: str = Field(
         default="sandbox",
         description="Payment gateway the worker charges through (activities/gateways: `sandbox`).",

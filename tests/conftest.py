@@ -135,13 +135,10 @@ def settings(database_url: str, task_queue: str) -> Settings:
 
 @pytest.fixture
 async def worker(temporal_client: Client, engine: AsyncEngine, settings: Settings) -> AsyncIterator[Worker]:
-    from worker import build_worker, close_batcher, reservation_batcher
+    from tests.workers import running_worker
 
-    batcher = reservation_batcher(engine, settings)
-    w = build_worker(temporal_client, engine, settings, batcher=batcher)
-    async with w:
+    async with running_worker(temporal_client, engine, settings) as w:
         yield w
-    await close_batcher(batcher)
 
 
 # -- API -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guar
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.domain_errors import as_problem
 from api.idempotency_keys import begin_with_key, key_taken_with_the_write
+from api.intake_refusal import turn_away_if_short
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem
 from api.process_steps import ProcessSteps
@@ -184,7 +185,14 @@ async def _start_order(temporal: Client, settings: Settings, order_id: str, chan
     "/v1/orders",
     status_code=202,
     response_model=OrderRead,
-    responses={200: {"model": OrderRead, "description": "The order already exists with the same data."}},
+    responses={
+        200: {"model": OrderRead, "description": "The order already exists with the same data."},
+        409: {
+            "description": "`/problems/insufficient-stock`: the order allows no backorder and the "
+            "channel's ATP cannot cover it now (`lines`: sku, qty, available, rule), nothing was "
+            "written; `/problems/conflict`: the order exists with other data."
+        },
+    },
     **guard(Role.channel, idempotency="required"),
 )
 async def create_order(
@@ -198,13 +206,16 @@ async def create_order(
     """Take an order and start its workflow (202, status `received`). The same `channel` +
     `external_id` again returns the existing order (200) if the data is the same, 409 if not;
     never a second order. A channel key orders for its own channel only. The Idempotency-Key's
-    record commits with the intake rows (api.idempotency_keys.begin_with_key)."""
+    record commits with the intake rows (api.idempotency_keys.begin_with_key). An order with
+    `allow_backorder` false that the stock cannot cover now is answered 409 insufficient-stock
+    before anything is written (api.intake_refusal)."""
     if principal.role is Role.channel and body.channel != principal.channel:
         raise Problem(
             403, f"this key may only create orders for channel {principal.channel!r}", slug="forbidden"
         )
     total = _checked_total(body)
     order_id = order_workflow_id(body.channel, body.external_id)
+    await turn_away_if_short(request, engine, body, order_id)
     async with begin_with_key(engine, request) as conn:
         new = await _record(conn, body, order_id)
     if new:  # what support searches by; masked in the line (runtime.log_masking)
