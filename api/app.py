@@ -18,6 +18,7 @@ from api.intake_refusal import IntakeStockCache
 from api.middleware import RequestContextMiddleware
 from api.openapi import install as install_openapi
 from api.openapi import serve_docs
+from api.pick_work_wakeups import PickWorkWakeups
 from api.rate_limits import RateLimits
 from api.routes import (
     audit,
@@ -74,6 +75,8 @@ def create_app(
         )
         if tracing:
             tracing.instrument_engine(app.state.engine)
+        app.state.pick_work_wakeups = PickWorkWakeups(settings.database_url or "")
+        app.state.pick_work_wakeups.start()
         # Lazy: the API starts and answers /readyz (503) even while Temporal is down.
         app.state.temporal = (
             temporal_client
@@ -89,6 +92,7 @@ def create_app(
         try:
             yield
         finally:
+            await asyncio.shield(app.state.pick_work_wakeups.stop())
             await asyncio.shield(app.state.engine.dispose())
 
     app = FastAPI(

@@ -16,6 +16,12 @@ def sqlalchemy_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def libpq_url(url: str) -> str:
+    """The same database as a libpq URL, for a psycopg connection of its own (outside any
+    SQLAlchemy pool: the API's LISTEN connection)."""
+    return make_url(sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_async_engine(url: str, pool_size: int = 10, application_name: str = "omniflow") -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(url),

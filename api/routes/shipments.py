@@ -4,7 +4,6 @@ shipment's id begins with), answered from the update's result."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections import defaultdict
@@ -144,11 +143,6 @@ def _wave_read(w: Wave, heads: dict[str, Any], lines: dict[str, list[WaveShipmen
     )
 
 
-# How often a waiting pick-task request looks again: at most this much later than the work
-# appeared, as the warehouse's own polling was; one statement, not a request through the API.
-PICK_WORK_RECHECK_SECONDS = 0.05
-
-
 async def _pick_work(engine: AsyncEngine, location: str | None, max_lines: int) -> tuple[list[WaveRead], str]:
     """The open pick work in waves, and its entity tag (the same work, the same tag)."""
     rows = await open_pick_lines(engine, location)
@@ -201,13 +195,21 @@ async def pick_tasks(
     The answer's ETag names the work; sent back as If-None-Match with `wait`, the answer comes
     as soon as the work differs (a new shipment, one picked) or 304 after `wait` seconds; such
     a wait counts against the key's long-poll limits, as the availability feed's (429 past them)."""
-    items, tag = await _pick_work(engine, location, max_lines)
+    wakeups = request.app.state.pick_work_wakeups
+    mark = wakeups.mark(location)  # before the read: a change committed after it is announced after
+    items: list[WaveRead] = []
+    if wait > 0 and if_none_match and wakeups.unchanged(mark, max_lines, if_none_match):
+        tag = if_none_match  # nothing announced since that tag was read: straight to the wait
+    else:
+        items, tag = await _pick_work(engine, location, max_lines)
+        wakeups.seen(mark, max_lines, tag)
     if tag == if_none_match and wait > 0:
         async with request.app.state.rate_limits.long_poll(request, principal.key_id):
             deadline = time.monotonic() + wait
-            while tag == if_none_match and (left := deadline - time.monotonic()) > 0:
-                await asyncio.sleep(min(PICK_WORK_RECHECK_SECONDS, left))
+            while tag == if_none_match and await wakeups.wait(mark, deadline - time.monotonic()):
+                mark = wakeups.mark(location)
                 items, tag = await _pick_work(engine, location, max_lines)
+                wakeups.seen(mark, max_lines, tag)
     if tag == if_none_match:
         return Response(status_code=304, headers={"ETag": tag})
     response.headers["ETag"] = tag
