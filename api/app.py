@@ -106,7 +106,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
-    app.state.intake_stock = IntakeStockCache(settings.intake_stock_cache_seconds)
+    app.state.intake_stock = IntakeStockCache(
+        settings.intake_stock_cache_seconds, settings.intake_pending_seconds
+    )
     app.state.rate_limits = RateLimits(settings)
     install_error_handlers(app)
     app.add_middleware(

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +32,7 @@ from api.idempotency_keys import SCOPE_KEY, KeyToTake
 from api.metrics import ORDER_LINES_TURNED_AWAY
 from api.problems import Problem
 from api.schemas_orders import OrderCreate
-from domain.atp import IntakeShort, intake_refusals
+from domain.atp import AvailabilitySnapshot, IntakeShort, after_pending, intake_refusals
 from models.intake_stock import IntakeStock, read_intake_stock
 
 _MOST_HELD = 1024  # distinct SKU sets kept per process; beyond it the stale ones go
@@ -42,62 +44,112 @@ _SEEN = text(
 )
 
 
+@dataclass
+class _Read:
+    started: float  # monotonic, before the read ran: it is true as of then
+    stock: IntakeStock
+    pending: Counter[tuple[str, str]]  # (channel, SKU) -> units of the orders it found on their way
+    ids: frozenset[str]  # those orders
+
+
 class IntakeStockCache:
     """The intake read of each set of SKUs, reused for `ttl` seconds by this process (0: read
-    on every order); concurrent orders for the same SKUs wait for one read."""
+    on every order); concurrent orders for the same SKUs wait for one read. The orders this
+    process took since a read began count against it too (`taken`), as the read's own
+    pending orders do: within the `ttl`, a unit promised is not promised again."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, pending_window: float = 60.0) -> None:
         self.ttl = ttl
-        self._held: dict[frozenset[str], tuple[float, IntakeStock]] = {}
-        self._reading: dict[frozenset[str], asyncio.Future[IntakeStock]] = {}
+        self.pending_window = pending_window
+        self._held: dict[frozenset[str], _Read] = {}
+        self._reading: dict[frozenset[str], asyncio.Future[_Read]] = {}
+        self._taken: dict[str, tuple[float, str, list[tuple[str, int]]]] = {}
 
-    async def read(self, engine: AsyncEngine, skus: Iterable[str]) -> IntakeStock:
+    async def read(
+        self, engine: AsyncEngine, skus: Iterable[str]
+    ) -> tuple[IntakeStock, AvailabilitySnapshot]:
+        """The stock of `skus` and its snapshot once the orders on their way have reserved."""
         key = frozenset(skus)
         if self.ttl <= 0:
-            return await read_intake_stock(engine, key)
-        held = self._held.get(key)
-        if held is not None and time.monotonic() - held[0] < self.ttl:
-            return held[1]
-        reading = self._reading.get(key)
-        if reading is None:
-            reading = self._reading[key] = asyncio.ensure_future(self._load(engine, key))
-        return await asyncio.shield(reading)  # a waiter cancelled does not cancel the others' read
+            done = await self._load(engine, key)
+        else:
+            held = self._held.get(key)
+            if held is not None and time.monotonic() - held.started < self.ttl:
+                done = held
+            else:
+                reading = self._reading.get(key)
+                if reading is None:
+                    reading = self._reading[key] = asyncio.ensure_future(self._load(engine, key))
+                done = await asyncio.shield(reading)  # a waiter cancelled does not cancel the others' read
+        pending = Counter(done.pending)
+        for order_id, (at, channel, lines) in self._taken.items():
+            if at >= done.started and order_id not in done.ids:
+                for sku, qty in lines:
+                    pending[(channel, sku)] += qty
+        return done.stock, after_pending(
+            done.stock.snapshot, ((ch, sku, q) for (ch, sku), q in pending.items())
+        )
 
-    async def _load(self, engine: AsyncEngine, key: frozenset[str]) -> IntakeStock:
+    def taken(
+        self, order_id: str, channel: str, lines: Iterable[tuple[str, int]], stock: IntakeStock
+    ) -> None:
+        """An order this process has just recorded, judged on `stock`: its lines (kits as their
+        components) hold units back from the next orders until a read sees it."""
+        now = time.monotonic()
+        recipes = stock.snapshot.recipes
+        units = [
+            (part, qty * per)
+            for sku, qty in lines
+            for part, per in (recipes[sku].items() if sku in recipes else [(sku, 1)])
+        ]
+        self._taken[order_id] = (now, channel, units)
+        if len(self._taken) > _MOST_HELD:  # a read that began after them has them
+            horizon = now - max(self.ttl, 1.0)
+            self._taken = {k: v for k, v in self._taken.items() if v[0] >= horizon}
+
+    async def _load(self, engine: AsyncEngine, key: frozenset[str]) -> _Read:
         try:
-            started = time.monotonic()  # its age counts from before it ran: it is true as of then
-            stock = await read_intake_stock(engine, key)
-            if len(self._held) >= _MOST_HELD:
-                self._held = {k: v for k, v in self._held.items() if started - v[0] < self.ttl}
-            self._held[key] = (started, stock)
-            return stock
+            started = time.monotonic()
+            stock = await read_intake_stock(engine, key, self.pending_window)
+            pending: Counter[tuple[str, str]] = Counter()
+            for _, channel, sku, qty in stock.pending:
+                pending[(channel, sku)] += qty
+            done = _Read(started, stock, pending, frozenset(p[0] for p in stock.pending))
+            if self.ttl > 0:
+                if len(self._held) >= _MOST_HELD:
+                    self._held = {k: v for k, v in self._held.items() if started - v.started < self.ttl}
+                self._held[key] = done
+            return done
         finally:
-            del self._reading[key]
+            self._reading.pop(key, None)
 
 
-async def turn_away_if_short(request: Request, engine: AsyncEngine, body: OrderCreate, order_id: str) -> None:
+async def turn_away_if_short(
+    request: Request, engine: AsyncEngine, body: OrderCreate, order_id: str
+) -> IntakeStock | None:
     """Raise the 409 of an order without backorders the stock cannot cover now (see the module
-    docstring); return when the order goes on to be recorded. Bad references (an unknown
-    channel or SKU, a SKU twice) are left to intake's own 422s."""
+    docstring); return when the order goes on to be recorded, with the stock it was judged
+    on (None: not judged). Bad references (an unknown channel or SKU, a SKU twice) are left
+    to intake's own 422s."""
     if body.allow_backorder:
-        return
+        return None
     lines = [(ln.sku, ln.qty) for ln in body.lines]
     skus = {sku for sku, _ in lines}
     if len(skus) < len(lines):
-        return
+        return None
     cache: IntakeStockCache = request.app.state.intake_stock
-    stock = await cache.read(engine, skus)
-    if not skus <= stock.known or body.channel not in stock.snapshot.channel_locations:
-        return
+    stock, snapshot = await cache.read(engine, skus)
+    if not skus <= stock.known or body.channel not in snapshot.channel_locations:
+        return None
     short = intake_refusals(
-        stock.snapshot,
+        snapshot,
         body.channel,
         lines,
         allow_split=body.allow_split,
         not_from_stock=stock.not_from_stock(body.channel),
     )
     if not short or await _seen_before(request, engine, order_id):
-        return
+        return stock
     pending: KeyToTake | None = request.scope.get(SCOPE_KEY)
     if pending is not None:
         pending.kept = False

@@ -237,3 +237,32 @@ def intake_refusals(
     ):
         return []
     return short
+
+
+def after_pending(
+    snap: AvailabilitySnapshot, pending: Iterable[tuple[str, str, int]]
+) -> AvailabilitySnapshot:
+    """The snapshot once orders taken but not sourced yet have reserved what they will:
+    `pending` is (channel, SKU, units) per line, kits already as their components. Each takes
+    from the channel's locations with the most ATP first, never more than the channel's ATP of
+    the SKU (its safety stock kept back), as their reservation would. Intake judges a new order
+    against this, so that a unit promised to an order still on its way to sourcing is not
+    promised again; where sourcing later places the units differs from this guess only in
+    which location, not in what the channel has left."""
+    stock = dict(snap.stock)
+    out = AvailabilitySnapshot(stock, snap.channel_locations, snap.safety, snap.recipes, snap.targets)
+    for channel, sku, qty in pending:
+        left = min(qty, out.simple_atp(channel, sku))
+        places = [
+            (-out.location_atp(channel, sku, loc), loc) for loc in snap.channel_locations.get(channel, [])
+        ]
+        for _, loc in sorted(places):
+            take = min(left, out.location_atp(channel, sku, loc))
+            if take <= 0:
+                continue
+            cur = stock[(sku, loc)]
+            by_channel = dict(cur.reserved_by_channel)
+            by_channel[channel] = by_channel.get(channel, 0) + take
+            stock[(sku, loc)] = replace(cur, reserved=cur.reserved + take, reserved_by_channel=by_channel)
+            left -= take
+    return out

@@ -9,10 +9,11 @@ and the per-channel reservations could show less ATP than there ever was)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.atp import AvailabilitySnapshot
@@ -26,6 +27,18 @@ _DROPSHIP = text(
     " JOIN supplier s ON s.code = l.supplier AND s.dropship"
     " JOIN supplier_item i ON i.supplier = s.code WHERE i.sku = ANY(:s)"
 )
+# Orders taken in the last :window seconds that have not reached sourcing yet (still `received`,
+# nothing reserved under their id: a batch's reservation commits before the order's own step
+# does), as (order, channel, SKU, units) per line, kits as their components.
+_PENDING = text(
+    "SELECT o.id, o.channel, coalesce(c.component_sku, l.sku) AS sku, l.qty * coalesce(c.qty, 1) AS qty"
+    " FROM sales_order o JOIN order_line l ON l.order_id = o.id"
+    " LEFT JOIN sku_component c ON c.kit_sku = l.sku"
+    " WHERE o.channel = ANY(:ch) AND o.status = 'received'"
+    " AND o.created_at > now() - make_interval(secs => :window)"
+    " AND coalesce(c.component_sku, l.sku) = ANY(:s)"
+    " AND NOT EXISTS (SELECT 1 FROM reservation r WHERE r.ref = o.id)"
+)
 _SKUS = text(
     "SELECT code, (release_at IS NOT NULL AND release_at > now()) AS pre_order FROM sku WHERE code = ANY(:s)"
 )
@@ -37,14 +50,20 @@ class IntakeStock:
     known: frozenset[str]  # the SKUs asked for that exist
     pre_order: frozenset[str]  # not released yet: their lines wait for the release, not for stock
     dropship: frozenset[tuple[str, str]]  # (channel, SKU) drop-shipped on that channel
+    # (order, channel, SKU, units): lines of orders taken, not sourced yet (domain.atp.after_pending)
+    pending: tuple[tuple[str, str, str, int], ...] = ()
 
     def not_from_stock(self, channel: str) -> set[str]:
         """The SKUs whose lines this channel does not source from stock now."""
         return set(self.pre_order) | {sku for ch, sku in self.dropship if ch == channel}
 
 
-async def read_intake_stock(engine: AsyncEngine, skus: Iterable[str]) -> IntakeStock:
-    """The one read behind the intake pre-filter (see the module docstring)."""
+async def read_intake_stock(
+    engine: AsyncEngine, skus: Iterable[str], pending_window: float = 60.0
+) -> IntakeStock:
+    """The one read behind the intake pre-filter (see the module docstring). `pending_window`:
+    how long an order taken counts as on its way to sourcing (0: not at all); one whose
+    workflow never started stops holding units back after it."""
     asked = sorted(set(skus))
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -52,9 +71,15 @@ async def read_intake_stock(engine: AsyncEngine, skus: Iterable[str]) -> IntakeS
             rows = (await conn.execute(_SKUS, {"s": asked})).all()
             dropship = (await conn.execute(_DROPSHIP, {"s": asked})).all()
             snapshot = await load_snapshot(conn, asked, with_kits=False)
+            pending: Sequence[Row[Any]] = ()
+            if pending_window > 0:
+                held = sorted({sku for sku, _ in snapshot.stock})
+                params = {"ch": sorted(snapshot.channel_locations), "window": pending_window, "s": held}
+                pending = (await conn.execute(_PENDING, params)).all()
     return IntakeStock(
         snapshot,
         frozenset(r.code for r in rows),
         frozenset(r.code for r in rows if r.pre_order),
         frozenset((r.channel, r.sku) for r in dropship),
+        tuple((r.id, r.channel, r.sku, int(r.qty)) for r in pending),
     )

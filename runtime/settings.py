@@ -220,6 +220,15 @@ class Settings(BaseSettings):
         "backorders (409 insufficient-stock) this long: a unit given back is offered at intake at most "
         "this much later (the reservation stays exact). 0 = read on every such order.",
     )
+    intake_pending_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long an order taken and not yet sourced holds back, at intake, the units it "
+        "will reserve, so that the next orders without backorders are not promised them too "
+        "(0 = only what is reserved counts). An order whose workflow never started stops holding "
+        "them after this.",
+    )
     payment_gateway: str = Field(
         default="sandbox",
         description="Payment gateway the worker charges through (activities/gateways: `sandbox`).",

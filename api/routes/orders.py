@@ -215,9 +215,12 @@ async def create_order(
         )
     total = _checked_total(body)
     order_id = order_workflow_id(body.channel, body.external_id)
-    await turn_away_if_short(request, engine, body, order_id)
+    judged_on = await turn_away_if_short(request, engine, body, order_id)
     async with begin_with_key(engine, request) as conn:
         new = await _record(conn, body, order_id)
+    if new and judged_on is not None:
+        lines = [(ln.sku, ln.qty) for ln in body.lines]
+        request.app.state.intake_stock.taken(order_id, body.channel, lines, judged_on)
     if new:  # what support searches by; masked in the line (runtime.log_masking)
         log.info(
             "order received",
