@@ -18,6 +18,7 @@ from api.intake_refusal import IntakeStockCache
 from api.middleware import RequestContextMiddleware
 from api.openapi import install as install_openapi
 from api.openapi import serve_docs
+from api.order_starts import OrderStartSweeper
 from api.pick_work_wakeups import PickWorkWakeups
 from api.rate_limits import RateLimits
 from api.routes import (
@@ -88,10 +89,13 @@ def create_app(
                 interceptors=tracing.interceptors() if tracing else (),
             )
         )
+        app.state.order_starts = OrderStartSweeper(app.state.engine, app.state.temporal, settings)
+        app.state.order_starts.start()
         log.info("api started", temporal=settings.temporal_address)
         try:
             yield
         finally:
+            await asyncio.shield(app.state.order_starts.stop())
             await asyncio.shield(app.state.pick_work_wakeups.stop())
             await asyncio.shield(app.state.engine.dispose())
 

@@ -105,3 +105,27 @@ async def recorded_as(conn: AsyncConnection, order_id: str) -> Any:
             {"id": order_id},
         )
     ).first()
+
+
+@dataclass(frozen=True)
+class UnstartedOrder:
+    order_id: str
+    channel: str
+    total: int  # merchandise + shipping + tax, as intake checked it
+
+
+# Still `received` a while after intake: the workflow's first step moves every order on from
+# `received` in its first seconds, so these are the orders whose start may never have reached
+# the engine (ix_sales_order_channel_status, per channel).
+_UNSTARTED = text(
+    "SELECT id, channel, merchandise + shipping_amount + tax_amount AS total FROM sales_order"
+    " WHERE channel = ANY(SELECT code FROM channel) AND status = 'received'"
+    " AND created_at < now() - make_interval(secs => :grace) AND created_at > now() - make_interval(days => 7)"
+    " ORDER BY created_at LIMIT :n"
+)
+
+
+async def still_received(conn: AsyncConnection, grace_seconds: float, limit: int) -> list[UnstartedOrder]:
+    """Orders `received` for longer than `grace_seconds` (and less than a week), oldest first."""
+    rows = await conn.execute(_UNSTARTED, {"grace": grace_seconds, "n": limit})
+    return [UnstartedOrder(r.id, r.channel, int(r.total)) for r in rows]

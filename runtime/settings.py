@@ -220,6 +220,14 @@ class Settings(BaseSettings):
         "backorders (409 insufficient-stock) this long: a unit given back is offered at intake at most "
         "this much later (the reservation stays exact). 0 = read on every such order.",
     )
+    order_start_sweep_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How often each API process starts the workflows of orders still `received` 30 s "
+        "after intake (their start did not reach the engine and the channel did not send them again); "
+        "0 = never.",
+    )
     intake_pending_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -61,7 +61,7 @@ async def place_order(
     search_attributes: TypedSearchAttributes | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """`search_attributes`: those the run starts with (the API starts orders with
-    api.routes.orders.sa_pairs)."""
+    api.order_start.sa_pairs)."""
     order_id = order_workflow_id(channel, external_id)
     merchandise = sum(q * p for _, q, p in lines)
     total = merchandise + shipping + tax

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
-from api.routes.orders import sa_pairs
+from api.order_start import sa_pairs
 from runtime.settings import Settings
 from tests.orders import fulfil, place_order, stocked_shop, until
 from workflows import search_attributes as sa

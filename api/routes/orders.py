@@ -19,14 +19,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.domain_errors import as_problem
 from api.idempotency_keys import begin_with_key, key_taken_with_the_write
 from api.intake_refusal import turn_away_if_short
+from api.order_start import start_order
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem
 from api.process_steps import ProcessSteps
@@ -42,16 +41,13 @@ from api.schemas_orders import (
     OrderRead,
     PaymentBody,
 )
-from api.temporal import start, update
+from api.temporal import update
 from domain import orders as order_rules
 from domain.errors import DomainError, WrongState
 from models.order_intake import IntakeLine, OrderIntake, insert_order, recorded_as
 from models.orders import ORDER_STATUSES
-from runtime.settings import Settings
-from workflows import search_attributes as sa
 from workflows.contracts import (
     CancelRequest,
-    OrderInput,
     OrderSnapshot,
     PaymentConfirmation,
     ShipToFix,
@@ -73,17 +69,6 @@ def by(principal: Principal) -> str:
 
 
 # -- create --------------------------------------------------------------------------
-
-
-def sa_pairs(channel: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(sa.OMNI_STATUS, "received"),
-            SearchAttributePair(sa.OMNI_CHANNEL, channel),
-            # OmniException is set only while an exception is open: `OmniException IS NOT NULL`.
-            SearchAttributePair(sa.OMNI_PRIORITY, 0.0),
-        ]
-    )
 
 
 async def _check_references(conn: AsyncConnection, body: OrderCreate) -> None:
@@ -161,26 +146,6 @@ async def _record(conn: AsyncConnection, body: OrderCreate, order_id: str) -> bo
     return False
 
 
-async def _start_order(temporal: Client, settings: Settings, order_id: str, channel: str, total: int) -> None:
-    """Start the order's workflow with the policies of these settings."""
-    order_input = OrderInput(
-        order_id=order_id,
-        channel=channel,
-        value=total,
-        policies=settings.order_policies(),
-        backorder_aging_seconds=settings.backorder_aging_seconds,
-        backorder_recheck_seconds=settings.backorder_recheck_seconds,
-    )
-    await start(
-        temporal,
-        "Order",
-        order_input,
-        id=order_id,
-        task_queue=settings.task_queue,
-        search_attributes=sa_pairs(channel),
-    )
-
-
 @router.post(
     "/v1/orders",
     status_code=202,
@@ -232,7 +197,7 @@ async def create_order(
         )
     # Started on every create, new or not: an order whose first start did not reach the engine
     # (503) gets its workflow when the channel retries; a running or finished one is left alone.
-    await _start_order(temporal, settings, order_id, body.channel, total)
+    await start_order(temporal, settings, order_id, body.channel, total)
     order = await read_order(engine, order_id)
     return JSONResponse(
         order.model_dump(mode="json"),
