@@ -41,7 +41,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import database_unavailable, database_unavailable_response
 from api.idempotency_keys import (
+    FORGET,
     HELD,
+    KEPT_HEADERS,
     RELEASE,
     SCOPE_KEY,
     STORE,
@@ -65,7 +67,6 @@ _METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # first try went through is that same update, answered with its result, not a second step.
 IDEMPOTENT_CALL: ContextVar[str | None] = ContextVar("idempotent_call", default=None)
 _NOT_STORED = {401, 403}
-_KEPT_HEADERS = {"content-type", "location", "retry-after"}
 
 
 def _stored(captured: dict[str, Any]) -> bool:
@@ -140,10 +141,15 @@ class IdempotencyMiddleware:
                 captured, held = await self._run(scope, body)
         except BaseException:
             if pending.claimed:
-                await self._write(scope, RELEASE, release, key, "release the key")
+                await self._write(
+                    scope, FORGET if pending.settled else RELEASE, release, key, "release the key"
+                )
             raise
         try:
-            if pending.claimed:
+            if pending.settled:  # stored with the route's write; freed if the route then failed
+                if not _stored(captured):
+                    await self._write(scope, FORGET, release, key, "free the key")
+            elif pending.claimed:
                 await self._settle(scope, captured, release, key)
         finally:
             for message in held:
@@ -252,7 +258,7 @@ class IdempotencyMiddleware:
         kept = {
             k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in captured["headers"]
-            if k.decode("latin-1").lower() in _KEPT_HEADERS
+            if k.decode("latin-1").lower() in KEPT_HEADERS
         }
         return {"s": captured["status"], "h": json.dumps(kept), "b": bytes(captured["body"])}
 

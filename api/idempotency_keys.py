@@ -5,6 +5,7 @@ and `begin_with_key`)."""
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import Request
+from starlette.responses import Response
 
 from api.problems import Problem
 
@@ -30,6 +32,9 @@ TAKE_OVER = text(
     " completed_at = NULL WHERE scope = :c AND key = :k"
 )
 RELEASE = text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k AND state = 'in_flight'")
+# A response stored with the route's write that the route then did not give (its 5xx after the
+# commit): the key is freed, as for any 5xx.
+FORGET = text("DELETE FROM idempotency_record WHERE scope = :c AND key = :k")
 STORE = text(
     "UPDATE idempotency_record SET state = 'done', response_status = :s, response_headers = "
     "CAST(:h AS jsonb), response_body = :b, completed_at = now() WHERE scope = :c AND key = :k"
@@ -43,6 +48,7 @@ STORE_NEW = text(
     " :rh, 'done', :s, CAST(:h AS jsonb), :b, :now, :now, now()) ON CONFLICT (scope, key) DO NOTHING"
     " RETURNING key"
 )
+KEPT_HEADERS = {"content-type", "location", "retry-after"}  # what a replay gives back of the headers
 SCOPE_KEY = "omniflow.idempotency_key"  # the KeyToTake of a request to such a route
 
 # (method, path template) of the routes that take their key in their own write transaction.
@@ -74,6 +80,8 @@ class KeyToTake:
     # False: the route answered, before taking the key, with a refusal that is not data (order
     # intake's insufficient stock): not stored, the key stays free and a retry is run again.
     kept: bool = True
+    storing: bool = False  # the route stores its response in its write transaction (store_with_write)
+    settled: bool = False  # ... and that transaction committed: nothing is left to store
 
 
 @asynccontextmanager
@@ -90,6 +98,30 @@ async def begin_with_key(engine: AsyncEngine, request: Request) -> AsyncIterator
         yield conn
     if pending is not None:
         pending.claimed = True
+        pending.settled = pending.storing
+
+
+async def store_with_write(conn: AsyncConnection, request: Request, response: Response) -> None:
+    """Store the route's response under its key in the route's own write transaction (inside
+    `begin_with_key`), so that the key is settled by the same commit as the write: no second
+    write after it. Without a key, nothing."""
+    pending: KeyToTake | None = request.scope.get(SCOPE_KEY)
+    if pending is None:
+        return
+    kept = {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in response.raw_headers
+        if k.decode("latin-1") in KEPT_HEADERS
+    }
+    params = {
+        "c": pending.taken["c"],
+        "k": pending.taken["k"],
+        "s": response.status_code,
+        "h": json.dumps(kept),
+        "b": bytes(response.body),
+    }
+    await conn.execute(STORE, params)
+    pending.storing = True
 
 
 async def _take(conn: AsyncConnection, pending: KeyToTake) -> bool:

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import guard
-from api.idempotency_keys import begin_with_key, key_taken_with_the_write
+from api.idempotency_keys import begin_with_key, key_taken_with_the_write, store_with_write
 from api.problems import Problem
 from tests.test_idempotency import Thing
 
@@ -177,3 +178,56 @@ async def test_an_abandoned_key_is_taken_over_and_the_route_runs_again(
     assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
     assert written["calls"] == 2
     assert (await _record(engine, "w-7")).state == "done"
+
+
+STORED = "/v1/_test/stored"
+
+
+@pytest.fixture
+def stored(admin: httpx.AsyncClient) -> dict[str, Any]:
+    """A route that also stores its answer in its write transaction (`store_with_write`, as
+    order intake does), then does something that may fail after the commit (intake's start)."""
+    app: FastAPI = admin.app  # type: ignore[attr-defined]
+    state: dict[str, Any] = {"calls": 0, "xids": []}
+
+    @app.post(STORED, status_code=201, **guard("any", idempotency="required"))
+    async def store_thing(request: Request, body: Thing) -> JSONResponse:
+        engine: AsyncEngine = request.app.state.engine
+        async with begin_with_key(engine, request) as conn:
+            state["calls"] += 1
+            state["xids"].append((await conn.execute(text("SELECT pg_current_xact_id()::text"))).scalar_one())
+            answer = JSONResponse(
+                {"id": f"thing-{state['calls']}"}, status_code=201, headers={"Location": "/x"}
+            )
+            await store_with_write(conn, request, answer)
+        if body.name == "down-after":
+            raise Problem(503, "try again", slug="engine-unavailable")
+        return answer
+
+    key_taken_with_the_write("POST", STORED)
+    return state
+
+
+async def test_an_answer_stored_with_the_write_settles_the_key_in_that_one_transaction(
+    admin: httpx.AsyncClient, stored: dict[str, Any], engine: AsyncEngine
+) -> None:
+    h = {"Idempotency-Key": "s-1"}
+    first = await admin.post(STORED, json={"name": "a", "qty": 1}, headers=h)
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    record = await _record(engine, "s-1")
+    # Taken, answered and done by the route's own transaction: no write after it.
+    assert (record.state, record.response_status, [record.xmin]) == ("done", 201, stored["xids"])
+    again = await admin.post(STORED, json={"qty": 1, "name": "a"}, headers=h)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert (again.json(), again.headers["location"]) == (first.json(), "/x")
+    assert stored["calls"] == 1
+
+
+async def test_a_server_error_after_an_answer_stored_with_the_write_frees_the_key(
+    admin: httpx.AsyncClient, stored: dict[str, Any], engine: AsyncEngine
+) -> None:
+    h = {"Idempotency-Key": "s-2"}
+    assert (await admin.post(STORED, json={"name": "down-after", "qty": 1}, headers=h)).status_code == 503
+    assert await _record(engine, "s-2") is None
+    retry = await admin.post(STORED, json={"name": "down-after", "qty": 1}, headers=h)
+    assert retry.status_code == 503 and stored["calls"] == 2  # run again, not the stored 201 replayed

@@ -142,12 +142,17 @@ def _payment(h: Any) -> PaymentRead:
 async def read_order(engine: AsyncEngine, order_id: str, principal: Principal | None = None) -> OrderRead:
     """One order; 404 if it does not exist or belongs to another channel than the caller's."""
     async with engine.connect() as conn:
-        head = (
-            await conn.execute(text("SELECT * FROM sales_order WHERE id = :id"), {"id": order_id})
-        ).first()
-        see(principal, head.channel if head is not None else None, f"order {order_id}")
-        assert head is not None
-        return (await load_orders(conn, [head]))[0]
+        return await read_order_on(conn, order_id, principal)
+
+
+async def read_order_on(
+    conn: AsyncConnection, order_id: str, principal: Principal | None = None
+) -> OrderRead:
+    """`read_order` on a connection of the caller's (intake's own transaction, before it commits)."""
+    head = (await conn.execute(text("SELECT * FROM sales_order WHERE id = :id"), {"id": order_id})).first()
+    see(principal, head.channel if head is not None else None, f"order {order_id}")
+    assert head is not None
+    return (await load_orders(conn, [head]))[0]
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guard
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.domain_errors import as_problem
-from api.idempotency_keys import begin_with_key, key_taken_with_the_write
+from api.idempotency_keys import begin_with_key, key_taken_with_the_write, store_with_write
 from api.intake_refusal import turn_away_if_short
 from api.order_start import start_order
 from api.pagination import PageDep, PageParams, encode_cursor
 from api.problems import Problem
 from api.process_steps import ProcessSteps
-from api.read_models.orders import OrderFilter, page_of_orders, read_order
+from api.read_models.orders import OrderFilter, page_of_orders, read_order, read_order_on
 from api.schemas import Page
 from api.schemas_orders import (
     CODE,
@@ -183,6 +183,16 @@ async def create_order(
     judged_on = await turn_away_if_short(request, engine, body, order_id)
     async with begin_with_key(engine, request) as conn:
         new = await _record(conn, body, order_id)
+        # The answer is stored under the key by this commit (one write transaction for the
+        # intake, the key and its answer): a crash before the start below leaves an order the
+        # start sweep (api.order_starts) starts; a failed start frees the key (api.idempotency).
+        order = await read_order_on(conn, order_id)
+        answer = JSONResponse(
+            order.model_dump(mode="json"),
+            status_code=202 if new else 200,
+            headers={"Location": f"/v1/orders/{order_id}"},
+        )
+        await store_with_write(conn, request, answer)
     if new and judged_on is not None:
         lines = [(ln.sku, ln.qty) for ln in body.lines]
         request.app.state.intake_stock.taken(order_id, body.channel, lines, judged_on)
@@ -198,12 +208,7 @@ async def create_order(
     # Started on every create, new or not: an order whose first start did not reach the engine
     # (503) gets its workflow when the channel retries; a running or finished one is left alone.
     await start_order(temporal, settings, order_id, body.channel, total)
-    order = await read_order(engine, order_id)
-    return JSONResponse(
-        order.model_dump(mode="json"),
-        status_code=202 if new else 200,
-        headers={"Location": f"/v1/orders/{order_id}"},
-    )
+    return answer
 
 
 key_taken_with_the_write("POST", "/v1/orders")
