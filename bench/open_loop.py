@@ -40,7 +40,7 @@ class Offered:
     start: float = 0.0  # when the first send was due
 
 
-IN_FLIGHT = 200  # the load generator's HTTP connections (bench.lifecycle_shop)
+IN_FLIGHT = 64  # at most the load generator's HTTP connections per client (bench.lifecycle_shop)
 
 
 async def offer(
