@@ -188,6 +188,7 @@ def _check_outcome(
     report.stack_alive = stack.proc is not None and stack.proc.poll() is None
     report.placed = len(chaos.placed)
     report.not_placed = len(chaos.not_placed)
+    report.turned_away = len(chaos.turned_away)
     report.placed_per_s = round(report.placed / cfg.seconds, 2)
     report.events = chaos.events
     if report.stack_alive:

@@ -54,6 +54,7 @@ class Chaos(ChaosKills):
         self.lock = threading.Lock()
         self.placed: list[Placed] = []
         self.not_placed: list[str] = []
+        self.turned_away: list[str] = []  # an order without backorders the stock could not cover
         self.stocked: Counter[str] = Counter()
         self.responses: Counter[str] = Counter()
         self.server_errors: list[str] = []
@@ -166,12 +167,15 @@ class Chaos(ChaosKills):
         started = time.monotonic()
         try:
             reply = api.send(ops.create_order(body, idempotency_key=f"create-{ext}"))
-        except (ApiError, httpx.HTTPError) as exc:
-            gave_up = (
-                not isinstance(exc, ApiError) or exc.status >= 500 or exc.slug == "idempotency-key-in-flight"
-            )
-            with self.lock:
-                self.not_placed.append(f"{ext}: {'gave up' if gave_up else exc}"[:260])
+        except ApiError as exc:
+            if exc.slug != "insufficient-stock":
+                self._not_placed(ext, exc)
+                return
+            with self.lock:  # an answer like a refusal at sourcing, with nothing written
+                self.turned_away.append(ext)
+            return
+        except httpx.HTTPError as exc:
+            self._not_placed(ext, exc)
             return
         lines = [(ln.sku, ln.qty, ln.unit_price) for ln in body.lines]
         with self.lock:
@@ -186,6 +190,13 @@ class Chaos(ChaosKills):
                     reply.attempts,
                 )
             )
+
+    def _not_placed(self, ext: str, exc: Exception) -> None:
+        gave_up = (
+            not isinstance(exc, ApiError) or exc.status >= 500 or exc.slug == "idempotency-key-in-flight"
+        )
+        with self.lock:
+            self.not_placed.append(f"{ext}: {'gave up' if gave_up else exc}"[:260])
 
     def restock_loop(self) -> None:
         n = 0

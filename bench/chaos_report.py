@@ -41,6 +41,7 @@ class Report:
     config: dict[str, Any]
     placed: int = 0
     not_placed: int = 0  # gave up (never a 2xx) or refused with a 4xx
+    turned_away: int = 0  # refused at intake for want of stock (409 insufficient-stock): nothing written
     completed: int = 0
     cancelled: int = 0
     waiting: dict[str, int] = field(default_factory=dict)  # by status
@@ -116,6 +117,7 @@ def _counts(r: Report) -> Table:
     rows: list[tuple[str, Any]] = [
         ("placed", r.placed),
         ("  not placed (gave up / refused)", r.not_placed),
+        ("  turned away at intake (no stock)", r.turned_away),
         ("completed", r.completed),
         ("cancelled", r.cancelled),
     ]
