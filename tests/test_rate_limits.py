@@ -94,9 +94,9 @@ async def test_long_polls_are_bounded_per_key(
     # The sliding-window counter keeps a count per clock minute and weighs the last minute's
     # by how much of it is still in the window: across a minute's end the hits below count
     # for less than one each (seen: 2 left where 1 was asserted). The sequence takes ~4 s.
-    second = time.time() % 60
-    if second > 50:
-        await asyncio.sleep(61 - second)
+    into_the_minute = time.time() % 60
+    if into_the_minute > 50:
+        await asyncio.sleep(61 - into_the_minute)
     web = keys["web"]
     feed = "/v1/availability/changes"
     first = asyncio.create_task(api.get(feed, params={"after": "0", "wait": 3}, headers=web))
