@@ -47,6 +47,12 @@ class LocationStock:
     def fenced_for_others(self, channel: str) -> int:
         return sum(self.fence_remaining(other) for other in self.fences if other != channel)
 
+    def with_reserved(self, channel: str, qty: int) -> LocationStock:
+        """This stock once `qty` more is reserved for `channel`."""
+        by_channel = dict(self.reserved_by_channel)
+        by_channel[channel] = by_channel.get(channel, 0) + qty
+        return replace(self, reserved=self.reserved + qty, reserved_by_channel=by_channel)
+
 
 def location_atp(stock: LocationStock, channel: str) -> int:
     return max(0, stock.available - stock.fenced_for_others(channel))
@@ -260,9 +266,6 @@ def after_pending(
             take = min(left, out.location_atp(channel, sku, loc))
             if take <= 0:
                 continue
-            cur = stock[(sku, loc)]
-            by_channel = dict(cur.reserved_by_channel)
-            by_channel[channel] = by_channel.get(channel, 0) + take
-            stock[(sku, loc)] = replace(cur, reserved=cur.reserved + take, reserved_by_channel=by_channel)
+            stock[(sku, loc)] = stock[(sku, loc)].with_reserved(channel, take)
             left -= take
     return out

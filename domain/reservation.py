@@ -269,10 +269,7 @@ def after_reserving(
     stock = dict(snapshot.stock)
     for m in made:
         key = (m.sku, m.location)
-        cur = stock.get(key, LocationStock(0, 0))
-        by_channel = dict(cur.reserved_by_channel)
-        by_channel[channel] = by_channel.get(channel, 0) + m.qty
-        stock[key] = replace(cur, reserved=cur.reserved + m.qty, reserved_by_channel=by_channel)
+        stock[key] = stock.get(key, LocationStock(0, 0)).with_reserved(channel, m.qty)
     return AvailabilitySnapshot(
         stock, snapshot.channel_locations, snapshot.safety, snapshot.recipes, snapshot.targets
     )
