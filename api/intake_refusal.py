@@ -82,8 +82,12 @@ class IntakeStockCache:
                     reading = self._reading[key] = asyncio.ensure_future(self._load(engine, key))
                 done = await asyncio.shield(reading)  # a waiter cancelled does not cancel the others' read
         pending = Counter(done.pending)
-        for order_id, (at, channel, lines) in self._taken.items():
-            if at >= done.started and order_id not in done.ids:
+        # Newest first, down to the read's start (noted in time order): on every order, only
+        # the few taken since, not all the process still holds.
+        for order_id, (at, channel, lines) in reversed(self._taken.items()):
+            if at < done.started:
+                break
+            if order_id not in done.ids:
                 for sku, qty in lines:
                     pending[(channel, sku)] += qty
         return done.stock, after_pending(
@@ -102,6 +106,7 @@ class IntakeStockCache:
             for sku, qty in lines
             for part, per in (recipes[sku].items() if sku in recipes else [(sku, 1)])
         ]
+        self._taken.pop(order_id, None)  # kept in the order noted: `read` walks it newest first
         self._taken[order_id] = (now, channel, units)
         if len(self._taken) > _MOST_HELD:  # a read that began after them has them
             horizon = now - max(self.ttl, 1.0)
