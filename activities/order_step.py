@@ -91,6 +91,7 @@ class OrderStep:
     key: str
     done: dict[str, Any] | None  # the step's recorded event detail, when it has run before
     run: StepRun | None = None  # the steps this transaction runs, for omniflow_steps_total
+    recorded: dict[str, Any] | None = None  # what `record` wrote under the key in this transaction
 
     @property
     def order_id(self) -> str:
@@ -125,8 +126,8 @@ class OrderStep:
     async def then(self, key: str) -> OrderStep:
         """The order's next keyed step in this same transaction (record, then source): its
         own key and record; the order row as this transaction has left it."""
-        order = await orders.lock_order(self.conn, self.order_id)
-        step = OrderStep(self.conn, order, key, await orders.step_result(self.conn, key), self.run)
+        order, done = await orders.lock_order_at_step(self.conn, self.order_id, key)
+        step = OrderStep(self.conn, order, key, done, self.run)
         if self.run is not None:  # counted with this transaction's outcome
             self.run.found(key.removeprefix(f"{self.order_id}:"), step.done is not None)
         return step
@@ -148,6 +149,7 @@ class OrderStep:
     async def record(self, event: str, **detail: Any) -> None:
         """The step's timeline event, under its key: the record that it ran."""
         await orders.add_event(self.conn, self.order_id, self.key, event, detail)
+        self.recorded = detail
 
     async def audit(
         self, actor: Actor | None, action: str, obj: tuple[str, str], before: Any, after: Any
@@ -185,7 +187,8 @@ class OrderStep:
         withdrawn = await orders.withdraw_exceptions(self.conn, self.order_id, f"order {status}")
         count_closed(self.conn, withdrawn, "cancelled")
         view.status = status
-        own = await orders.step_result(self.conn, self.key)
+        # The step's own record: written in this transaction, or (a replay) found at its start.
+        own = self.recorded if self.recorded is not None else self.done
         if self.order.status == status or (own or {}).get("status") == status:
             return status
         detail = {
@@ -217,11 +220,11 @@ async def order_step(
         if refusals:
             await stack.enter_async_context(business_outcomes())
         conn = await stack.enter_async_context(engine.begin())
-        order = await orders.lock_order(conn, order_id)
+        order, done = await orders.lock_order_at_step(conn, order_id, key)
         if order is None:
             raise ApplicationError(
                 f"order {order_id} is not recorded", type="unknown_order", non_retryable=True
             )
-        step = OrderStep(conn, order, key, await orders.step_result(conn, key), run)
+        step = OrderStep(conn, order, key, done, run)
         run.found(key.removeprefix(f"{order_id}:"), step.done is not None)
         yield step

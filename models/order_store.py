@@ -47,6 +47,29 @@ async def lock_order(conn: AsyncConnection, order_id: str) -> Row[Any] | None:
     return (await conn.execute(sql, {"order_id": order_id})).first()
 
 
+# One statement for the usual case, where nothing else holds the order: SKIP LOCKED, because
+# a statement that waits for the lock keeps the snapshot it started with, and its subquery
+# would miss the event a duplicate of this step committed while it waited.
+_LOCK_AT_STEP = text(
+    "SELECT o.*, (SELECT e.detail FROM order_event e WHERE e.key = :step_key) AS step_done"
+    " FROM sales_order o WHERE o.id = :order_id FOR NO KEY UPDATE OF o SKIP LOCKED"
+)
+
+
+async def lock_order_at_step(
+    conn: AsyncConnection, order_id: str, key: str
+) -> tuple[Row[Any] | None, dict[str, Any] | None]:
+    """`lock_order`, and what the step with this key recorded if it has run, as every order
+    step begins. When the order is locked by another transaction, the lock is waited for and
+    the step's record read after it, in a snapshot that sees what the holder committed. A
+    duplicate that slips between the snapshot and the lock still meets the key's unique
+    index when it records (and its transaction rolls back)."""
+    row = (await conn.execute(_LOCK_AT_STEP, {"order_id": order_id, "step_key": key})).first()
+    if row is None:
+        return await lock_order(conn, order_id), await step_result(conn, key)
+    return row, (dict(row.step_done) if row.step_done is not None else None)
+
+
 async def step_result(conn: AsyncConnection, key: str) -> dict[str, Any] | None:
     """What a step recorded in its timeline event, if the step with this key has run."""
     sql = text("SELECT detail FROM order_event WHERE key = :step_key")
