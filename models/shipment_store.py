@@ -41,7 +41,7 @@ class Shipment:
         return self.reservation_key
 
 
-def _shipment(head: Any, lines: Iterable[Any]) -> Shipment:
+def _shipment(head: Any, lines: Iterable[ShipmentLine]) -> Shipment:
     return Shipment(
         head.id,
         head.location,
@@ -49,36 +49,37 @@ def _shipment(head: Any, lines: Iterable[Any]) -> Shipment:
         head.status,
         head.reservation_key,
         head.supplier,
-        tuple(ShipmentLine(r.line, r.sku, r.qty, r.picked) for r in lines),
+        tuple(lines),
     )
 
 
 async def of_order(conn: AsyncConnection, order_id: str) -> list[Shipment]:
     sql = text("SELECT * FROM shipment WHERE order_id = :order_id ORDER BY created_at, id")
     heads = list(await conn.execute(sql, {"order_id": order_id}))
-    by_shipment: dict[str, list[Any]] = defaultdict(list)
+    by_shipment: dict[str, list[ShipmentLine]] = defaultdict(list)
     sql = text(
         "SELECT * FROM shipment_line WHERE shipment_id = ANY(:shipment_ids) ORDER BY length(line), line"
     )
     for r in await conn.execute(sql, {"shipment_ids": [h.id for h in heads]}):
-        by_shipment[r.shipment_id].append(r)
+        by_shipment[r.shipment_id].append(ShipmentLine(r.line, r.sku, r.qty, r.picked))
     return [_shipment(h, by_shipment[h.id]) for h in heads]
 
 
-async def one(conn: AsyncConnection, order_id: str, shipment_id: str) -> Shipment | None:
-    sql = text("SELECT * FROM shipment WHERE id = :shipment_id AND order_id = :order_id")
-    head = (await conn.execute(sql, {"shipment_id": shipment_id, "order_id": order_id})).first()
-    if head is None:
-        return None
-    sql = text("SELECT * FROM shipment_line WHERE shipment_id = :shipment_id ORDER BY length(line), line")
-    return _shipment(head, await conn.execute(sql, {"shipment_id": shipment_id}))
-
-
-ANSWER = text(
+_WITH_LINES = (
     "SELECT s.*, coalesce((SELECT json_agg(json_build_array(l.line, l.sku, l.qty, l.picked)"
     " ORDER BY length(l.line), l.line) FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines"
     " FROM shipment s WHERE s.id = :shipment_id"
 )
+ANSWER = text(_WITH_LINES)
+ONE = text(_WITH_LINES + " AND s.order_id = :order_id")
+
+
+async def one(conn: AsyncConnection, order_id: str, shipment_id: str) -> Shipment | None:
+    """The order's shipment with its lines, in one statement (every warehouse step's load)."""
+    head = (await conn.execute(ONE, {"shipment_id": shipment_id, "order_id": order_id})).first()
+    if head is None:
+        return None
+    return _shipment(head, (ShipmentLine(*ln) for ln in head.lines))
 
 
 async def answer(conn: AsyncConnection, shipment_id: str) -> Any:
