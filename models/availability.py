@@ -36,78 +36,98 @@ async def kits_containing(conn: AsyncConnection, skus: Iterable[str]) -> set[str
     return set(rows.scalars().all())
 
 
-# Sellable stock per (sku, location): unexpired on hand and reserved (what the rules count),
-# and what expired lots hold beyond their reservations (what no rule counts).
-_STOCK = (
-    "SELECT sku, location,"
-    " coalesce(sum(qty) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0),"
-    " coalesce(sum(reserved) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0),"
-    " coalesce(sum(qty - reserved) FILTER (WHERE expires_at <= now()), 0)"
-    " FROM stock_balance WHERE sku = ANY(:n) AND status = 'sellable' GROUP BY sku, location"
+# Everything a snapshot needs, in one statement: the targets (the SKUs asked for, and with
+# `kits` the kits built from them), the recipes of the kits among them, and for every SKU
+# needed (targets and their components) the ring-fences, the units reserved per channel,
+# the sellable stock per location (unexpired on hand and reserved, what the rules count;
+# what expired lots hold beyond their reservations, what no rule counts) and the safety
+# stock; and every channel with the locations it ships from (none: a null location). Each
+# table is read by `= ANY(array)`, as its index wants, not joined to the CTE.
+SNAPSHOT = text(
+    """
+    WITH given AS (SELECT unnest(CAST(:skus AS text[])) AS c),
+    targets AS (
+        SELECT c FROM given
+        UNION SELECT kit_sku FROM sku_component WHERE :kits AND component_sku = ANY(CAST(:skus AS text[]))
+    ),
+    recipe AS (
+        SELECT kit_sku, component_sku, qty FROM sku_component
+        WHERE kit_sku = ANY(ARRAY(SELECT c FROM targets))
+    ),
+    needed AS (SELECT ARRAY(SELECT c FROM targets UNION SELECT component_sku FROM recipe) AS n)
+    SELECT
+        ARRAY(SELECT c FROM targets) AS targets,
+        (SELECT json_agg(json_build_array(kit_sku, component_sku, qty)) FROM recipe) AS recipes,
+        (SELECT json_agg(json_build_array(channel, sku, location, qty)) FROM channel_ringfence
+            WHERE sku = ANY(CAST((SELECT n FROM needed) AS text[])) AND qty > 0) AS fences,
+        (SELECT json_agg(json_build_array(sku, location, channel, qty)) FROM channel_reserved
+            WHERE sku = ANY(CAST((SELECT n FROM needed) AS text[])) AND qty > 0) AS by_channel,
+        (SELECT json_agg(json_build_array(sku, location, on_hand, reserved, expired) ORDER BY sku, location)
+            FROM (
+                SELECT sku, location,
+                    coalesce(sum(qty) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS on_hand,
+                    coalesce(sum(reserved) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0)
+                        AS reserved,
+                    coalesce(sum(qty - reserved) FILTER (WHERE expires_at <= now()), 0) AS expired
+                FROM stock_balance WHERE sku = ANY(CAST((SELECT n FROM needed) AS text[])) AND status = 'sellable'
+                GROUP BY sku, location
+            ) AS sellable) AS stock,
+        (SELECT json_agg(json_build_array(channel, sku, safety_stock)) FROM channel_policy
+            WHERE sku = ANY(CAST((SELECT n FROM needed) AS text[]))) AS safety,
+        (SELECT json_agg(json_build_array(c.code, l.code) ORDER BY c.code, l.code)
+            FROM channel c LEFT JOIN (channel_location cl JOIN location l ON l.code = cl.location AND l.can_ship)
+            ON cl.channel = c.code) AS channels
+    """
 )
 
 
 async def load_snapshot(
     conn: AsyncConnection, skus: Iterable[str], *, with_kits: bool = True
 ) -> AvailabilitySnapshot:
-    targets = set(skus)
-    if with_kits:
-        targets |= await kits_containing(conn, targets)
+    row = (await conn.execute(SNAPSHOT, {"skus": sorted(set(skus)), "kits": with_kits})).one()
     recipes: dict[str, dict[str, int]] = defaultdict(dict)
-    for kit, comp, qty in await conn.execute(
-        text("SELECT kit_sku, component_sku, qty FROM sku_component WHERE kit_sku = ANY(:t)"),
-        {"t": list(targets)},
-    ):
-        recipes[kit][comp] = qty
-    needed = targets | {c for r in recipes.values() for c in r}
-    params = {"n": list(needed)}
+    for kit, comp, qty in row.recipes or ():
+        recipes[kit][comp] = int(qty)
     fences: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for channel, sku, location, qty in await conn.execute(
-        text("SELECT channel, sku, location, qty FROM channel_ringfence WHERE sku = ANY(:n) AND qty > 0"),
-        params,
-    ):
-        fences[(sku, location)][channel] = qty
+    for channel, sku, location, qty in row.fences or ():
+        fences[(sku, location)][channel] = int(qty)
     by_channel: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for sku, location, channel, qty in await conn.execute(
-        text("SELECT sku, location, channel, qty FROM channel_reserved WHERE sku = ANY(:n) AND qty > 0"),
-        params,
-    ):
-        by_channel[(sku, location)][channel] = qty
+    for sku, location, channel, qty in row.by_channel or ():
+        by_channel[(sku, location)][channel] = int(qty)
     stock: dict[tuple[str, str], LocationStock] = {}
-    for sku, location, on_hand, reserved, expired in await conn.execute(text(_STOCK), params):
+    for sku, location, on_hand, reserved, expired in row.stock or ():
         key = (sku, location)
         stock[key] = LocationStock(
             int(on_hand), int(reserved), fences.get(key, {}), by_channel.get(key, {}), int(expired)
         )
     for key in fences.keys() - stock.keys():  # fenced but empty: still counts for reserved_by_channel
         stock[key] = LocationStock(0, 0, fences[key], by_channel.get(key, {}))
-    safety = {
-        (channel, sku): int(ss)
-        for channel, sku, ss in await conn.execute(
-            text("SELECT channel, sku, safety_stock FROM channel_policy WHERE sku = ANY(:n)"), params
-        )
-    }
-    channel_locations: dict[str, list[str]] = defaultdict(list)
-    for channel, location in await conn.execute(
-        text(
-            "SELECT c.code, l.code FROM channel c LEFT JOIN (channel_location cl JOIN location l "
-            "ON l.code = cl.location AND l.can_ship) ON cl.channel = c.code ORDER BY c.code, l.code"
-        )
-    ):
+    safety = {(channel, sku): int(ss) for channel, sku, ss in row.safety or ()}
+    channel_locations: dict[str, list[str]] = {}
+    for channel, location in row.channels or ():
         channel_locations.setdefault(channel, [])
         if location is not None:
             channel_locations[channel].append(location)
-    return AvailabilitySnapshot(stock, dict(channel_locations), safety, dict(recipes), targets)
+    return AvailabilitySnapshot(stock, channel_locations, safety, dict(recipes), set(row.targets))
 
 
 async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     """Serialize availability changes per SKU (and per kit containing it). Must run before the
     stock the new ATP is computed from is read, in an earlier statement than the one writing
     it (whose snapshot then holds every earlier writer's events): see the module docstring.
-    Returns the locked set."""
-    locked = set(skus) | await kits_containing(conn, skus)
-    await lock_sku_set(conn, locked)
-    return locked
+    One statement. Returns the locked set."""
+    row = (
+        await conn.execute(
+            text(
+                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"  # noqa: S608 (a constant fragment)
+                " codes AS (SELECT c FROM given UNION"
+                "   SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM given))"
+                " SELECT array_agg(c) AS locked, " + _LOCK_SORTED_CODES
+            ),
+            {"s": sorted(set(skus))},
+        )
+    ).one()
+    return set(row.locked or [])
 
 
 # Every SKU lock is taken through this one expression (same key format, same sorted order),
