@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,11 +24,22 @@ def libpq_url(url: str) -> str:
     return make_url(sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_async_engine(url: str, pool_size: int = 10, application_name: str = "omniflow") -> AsyncEngine:
+def make_async_engine(
+    url: str,
+    pool_size: int = 10,
+    application_name: str = "omniflow",
+    session_settings: Mapping[str, str] | None = None,
+) -> AsyncEngine:
+    """`session_settings`: Postgres settings every session of the pool starts with (set once
+    per connection, not by a statement in every transaction)."""
+    # application_name: shown in pg_stat_activity and the server log, which process a session
+    # belongs to.
+    connect_args = {"application_name": application_name}
+    if session_settings:
+        connect_args["options"] = " ".join(f"-c {name}={value}" for name, value in session_settings.items())
     return create_async_engine(
         sqlalchemy_url(url),
-        # Shown in pg_stat_activity and the server log: which process a session belongs to.
-        connect_args={"application_name": application_name},
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size,
         # No ping before each checkout: it was a third of all our statements. A connection

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from activities.gateways import GATEWAYS, gateway_from_settings
-from activities.gateways.sandbox import SandboxGateway, set_sandbox_behaviour
+from activities.gateways.sandbox import SandboxGateway, _own_engine, set_sandbox_behaviour
 from cli.dev import DevStack
 from domain.errors import OperationConflict
 from runtime.db import make_async_engine
@@ -39,6 +39,14 @@ async def test_the_sandbox_keeps_its_own_books(engine: AsyncEngine) -> None:
         await set_sandbox_behaviour(conn, "g-1", "decline", 5)
         await set_sandbox_behaviour(conn, "g-1", "approve", 0)
         assert (await sandbox.refund(conn, "g-ref-2", auth.gateway_ref, 400)).approved
+
+
+async def test_the_sandbox_waits_for_a_held_payment_row_ten_seconds_at_most(engine: AsyncEngine) -> None:
+    """Its sessions start with lock_timeout (a connection setting, not a statement per call):
+    a call meeting a row another transaction holds fails after 10 s instead of holding one
+    of its connections for as long as the holder does."""
+    async with engine.connect() as conn, _own_engine(conn).connect() as own:
+        assert (await own.execute(text("SHOW lock_timeout"))).scalar() == "10s"
 
 
 async def test_the_sandbox_keeps_its_connections_pooled_and_closes_them_with_the_callers_engine(

@@ -42,7 +42,11 @@ def _own_engine(conn: AsyncConnection) -> AsyncEngine:
     if own is None:
         size = caller.pool.size() if isinstance(caller.pool, QueuePool) else 5
         url = caller.url.render_as_string(hide_password=False)
-        own = _OWN_ENGINES[caller] = make_async_engine(url, size, "omniflow-sandbox-gateway")
+        # A payment row another transaction holds is waited for 10 s at most, then the call
+        # fails (and its activity retries), rather than holding a connection of the pool.
+        own = _OWN_ENGINES[caller] = make_async_engine(
+            url, size, "omniflow-sandbox-gateway", session_settings={"lock_timeout": "10s"}
+        )
         event.listen(caller, "engine_disposed", _dispose_with(own))
     return own
 
@@ -63,17 +67,11 @@ class _Raced(Exception):
 class SandboxGateway:
     """The built-in gateway for development and tests. Approves by default; its books
     (`sandbox_gateway_txn`) refuse to capture more than authorized, to refund more than
-    captured, and to void a captured authorization, as a real provider would. `engine`:
-    where it keeps those books (default: the caller's database, on a pool of its own, never
-    the caller's transaction)."""
+    captured, and to void a captured authorization, as a real provider would. It keeps
+    those books in the caller's database, on a pool of its own, never in the caller's
+    transaction."""
 
     name = "sandbox"
-
-    def __init__(self, engine: AsyncEngine | None = None) -> None:
-        self._engine = engine
-
-    def _books(self, conn: AsyncConnection) -> AsyncEngine:
-        return self._engine or _own_engine(conn)
 
     async def authorize(
         self, conn: AsyncConnection, key: str, reference: str, amount: int, currency: str
@@ -99,7 +97,7 @@ class SandboxGateway:
         reference: str = "",
         parent: str = "",
     ) -> GatewayOutcome:
-        async with self._books(conn).connect() as own:
+        async with _own_engine(conn).connect() as own:
             try:
                 async with own.begin():
                     outcome, signal = await self._decide(own, key, kind, amount, reference, parent)
@@ -119,7 +117,6 @@ class SandboxGateway:
         self, own: AsyncConnection, key: str, kind: str, amount: int, reference: str, parent: str
     ) -> tuple[GatewayOutcome | None, str]:
         """The outcome and the behaviour that applies ("", "timeout" or "lost_reply")."""
-        await own.execute(text("SET LOCAL lock_timeout = '10s'"))
         stored = await _stored_txn(own, key, kind, amount)
         if stored is not None:
             return stored, ""
