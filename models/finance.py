@@ -76,40 +76,42 @@ async def post(
     digest = hashlib.sha256(
         json.dumps([event, currency, [p.__dict__ for p in lines]], sort_keys=True).encode()
     ).hexdigest()
-    row = (
-        await conn.execute(
-            text(
-                "INSERT INTO journal_entry (key, event, ref, currency, payload_hash, memo, reverses) "
-                "VALUES (:k, :e, :ref, :cur, :h, :memo, :rev) ON CONFLICT (key) DO NOTHING RETURNING id"
-            ),
-            {"k": key, "e": event, "ref": ref, "cur": currency, "h": digest, "memo": memo, "rev": reverses},
-        )
-    ).first()
-    if row is None:
+    params = {
+        "k": key,
+        "e": event,
+        "ref": ref,
+        "cur": currency,
+        "h": digest,
+        "memo": memo,
+        "rev": reverses,
+        "a": [p.account for p in lines],
+        "d": [p.debit for p in lines],
+        "c": [p.credit for p in lines],
+        "ch": [p.channel for p in lines],
+        "loc": [p.location for p in lines],
+        "s": [p.sku for p in lines],
+    }
+    entry_id = (await conn.execute(_POST, params)).scalar()
+    if entry_id is None:  # the key was posted before: the same lines, or a conflict
         existing = (
             await conn.execute(text("SELECT id, payload_hash FROM journal_entry WHERE key = :k"), {"k": key})
         ).one()
         if existing.payload_hash != digest:
             raise LedgerConflict(key)
         return int(existing.id)
-    entry_id = int(row.id)
-    await conn.execute(
-        text(
-            "INSERT INTO journal_line (entry_id, account, debit, credit, channel, location, sku) "
-            "SELECT :e, a, d, c, ch, loc, s FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[]),"
-            " CAST(:ch AS text[]), CAST(:loc AS text[]), CAST(:s AS text[])) AS t(a, d, c, ch, loc, s)"
-        ),
-        {
-            "e": entry_id,
-            "a": [p.account for p in lines],
-            "d": [p.debit for p in lines],
-            "c": [p.credit for p in lines],
-            "ch": [p.channel for p in lines],
-            "loc": [p.location for p in lines],
-            "s": [p.sku for p in lines],
-        },
-    )
-    return entry_id
+    return int(entry_id)
+
+
+# The entry and its lines in one statement; nothing (a null id) when the key is taken.
+_POST = text(
+    "WITH entry AS (INSERT INTO journal_entry (key, event, ref, currency, payload_hash, memo, reverses)"
+    " VALUES (:k, :e, :ref, :cur, :h, :memo, :rev) ON CONFLICT (key) DO NOTHING RETURNING id),"
+    " posted AS (INSERT INTO journal_line (entry_id, account, debit, credit, channel, location, sku)"
+    " SELECT entry.id, a, d, c, ch, loc, s FROM entry, unnest(CAST(:a AS text[]), CAST(:d AS bigint[]),"
+    " CAST(:c AS bigint[]), CAST(:ch AS text[]), CAST(:loc AS text[]), CAST(:s AS text[])) AS t(a, d, c, ch, loc, s)"
+    " RETURNING 1)"
+    " SELECT id FROM entry"
+)
 
 
 @dataclass
