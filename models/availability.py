@@ -116,18 +116,25 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
     stock the new ATP is computed from is read, in an earlier statement than the one writing
     it (whose snapshot then holds every earlier writer's events): see the module docstring.
     One statement. Returns the locked set."""
-    row = (
-        await conn.execute(
-            text(
-                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"  # noqa: S608 (a constant fragment)
-                " codes AS (SELECT c FROM given UNION"
-                "   SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM given))"
-                " SELECT array_agg(c) AS locked, " + _LOCK_SORTED_CODES
-            ),
-            {"s": sorted(set(skus))},
-        )
-    ).one()
-    return set(row.locked or [])
+    return await _lock_codes(
+        conn,
+        "codes AS (SELECT c FROM given UNION"
+        " SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM given))",
+        skus,
+    )
+
+
+async def lock_skus_with_components(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
+    """`lock_skus` of these SKUs and of the components of the kits among them, in one
+    statement (what a shipment of kits touches). Returns the locked set."""
+    return await _lock_codes(
+        conn,
+        "parts AS (SELECT c FROM given UNION"
+        " SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT c FROM given)),"
+        " codes AS (SELECT c FROM parts UNION"
+        " SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM parts))",
+        skus,
+    )
 
 
 # Every SKU lock is taken through this one expression (same key format, same sorted order),
@@ -135,22 +142,16 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
 _LOCK_SORTED_CODES = "count(pg_advisory_xact_lock(hashtextextended('sku:' || c, 0))) FROM (SELECT c FROM codes ORDER BY c) AS sorted_codes"
 
 
-async def lock_skus_with_components(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:
-    """`lock_skus` of these SKUs and of the components of the kits among them, in one
-    statement (what a shipment of kits touches). Returns the locked set."""
-    row = (
-        await conn.execute(
-            text(
-                "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c),"  # noqa: S608 (a constant fragment)
-                " parts AS (SELECT c FROM given UNION"
-                "   SELECT component_sku FROM sku_component WHERE kit_sku IN (SELECT c FROM given)),"
-                " codes AS (SELECT c FROM parts UNION"
-                "   SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM parts))"
-                " SELECT array_agg(c) AS locked, " + _LOCK_SORTED_CODES
-            ),
-            {"s": sorted(set(skus))},
-        )
-    ).one()
+async def _lock_codes(conn: AsyncConnection, codes_from_given: str, skus: Iterable[str]) -> set[str]:
+    """Lock the `codes` that a constant CTE fragment computes from `given` (these SKUs), in one
+    statement; the locked set."""
+    sql = (
+        "WITH given AS (SELECT unnest(CAST(:s AS text[])) AS c), "
+        + codes_from_given
+        + " SELECT array_agg(c) AS locked, "
+        + _LOCK_SORTED_CODES
+    )
+    row = (await conn.execute(text(sql), {"s": sorted(set(skus))})).one()
     return set(row.locked or [])
 
 
