@@ -349,18 +349,6 @@ async def _prepare_temporal(address: str, namespace: str) -> None:
 
 async def _worker_pollers(address: str, namespace: str, task_queue: str) -> int:
     """How many workers poll the task queue for workflow tasks (each is one poller identity)."""
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from runtime.temporal import connect, task_queue_pollers
 
-    from runtime.temporal import connect
-
-    client = await connect(address, namespace)
-    resp = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return len({p.identity for p in resp.pollers})
+    return len(await task_queue_pollers(await connect(address, namespace), task_queue))

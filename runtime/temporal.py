@@ -67,6 +67,35 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+# The server splits a task queue into this many partitions by default
+# (matching.numTaskqueueReadPartitions). Each poll goes to one of them, and DescribeTaskQueue
+# on a queue's name reports only the root partition's pollers, so a worker whose polls all
+# landed elsewhere looks absent for up to a minute-long poll (seen in CI).
+TASK_QUEUE_PARTITIONS = 4
+
+
+async def task_queue_pollers(client: Client, task_queue: str, activity: bool = False) -> set[str]:
+    """The identities of the workers polling `task_queue` (for workflow tasks, or for activity
+    tasks), over all its partitions; a partition the server does not have reports none."""
+    from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    kind = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY if activity else TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+    names = [task_queue] + [f"/_sys/{task_queue}/{i}" for i in range(1, TASK_QUEUE_PARTITIONS)]
+    identities: set[str] = set()
+    for name in names:
+        resp = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+                task_queue_type=kind,
+            )
+        )
+        identities |= {p.identity for p in resp.pollers}
+    return identities
+
+
 T = TypeVar("T")
 
 

@@ -5,6 +5,7 @@ leaves the other answering while the supervisor restarts it, and SIGTERM stops a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ from collections.abc import Iterator
 import httpx
 import psutil
 import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from client import OmniflowClient, RetryPolicy
 from runtime.ports import port_is_free
@@ -41,25 +45,13 @@ def _kids(stack: DevStack, module: str) -> list[psutil.Process]:
 
 async def _pollers(address: str) -> dict[str, set[str]]:
     """The identities polling our task queue, for workflow and for activity tasks."""
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    from runtime.temporal import connect
+    from runtime.temporal import connect, task_queue_pollers
 
     client = await connect(address)
-    out = {}
-    for name, kind in (
-        ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-        ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-    ):
-        resp = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace="default", task_queue=TaskQueue(name="omniflow"), task_queue_type=kind
-            )
-        )
-        out[name] = {p.identity for p in resp.pollers}
-    return out
+    return {
+        "workflow": await task_queue_pollers(client, "omniflow"),
+        "activity": await task_queue_pollers(client, "omniflow", activity=True),
+    }
 
 
 def test_the_ready_line_names_both_apis_and_both_answer(stack: DevStack) -> None:
@@ -80,8 +72,8 @@ def test_two_workers_and_two_apis_run_and_both_workers_poll(stack: DevStack) -> 
     workers, apis = _kids(stack, "worker"), _kids(stack, "api")
     assert len(workers) == 2 and len(apis) == 2
     wanted = {f"{p.pid}@" for p in workers}
-    # READY needs both workers polling for workflow tasks; a worker's activity poller may
-    # reach the server a moment later (seen in a clean-clone run), so it is waited for.
+    # READY needs both workers polling for workflow tasks; a worker's activity pollers start
+    # a moment later, so they are waited for.
     deadline = time.monotonic() + 20
     while True:
         pollers = asyncio.run(_pollers(stack.temporal_address))
@@ -134,3 +126,51 @@ def test_sigterm_stops_every_replica_and_frees_their_ports(tmp_path_factory: pyt
     assert not [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     for port in (*range(s.api_port, s.api_port + 2), s.temporal_port, s.pg_port):
         assert port_is_free("127.0.0.1", port), f"port {port} still bound after stop"
+
+
+def test_pollers_are_counted_over_every_partition_of_the_queue(stack: DevStack) -> None:
+    """The server splits a queue into partitions, sends each poll to one at random and reports
+    each partition's pollers apart; a worker whose polls all went to other partitions than the
+    root was once reported absent. Twelve one-shot pollers land on several partitions (all on
+    the root with odds 4^-12), and every one of them must be seen."""
+    from datetime import timedelta
+
+    from temporalio.api.workflowservice.v1 import PollActivityTaskQueueRequest
+    from temporalio.service import RPCError
+
+    from runtime.temporal import connect, task_queue_pollers
+
+    names = {f"probe-{i}@vm" for i in range(12)}
+
+    async def probe() -> tuple[set[str], set[str]]:
+        client = await connect(stack.temporal_address)
+        polls = [
+            asyncio.create_task(
+                client.workflow_service.poll_activity_task_queue(
+                    PollActivityTaskQueueRequest(
+                        namespace="default", task_queue=TaskQueue(name="partition-probe"), identity=name
+                    ),
+                    timeout=timedelta(seconds=4),
+                )
+            )
+            for name in names
+        ]
+        await asyncio.sleep(1.5)
+        everywhere = await task_queue_pollers(client, "partition-probe", activity=True)
+        root = await client.workflow_service.describe_task_queue(_describe_root("partition-probe"))
+        for poll in polls:
+            with contextlib.suppress(RPCError):  # the poll's own deadline: no task came
+                await poll
+        return everywhere, {p.identity for p in root.pollers}
+
+    everywhere, root_only = asyncio.run(probe())
+    assert everywhere >= names
+    assert not root_only >= names  # what describing the queue's name alone would have missed
+
+
+def _describe_root(task_queue: str) -> DescribeTaskQueueRequest:
+    return DescribeTaskQueueRequest(
+        namespace="default",
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
