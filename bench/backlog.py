@@ -27,8 +27,7 @@ import psycopg
 from temporalio.client import Client
 
 from bench.chaos_stack import temporal_process, worker_process
-from bench.common import NYC_ADDRESS, machine, write_json
-from bench.lifecycle import _closed_loop
+from bench.common import NYC_ADDRESS, machine, run_jobs, write_json
 from bench.lifecycle_shop import Shop
 from bench.stack import DevStack
 from client import Customer, NewLine, NewOrder, NewPayment, NewSku, StockAdjustment
@@ -93,7 +92,7 @@ async def create(shop: Shop, kind: str, orders: int, concurrency: int) -> dict[s
         )
         await web.create_order(body, idempotency_key=external_id)
 
-    seconds, failed = await _closed_loop(concurrency, orders, one)
+    seconds, failed = await run_jobs(concurrency, orders, one)
     settled, waiting = await settle(shop.stack.database_url, prefix, status, orders - failed, SETTLE_TIMEOUT)
     return {
         "created": orders - failed,

@@ -1,10 +1,11 @@
 """The ceiling: a workflow that does nothing but make the same Temporal round trips as one
 order's lifecycle — the same number of activities (and local activities), updates, signals
-and timers, counted from a real order's history in the same run — on the same dev server
-with the same worker settings. Whatever our orders reach beyond it is impossible; the
+and timers, counted from a real order's history in the same run, with its first update sent
+when its first steps have run, as the order's is (bench.ceiling_driver) — on the same dev
+server with the same worker settings. Whatever our orders reach beyond it is impossible; the
 distance below it is our code (API, database, activities).
 
-    python -m bench.ceiling --address 127.0.0.1:7233 --task-queue bench-ceiling   # its worker
+    python -m bench.ceiling --address 127.0.0.1:7233 --task-queue bench-ceiling --notify-port P  # its worker
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,15 +46,23 @@ class Shape:
 STATUS = SearchAttributeKey.for_keyword("OmniStatus")  # registered by omniflow dev
 
 
+NOTIFY_PORT = 0  # where this worker tells the driver a no-op is ready (bench.ceiling_driver)
+
+
 @activity.defn(name="bench_noop")
-async def noop() -> None:
-    return None
+async def noop(stage: str) -> None:
+    """`ready`: the last step before the first update, the moment an order's warehouse would
+    see its pick task, so the driver sends the first update now."""
+    if stage == "ready" and NOTIFY_PORT:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto((activity.info().workflow_id or "").encode(), ("127.0.0.1", NOTIFY_PORT))
 
 
-def _step(local: bool) -> object:
+def _step(local: bool, stage: str = "") -> object:
+    timeout = timedelta(seconds=30)
     if local:
-        return workflow.execute_local_activity("bench_noop", start_to_close_timeout=timedelta(seconds=30))
-    return workflow.execute_activity("bench_noop", start_to_close_timeout=timedelta(seconds=30))
+        return workflow.execute_local_activity("bench_noop", stage, start_to_close_timeout=timeout)
+    return workflow.execute_activity("bench_noop", stage, start_to_close_timeout=timeout)
 
 
 @workflow.defn(name="BenchCeiling")
@@ -69,10 +79,9 @@ class CeilingWorkflow:
             workflow.patched(f"bench-patch-{i}")
         for i in range(shape.upserts_before):
             workflow.upsert_search_attributes([STATUS.value_set(f"start-{i}")])
-        for _ in range(shape.activities_before):
-            await _step(False)  # type: ignore[misc]
-        for _ in range(shape.local_before):
-            await _step(True)  # type: ignore[misc]
+        before = [False] * shape.activities_before + [True] * shape.local_before
+        for i, local in enumerate(before):
+            await _step(local, "ready" if i == len(before) - 1 else "")  # type: ignore[misc]
         for _ in range(shape.timers):
             await workflow.sleep(0.001)
         self.ready = True
@@ -101,7 +110,9 @@ class CeilingWorkflow:
         self.signals += 1
 
 
-async def _serve(address: str, task_queue: str) -> None:
+async def _serve(address: str, task_queue: str, notify_port: int) -> None:
+    global NOTIFY_PORT
+    NOTIFY_PORT = notify_port
     # Imported here, not at the top: the sandbox re-executes this module for every workflow
     # run, and our settings module is not what a no-op workflow should pay for.
     from runtime.settings import Settings
@@ -129,10 +140,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", default="bench-ceiling")
+    parser.add_argument(
+        "--notify-port", type=int, default=0, help="UDP port of bench.ceiling_driver's notices"
+    )
     args = parser.parse_args()
     from runtime.temporal import run_event_loop
 
-    run_event_loop(_serve(args.address, args.task_queue))
+    run_event_loop(_serve(args.address, args.task_queue, args.notify_port))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import psutil
 from temporalio.client import Client
 
 from bench.ceiling import Shape
-from bench.lifecycle import _start_ceiling_worker, measure_ceiling
+from bench.ceiling_driver import measure_ceiling, start_ceiling_worker
 from bench.stack import DevStack
 
 ORDER = Shape(0, 0, 0, updates=3, local_before=1, local_per_update=1)
@@ -56,15 +56,15 @@ async def run(batches: int, per_batch: int, concurrency: int) -> dict[str, list[
     out: dict[str, list[float]] = {name: [] for name in SHAPES}
     with tempfile.TemporaryDirectory(prefix="omniflow-bench-") as tmp:
         stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
-        ceiling = _start_ceiling_worker(stack)
+        ceiling = await start_ceiling_worker(stack)
         try:
             client = await Client.connect(stack.temporal_address)
-            await measure_ceiling(client, ORDER, 2, 6, "warm")
+            await measure_ceiling(client, ceiling, ORDER, 2, 6, "warm")
             for b in range(batches):
                 for name, shape in SHAPES.items():
                     idle = await _idle_rate(stack)
                     cpu0, t0 = _server_cpu(stack), time.perf_counter()
-                    await measure_ceiling(client, shape, concurrency, per_batch, f"{name}-{b}")
+                    await measure_ceiling(client, ceiling, shape, concurrency, per_batch, f"{name}-{b}")
                     took = time.perf_counter() - t0
                     # less what the server spends idle (timers, polls, its own housekeeping)
                     ms = ((_server_cpu(stack) - cpu0) - idle * took) * 1000 / per_batch
@@ -73,8 +73,7 @@ async def run(batches: int, per_batch: int, concurrency: int) -> dict[str, list[
                         f"  batch {b} {name:7s} {ms:6.1f} ms per workflow ({took:.0f} s, idle {idle * 1000:.0f} ms/s)"
                     )
         finally:
-            ceiling.terminate()
-            ceiling.wait(10)
+            ceiling.stop()
             stack.stop()
     return out
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import platform
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -149,6 +150,25 @@ async def closed_loop_calls(
         await body(lambda n: call(i, n))
 
     return await _clients(clients, seconds, session, warmup)
+
+
+async def run_jobs(concurrency: int, total: int, one: Any) -> tuple[float, int]:
+    """`concurrency` clients take the next of `total` jobs until none is left; wall seconds."""
+    counter = iter(range(total))
+    failed = 0
+
+    async def client() -> None:
+        nonlocal failed
+        for n in counter:
+            try:
+                await one(n)
+            except Exception as exc:
+                failed += 1
+                print(f"  failed: {exc!r}"[:200], file=sys.stderr)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - t0, failed
 
 
 Session = Callable[

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,15 +30,14 @@ from temporalio.client import Client
 
 from bench import open_loop as bench_open_loop
 from bench.ceiling import Shape
-from bench.common import percentile
+from bench.ceiling_driver import CeilingWorker, measure_ceiling, measure_ceiling_at_rate, start_ceiling_worker
+from bench.common import percentile, run_jobs
 from bench.lifecycle_report import order_shape, plot, shape_of, table
 from bench.lifecycle_shop import Floor, Shop
 from bench.stack import DevStack
 from client import Ringfence
 
 __all__ = ["Floor", "Point", "Shop", "order_shape", "plot", "run", "shape_of", "table"]
-
-CEILING_QUEUE = "bench-ceiling"
 
 
 def _stack_part(pid: int, cmd: str, data: str) -> str | None:
@@ -143,6 +141,10 @@ class Point:
     # machines, as in production), which is the premise of "the ceiling".
     cpu_ratio: float = 0.0
     server_ratio: float = 0.0
+    # The no-op offered at ours' orders/s: the dev server's CPU per workflow grows as its rate
+    # falls (bench.ceiling_driver), so this is its work for the same shape at the same rate.
+    ceiling_at_our_rate: dict[str, float] = field(default_factory=dict)
+    server_ratio_at_our_rate: float = 0.0
 
 
 async def _lifecycle(shop: Shop, floor: Floor, external_id: str, capture: list[float]) -> str:
@@ -159,31 +161,12 @@ async def _lifecycle(shop: Shop, floor: Floor, external_id: str, capture: list[f
     return order_id
 
 
-async def _closed_loop(concurrency: int, total: int, one: Any) -> tuple[float, int]:
-    """`concurrency` clients take the next of `total` jobs until none is left; wall seconds."""
-    counter = iter(range(total))
-    failed = 0
-
-    async def client() -> None:
-        nonlocal failed
-        for n in counter:
-            try:
-                await one(n)
-            except Exception as exc:
-                failed += 1
-                print(f"  failed: {exc!r}"[:200], file=sys.stderr)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return time.perf_counter() - t0, failed
-
-
 async def measure_ours(shop: Shop, concurrency: int, total: int, tag: str) -> Point:
     floor = Floor(shop)
     runner = asyncio.create_task(floor.run())
     capture: list[float] = []
     try:
-        seconds, failed = await _closed_loop(
+        seconds, failed = await run_jobs(
             concurrency, total, lambda n: _lifecycle(shop, floor, f"{tag}-{n}", capture)
         )
     finally:
@@ -200,21 +183,6 @@ async def measure_ours(shop: Shop, concurrency: int, total: int, tag: str) -> Po
         capture_ms={q: round(percentile(cap, p), 1) for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
         stages_ms={k: round(percentile(sorted(v), 0.5), 1) for k, v in floor.stages.items()},
     )
-
-
-async def measure_ceiling(client: Client, shape: Shape, concurrency: int, total: int, tag: str) -> float:
-    async def one(n: int) -> None:
-        handle = await client.start_workflow(
-            "BenchCeiling", shape, id=f"ceiling-{tag}-{n}", task_queue=CEILING_QUEUE
-        )
-        for i in range(shape.updates):
-            await handle.execute_update("step", f"u{i}")
-        for _ in range(shape.signals):
-            await handle.signal("poke")
-        await handle.result()
-
-    seconds, failed = await _closed_loop(concurrency, total, one)
-    return round((total - failed) / seconds, 2)
 
 
 async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> dict[str, Any]:
@@ -237,7 +205,7 @@ async def flash_sale(shop: Shop, stock: int, orders: int, concurrency: int) -> d
             ids.append(order_id)
             capture.append((time.perf_counter() - t0) * 1000)
 
-    seconds, failed = await _closed_loop(concurrency, orders, one)
+    seconds, failed = await run_jobs(concurrency, orders, one)
     settled = [await shop.until(i, ("allocated", "cancelled")) for i in ids]
     accepted = sum(ln.reserved + ln.shipped for o in settled for ln in o.lines)
     by_channel: dict[str, int] = defaultdict(int)
@@ -273,58 +241,32 @@ def _refusals(shop: Shop) -> dict[str, int]:
     return {str(reason): int(n) for reason, n in rows}
 
 
-def _ceiling_cpu(proc: subprocess.Popen[str]) -> float:
-    try:
-        t = psutil.Process(proc.pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(t.user + t.system)
-
-
-def _start_ceiling_worker(stack: DevStack) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIFLOW_")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.ceiling",
-            "--address",
-            stack.temporal_address,
-            "--task-queue",
-            CEILING_QUEUE,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    proc.stdout.readline()  # "ceiling worker polling"
-    return proc
-
-
 async def measure_level(
     stack: DevStack,
     shop: Shop,
     client: Client,
     shape: Shape,
-    ceiling: subprocess.Popen[str],
+    ceiling: CeilingWorker,
     c: int,
     per_level: int,
 ) -> Point:
-    """Ours at concurrency `c`, then the ceiling, with the CPU and database work of each."""
+    """Ours at concurrency `c`, then the ceiling at the same concurrency, then the ceiling at
+    ours' rate, with the CPU and database work of each."""
     cpu0, db0 = cpu_seconds(stack), await db_counters(shop)
-    ceiling_cpu = _ceiling_cpu(ceiling)
+    ceiling_cpu = ceiling.cpu_seconds()
     point = await measure_ours(shop, c, per_level, f"c{c}")
     cpu1, db1 = cpu_seconds(stack), await db_counters(shop)
-    point.ceiling_wf_per_s = await measure_ceiling(client, shape, c, per_level, f"c{c}")
-    cpu2 = cpu_seconds(stack)
+    point.ceiling_wf_per_s = await measure_ceiling(client, ceiling, shape, c, per_level, f"c{c}")
+    cpu2, ceiling_cpu2 = cpu_seconds(stack), ceiling.cpu_seconds()
+    rate = await measure_ceiling_at_rate(client, ceiling, shape, point.orders_per_s, per_level, f"r{c}")
+    cpu3 = cpu_seconds(stack)
     point.cpu_ms_per_order = {k: round((cpu1[k] - cpu0.get(k, 0)) * 1000 / per_level, 1) for k in cpu1}
     point.db_per_order = {k: round((db1[k] - db0[k]) / per_level, 1) for k in db1}
     # The no-op's client (this process: start, updates, result) is counted as ours' load
     # generator is, so that each side carries the cost of what drives it.
     ceiling_parts = {
         "temporal": cpu2.get("temporal", 0) - cpu1.get("temporal", 0),
-        "ceiling_worker": _ceiling_cpu(ceiling) - ceiling_cpu,
+        "ceiling_worker": ceiling_cpu2 - ceiling_cpu,
         "client": cpu2.get("load_generator", 0) - cpu1.get("load_generator", 0),
     }
     point.ceiling_cpu_ms_per_wf = {k: round(v * 1000 / per_level, 1) for k, v in ceiling_parts.items()}
@@ -332,9 +274,11 @@ async def measure_level(
     ours_cpu, ceiling_total = sum(point.cpu_ms_per_order.values()), sum(ceiling_parts.values())
     point.cpu_ratio = round(ceiling_total * 1000 / per_level / ours_cpu, 3) if ours_cpu else 0.0
     ours_server = point.cpu_ms_per_order.get("temporal", 0)
-    point.server_ratio = (
-        round(point.ceiling_cpu_ms_per_wf["temporal"] / ours_server, 3) if ours_server else 0.0
-    )
+    same_rate = (cpu3.get("temporal", 0) - cpu2.get("temporal", 0)) * 1000 / per_level
+    point.ceiling_at_our_rate = {"wf_per_s": rate, "temporal_cpu_ms_per_wf": round(same_rate, 1)}
+    if ours_server:
+        point.server_ratio = round(point.ceiling_cpu_ms_per_wf["temporal"] / ours_server, 3)
+        point.server_ratio_at_our_rate = round(same_rate / ours_server, 3)
     return point
 
 
@@ -347,7 +291,7 @@ async def run(
     """`open_loop`: (orders/s or None for half the best closed-loop level's, seconds)."""
     with tempfile.TemporaryDirectory(prefix="omniflow-bench-") as tmp:
         stack = DevStack(Path(tmp) / "data", extra_env={"OMNIFLOW_LOG_LEVEL": "WARNING"}).start()
-        ceiling = _start_ceiling_worker(stack)
+        ceiling = await start_ceiling_worker(stack)
         shop = Shop(stack)
         try:
             client = await Client.connect(stack.temporal_address)
@@ -355,14 +299,22 @@ async def run(
             # Warm-up and the shape of one order (what the ceiling must match).
             await measure_ours(shop, 2, 6, "warm")
             shape, trips = await order_shape(client, "order-web-warm-0")
-            await measure_ceiling(client, shape, 2, 6, "warm")
+            await measure_ceiling(client, ceiling, shape, 2, 6, "warm")
+            ceiling_trips = (await order_shape(client, "ceiling-warm-0"))[1]
+            if ceiling_trips["workflow_tasks"] != trips["workflow_tasks"]:
+                print(
+                    f"  the ceiling's round trips differ from an order's: {ceiling_trips} vs {trips}",
+                    flush=True,
+                )
             points = []
             for c in levels:
                 point = await measure_level(stack, shop, client, shape, ceiling, c, per_level)
                 points.append(point)
                 print(
                     f"  C={c:<3} ours {point.orders_per_s:7.2f}/s  ceiling {point.ceiling_wf_per_s:7.2f}/s  "
-                    f"ratio {point.ratio:.2f}  capture p50 {point.capture_ms['p50']} ms",
+                    f"ratio {point.ratio:.2f}  capture p50 {point.capture_ms['p50']} ms  cpu_ratio "
+                    f"{point.cpu_ratio}  server_ratio {point.server_ratio} ({point.server_ratio_at_our_rate} "
+                    "at our rate)",
                     flush=True,
                 )
             sale = await flash_sale(shop, *flash) if flash else None
@@ -372,8 +324,7 @@ async def run(
                 steady = await _open_loop(stack, shop, rate, open_loop[1])
         finally:
             await shop.close()
-            ceiling.terminate()
-            ceiling.wait(10)
+            ceiling.stop()
             stack.stop()
     best = max(points, key=lambda p: p.orders_per_s)
     return {
@@ -386,6 +337,7 @@ async def run(
         "points": [asdict(p) for p in points],
         "round_trips_per_order": trips,
         "ceiling_shape": asdict(shape),
+        "ceiling_round_trips": ceiling_trips,
         "flash_sale": sale,
         "open_loop": steady,
     }

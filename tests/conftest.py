@@ -35,7 +35,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from cli.temporal_dev import ensure_search_attributes
+from cli.temporal_dev import TemporalDevServer, ensure_search_attributes
 from runtime.admin_key import install_key
 from runtime.db import make_async_engine, make_sync_engine
 from runtime.embedded_pg import EmbeddedPostgres
@@ -109,6 +109,16 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await ensure_search_attributes(env.client, "default")
     yield env
     await env.shutdown()
+
+
+@pytest.fixture
+def dev_server() -> Iterator[TemporalDevServer]:
+    """A Temporal dev server, for what the test server does not do as the real one does
+    (schedules; which workflow task an update rides in)."""
+    server = TemporalDevServer(None, free_port(), None)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -123,15 +122,6 @@ async def test_counters_count_what_happened_not_how_often_it_was_tried(engine: A
             await conn.execute(text("SELECT status FROM exception WHERE id = :id"), {"id": first.id})
         ).scalar()
     assert status == "resolved"
-
-
-@pytest.fixture
-def dev_server() -> Iterator[TemporalDevServer]:
-    """A Temporal dev server: the worker process creates schedules, which the test server lacks."""
-    server = TemporalDevServer(None, free_port(), None)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_the_worker_process_serves_metrics_and_exits_cleanly_on_sigterm(
