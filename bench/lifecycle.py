@@ -6,8 +6,9 @@ and the API), all measured in the same run.
   warehouse (poll until allocated, pick, pack, ship, poll until completed): orders per
   second, capture latency percentiles, per-stage durations.
 - **ceiling**: `bench.ceiling.CeilingWorkflow` with the same Temporal round trips as one of
-  our orders (counted from a real order's history in this run), at the same concurrency,
-  on the same server, with the same worker settings.
+  our orders (counted from a real order's history in this run; driven by
+  bench.ceiling_driver so that it makes an order's workflow tasks too), at the same
+  concurrency, then at ours' orders/s, on the same server, with the same worker settings.
 - **flash sale**: three channels, one SKU with little stock, many more concurrent orders
   than units: `{stock, accepted_units, oversold}`.
 """
