@@ -38,35 +38,52 @@ def test_the_shape_of_an_order_before_and_after_the_round_trip_cuts() -> None:
     assert trips_after["history_events"] < trips_before["history_events"]
 
 
-async def _ceiling_tasks(client: Client, task_queue: str, shape: Shape, tag: str, notify: bool) -> int:
-    """The workflow tasks of one no-op driven as the benchmark drives it (`notify`), or with
-    its first update sent right after the start."""
+def _ceiling_worker(client: Client, task_queue: str) -> Worker:
+    from bench import ceiling
+
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ceiling.CeilingWorkflow],
+        activities=[ceiling.noop],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+async def _tasks(client: Client, workflow_id: str) -> int:
+    return shape_of(await client.get_workflow_handle(workflow_id).fetch_history())[1]["workflow_tasks"]
+
+
+async def _driven(client: Client, task_queue: str, shape: Shape) -> int:
+    """The workflow tasks of one no-op driven as the benchmark drives it."""
     from bench import ceiling
     from bench.ceiling_driver import ReadyNotices, _driver
 
-    class AtOnce(ReadyNotices):
-        def expect(self, workflow_id: str) -> asyncio.Future[None]:
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
-    notices = await (ReadyNotices() if notify else AtOnce()).listen()
+    notices = await ReadyNotices().listen()
     ceiling.NOTIFY_PORT = notices.port
     try:
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[ceiling.CeilingWorkflow],
-            activities=[ceiling.noop],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ):
-            drive = _driver(client, shape, tag, notices)
+        async with _ceiling_worker(client, task_queue):
             with mock.patch("bench.ceiling_driver.CEILING_QUEUE", task_queue):
-                await drive(0)
-            _, trips = shape_of(await client.get_workflow_handle(f"ceiling-{tag}-0").fetch_history())
+                await _driver(client, shape, "notified", notices)(0)
     finally:
         ceiling.NOTIFY_PORT = 0
-    return trips["workflow_tasks"]
+    return await _tasks(client, "ceiling-notified-0")
+
+
+async def _first_update_with_the_start(client: Client, task_queue: str, shape: Shape) -> int:
+    """The workflow tasks of one no-op whose first update reached the server with its start,
+    before any worker took the start's task (as a driver that does not wait may, at random)."""
+    handle = await client.start_workflow("BenchCeiling", shape, id="ceiling-at-once", task_queue=task_queue)
+    # The SDK cannot wait for "admitted"; the update waits in the server for the first task,
+    # which no worker takes for this half second.
+    first = asyncio.create_task(handle.execute_update("step", "u0"))
+    await asyncio.sleep(0.5)
+    async with _ceiling_worker(client, task_queue):
+        await first
+        for i in range(1, shape.updates):
+            await handle.execute_update("step", f"u{i}")
+        await handle.result()
+    return await _tasks(client, "ceiling-at-once")
 
 
 async def test_the_ceiling_makes_the_workflow_tasks_of_an_order(
@@ -81,6 +98,6 @@ async def test_the_ceiling_makes_the_workflow_tasks_of_an_order(
     order, _ = shape_of(_history("order-happy-path"))
     # 4: the benchmark's orders (`round_trips_per_order`); this recording has one more, from
     # the workflow test that drove it.
-    assert await _ceiling_tasks(temporal_client, task_queue, order, "notified", notify=True) == 4
-    # Sent at once, the first update rides in the start's task: one task fewer than an order.
-    assert await _ceiling_tasks(temporal_client, task_queue, order, "at-once", notify=False) == 3
+    assert await _driven(temporal_client, task_queue, order) == 4
+    # With the start, the first update rides in the start's task: one task fewer than an order.
+    assert await _first_update_with_the_start(temporal_client, task_queue, order) == 3
