@@ -58,7 +58,7 @@ class CancelSteps:
                     inp.exception_id, "cancel", req.reason, req.requested_by, actor=req.actor
                 )
                 await close_exception_row(step.conn, decision)
-            view = await step.refresh()
+            view = await step.refresh(write=False)
             await step.record(
                 "cancelled",
                 lines=cancel,
@@ -68,7 +68,7 @@ class CancelSteps:
                 payment=settled,
                 status=view.status,
             )
-            await step.close_if_done(view)
+            await step.settle(view)
             after = view.snapshot()
             if not inp.exception_id:
                 before = {"status": step.order.status, "lines": {r.line: asdict(qty[r.line]) for r in lines}}

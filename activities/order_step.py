@@ -132,10 +132,11 @@ class OrderStep:
             self.run.found(key.removeprefix(f"{self.order_id}:"), step.done is not None)
         return step
 
-    async def refresh(self, *, on_hold: bool | None = None) -> OrderView:
+    async def refresh(self, *, on_hold: bool | None = None, write: bool = True) -> OrderView:
         """The order's status from its lines (domain.orders.order_status_from_lines), written
         to the read model; answers the order as it now stands. `on_hold` None: held while any
-        hold exception of the order is open."""
+        hold exception of the order is open. `write` False: a step that may end the order
+        writes it with `settle`, in one UPDATE of the order row instead of two."""
         view = await read_view(self.conn, self.order_id)
         picking = any(shp[3] in fulfilment.IN_WAREHOUSE for shp in view.shipments)
         holding = view.holding if on_hold is None else on_hold
@@ -143,8 +144,17 @@ class OrderStep:
         view.status = rules.order_status_from_lines(
             view.quantities(), holding, picking=picking, settled=settled
         )
-        await orders.set_status(self.conn, self.order_id, view.status)
+        if write:
+            await orders.set_status(self.conn, self.order_id, view.status)
         return view
+
+    async def settle(self, view: OrderView) -> str | None:
+        """After `refresh(write=False)`: the order closes (`close_if_done`) or takes the
+        status `refresh` computed. Answers the closing status, or None."""
+        closed = await self.close_if_done(view)
+        if closed is None:
+            await orders.set_status(self.conn, self.order_id, view.status)
+        return closed
 
     async def record(self, event: str, **detail: Any) -> None:
         """The step's timeline event, under its key: the record that it ran."""

@@ -322,7 +322,7 @@ class OrderActivities(SourcingSteps, CancelSteps):
                     await step.write_line(r.line, orders.line_qty(r).ship(units[r.line]))
             await self._capture_for(step, order_lines, units)
             await shipments.mark_shipped(step.conn, shipment.id, req.carrier, req.service, req.tracking)
-            view = await step.refresh()
+            view = await step.refresh(write=False)
             await step.record(
                 "shipped",
                 shipment=shipment.id,
@@ -331,7 +331,7 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 units=units,
                 status=view.status,
             )
-            await step.close_if_done(view)
+            await step.settle(view)
             after = await step.shipment(shipment.id)
             shipped = {"carrier": req.carrier, "tracking": req.tracking, **asdict(after.snap())}
             await step.audit(req.actor, "ship", ("shipment", shipment.id), shipment, shipped)
