@@ -74,15 +74,18 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 TASK_QUEUE_PARTITIONS = 4
 
 
-async def task_queue_pollers(client: Client, task_queue: str, activity: bool = False) -> set[str]:
+async def task_queue_pollers(
+    client: Client, task_queue: str, activity: bool = False, partitions: int = TASK_QUEUE_PARTITIONS
+) -> set[str]:
     """The identities of the workers polling `task_queue` (for workflow tasks, or for activity
-    tasks), over all its partitions; a partition the server does not have reports none."""
+    tasks), over its first `partitions` partitions (all, by default; 1 is the root alone); a
+    partition the server does not have reports none."""
     from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
     kind = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY if activity else TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-    names = [task_queue] + [f"/_sys/{task_queue}/{i}" for i in range(1, TASK_QUEUE_PARTITIONS)]
+    names = [task_queue] + [f"/_sys/{task_queue}/{i}" for i in range(1, partitions)]
     identities: set[str] = set()
     for name in names:
         resp = await client.workflow_service.describe_task_queue(
