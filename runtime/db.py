@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from runtime.direct_sql import direct
+
 
 def sqlalchemy_url(url: str) -> str:
     """Accept plain `postgresql://` URLs (what people and compose files write) and use psycopg 3."""
@@ -37,19 +39,22 @@ def make_async_engine(
     connect_args = {"application_name": application_name}
     if session_settings:
         connect_args["options"] = " ".join(f"-c {name}={value}" for name, value in session_settings.items())
-    return create_async_engine(
-        sqlalchemy_url(url),
-        connect_args=connect_args,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # No ping before each checkout: it was a third of all our statements. A connection
-        # the server dropped fails its first statement instead; SQLAlchemy then discards the
-        # whole pool, the activity retries and the API answers 503 with Retry-After.
-        pool_pre_ping=False,
-        pool_recycle=1800,
-        # An error's text names the statement, never its values (emails, addresses, payment
-        # references would reach the logs through a failed statement's exception).
-        hide_parameters=True,
+    # Plain text() statements skip SQLAlchemy's execution machinery (runtime.direct_sql).
+    return direct(
+        create_async_engine(
+            sqlalchemy_url(url),
+            connect_args=connect_args,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            # No ping before each checkout: it was a third of all our statements. A connection
+            # the server dropped fails its first statement instead; SQLAlchemy then discards the
+            # whole pool, the activity retries and the API answers 503 with Retry-After.
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            # An error's text names the statement, never its values (emails, addresses, payment
+            # references would reach the logs through a failed statement's exception).
+            hide_parameters=True,
+        )
     )
 
 
