@@ -155,6 +155,21 @@ async def _lock_codes(conn: AsyncConnection, codes_from_given: str, skus: Iterab
     return set(row.locked or [])
 
 
+async def lock_skus_of_reservation(conn: AsyncConnection, reservation_key: str) -> set[str]:
+    """`lock_skus` of the SKUs reserved under this key, read and locked in one statement.
+    Returns the reserved SKUs. The read is the statement's snapshot, taken before any lock
+    wait: a reservation under the key that commits meanwhile is the caller's to look for
+    (after this statement) and lock too."""
+    sql = text(
+        "WITH given AS (SELECT DISTINCT sku AS c FROM reservation WHERE key = :reservation_key),"  # noqa: S608 (a constant fragment)
+        " codes AS (SELECT c FROM given UNION"
+        " SELECT kit_sku FROM sku_component WHERE component_sku IN (SELECT c FROM given))"
+        " SELECT (SELECT array_agg(c) FROM given) AS reserved, " + _LOCK_SORTED_CODES
+    )
+    row = (await conn.execute(sql, {"reservation_key": reservation_key})).one()
+    return set(row.reserved or [])
+
+
 async def lock_sku_set(conn: AsyncConnection, codes: Iterable[str]) -> None:
     """Take the advisory locks of exactly these SKUs, in sorted order, in one statement."""
     await conn.execute(

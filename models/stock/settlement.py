@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import InvalidStockChange
 from domain.posting import ACCOUNT_OF_STATUS, lines_for
-from models.availability import lock_skus, refresh_availability
+from models.availability import lock_skus, lock_skus_of_reservation, refresh_availability
 from models.finance import Posting, post, value_out
 from models.stock.moves import lock_balances
 from models.stock.operations import OperationResult, claim, finish
@@ -160,8 +160,7 @@ async def _settle(
         query = text("SELECT DISTINCT sku FROM reservation WHERE key = :reservation_key")
         return set((await conn.execute(query, {"reservation_key": reservation_key})).scalars())
 
-    skus = await reserved_skus()
-    await lock_skus(conn, skus)
+    skus = await lock_skus_of_reservation(conn, reservation_key)
     # The reservation may have committed while we waited (or just before we looked): lock
     # whatever it holds now too, still before our first write.
     late = await reserved_skus() - skus
