@@ -117,10 +117,11 @@ class SourcingSteps:
         for line, q in qty.items():
             await step.write_line(line, q)
         await self._refused_lines(step, plan, snap, want, by_line)
-        view = await step.refresh(on_hold=False)
+        view = await step.refresh(on_hold=False, write=False)
         unfillable = {line: n for line, n in plan.unfillable}
         event = "allocated" if new_ids else ("backordered" if backordered else "sourced")
-        await step.record(
+        await step.record_status(
+            view,
             event,
             new_shipments=new_ids,
             backordered=backordered,
@@ -164,9 +165,10 @@ class SourcingSteps:
         await returns.adopt(step.conn, order.id)
         for line, n in want.items():
             await step.write_line(line, orders.line_qty(by_line[line]).reserve(n))
-        view = await step.refresh(on_hold=False)
+        view = await step.refresh(on_hold=False, write=False)
         shipped_from = [{"location": held.location, "lines": dict(want)}]
-        await step.record(
+        await step.record_status(
+            view,
             "allocated",
             new_shipments=[shipment_id],
             backordered=0,

@@ -105,23 +105,7 @@ class OrderStep:
 
     async def shipment(self, shipment_id: str) -> ShipmentAnswer:
         """The shipment as this transaction has left it, as its step route answers it."""
-        row = await shipments.answer(self.conn, shipment_id)
-        return ShipmentAnswer(
-            id=row.id,
-            location=row.location,
-            kind=row.kind,
-            status=row.status,
-            lines=[ShipmentLineSnap(*ln) for ln in row.lines],
-            promise=row.promise,
-            supplier=row.supplier,
-            carrier=row.carrier,
-            service=row.service,
-            tracking=row.tracking,
-            packages=list(row.packages),
-            created_at=_micros(row.created_at),
-            updated_at=_micros(row.updated_at),
-            shipped_at=_micros(row.shipped_at) if row.shipped_at is not None else None,
-        )
+        return shipment_answer(await shipments.answer(self.conn, shipment_id))
 
     async def then(self, key: str) -> OrderStep:
         """The order's next keyed step in this same transaction (record, then source): its
@@ -136,7 +120,8 @@ class OrderStep:
         """The order's status from its lines (domain.orders.order_status_from_lines), written
         to the read model; answers the order as it now stands. `on_hold` None: held while any
         hold exception of the order is open. `write` False: a step that may end the order
-        writes it with `settle`, in one UPDATE of the order row instead of two."""
+        writes it with `settle`, in one UPDATE of the order row instead of two; a step that
+        records next writes it with its record (`record_status`)."""
         view = await read_view(self.conn, self.order_id)
         picking = any(shp[3] in fulfilment.IN_WAREHOUSE for shp in view.shipments)
         holding = view.holding if on_hold is None else on_hold
@@ -159,6 +144,12 @@ class OrderStep:
     async def record(self, event: str, **detail: Any) -> None:
         """The step's timeline event, under its key: the record that it ran."""
         await orders.add_event(self.conn, self.order_id, self.key, event, detail)
+        self.recorded = detail
+
+    async def record_status(self, view: OrderView, event: str, **detail: Any) -> None:
+        """After `refresh(write=False)`: the view's status written and the step's record, in
+        one statement."""
+        await orders.add_event_with_status(self.conn, self.order_id, self.key, event, detail, view.status)
         self.recorded = detail
 
     async def audit(
@@ -213,6 +204,27 @@ class OrderStep:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def shipment_answer(row: Any) -> ShipmentAnswer:
+    """A shipment row with its lines (shipment_store.answer, or a write that answers like it)
+    as its step route answers it."""
+    return ShipmentAnswer(
+        id=row.id,
+        location=row.location,
+        kind=row.kind,
+        status=row.status,
+        lines=[ShipmentLineSnap(*ln) for ln in row.lines],
+        promise=row.promise,
+        supplier=row.supplier,
+        carrier=row.carrier,
+        service=row.service,
+        tracking=row.tracking,
+        packages=list(row.packages),
+        created_at=_micros(row.created_at),
+        updated_at=_micros(row.updated_at),
+        shipped_at=_micros(row.shipped_at) if row.shipped_at is not None else None,
+    )
 
 
 def _micros(at: datetime) -> int:

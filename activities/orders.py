@@ -16,7 +16,7 @@ from activities.exceptions import close_exception_row
 from activities.order_cancel import CancelSteps
 from activities.order_payments import take_payment
 from activities.order_sourcing import SourcingSteps
-from activities.order_step import OrderStep, order_step
+from activities.order_step import OrderStep, order_step, shipment_answer
 from domain import fulfilment, waves
 from domain import holds as hold_rules
 from domain import orders as rules
@@ -122,8 +122,9 @@ class OrderActivities(SourcingSteps, CancelSteps):
             details["fraud_review"] = {"score": fraud.score, "reasons": fraud.reasons}
         await orders.set_fraud(step.conn, order.id, fraud.score, fraud.reasons)
         release_at = await self._mark_pre_orders(step)
-        view = await step.refresh(on_hold=bool(holds))
-        await step.record(
+        view = await step.refresh(on_hold=bool(holds), write=False)
+        await step.record_status(
+            view,
             "received",
             holds=holds,
             details=details,
@@ -245,11 +246,14 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 await self._write_off_short(step, shipment, short, damaged=req.short_reason == "damaged")
             for ln in shipment.lines:
                 await shipments.set_picked(step.conn, shipment.id, ln.line, picked.get(ln.sku, 0))
-            await shipments.set_status(
-                step.conn, shipment.id, "picked" if sum(picked.values()) > 0 else "cancelled"
+            after = shipment_answer(
+                await shipments.set_status(
+                    step.conn, shipment.id, "picked" if sum(picked.values()) > 0 else "cancelled"
+                )
             )
-            view = await step.refresh()
-            await step.record(
+            view = await step.refresh(write=False)
+            await step.record_status(
+                view,
                 "short_picked" if short else "picked",
                 shipment=shipment.id,
                 picked=picked,
@@ -257,7 +261,6 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 by=req.picked_by,
                 status=view.status,
             )
-            after = await step.shipment(shipment.id)
             await step.audit(req.actor, "pick", ("shipment", shipment.id), shipment, after.snap())
             # What the workflow needs of it: the order's status, the lines the short pick
             # released, and the shipment (which the route answers).
@@ -293,13 +296,18 @@ class OrderActivities(SourcingSteps, CancelSteps):
                     for p in req.packages
                 ]
                 fulfilment.check_pack(shipment, req.service, packages)
-                await shipments.pack(step.conn, shipment.id, req.service, [p.__dict__ for p in req.packages])
+                row = await shipments.pack(
+                    step.conn, shipment.id, req.service, [p.__dict__ for p in req.packages]
+                )
                 await step.record("packed", shipment=shipment.id, packages=len(req.packages))
-                after = {**asdict(await self._shipment(step, shipment.id)), "packages": req.packages}
+                after = {**asdict(shipments.from_answer(row)), "packages": req.packages}
                 await step.audit(req.actor, "pack", ("shipment", shipment.id), shipment, after)
+                answer = shipment_answer(row)
+            else:
+                answer = await step.shipment(req.shipment_id)
             # Packing changes no order line nor the order's status (the locked row's).
             unchanged = OrderChange(step.order.status, [], [], step.order.payment_status)
-            return _stepped(unchanged, await step.shipment(req.shipment_id))
+            return _stepped(unchanged, answer)
 
     @SHIP_SHIPMENT.implement
     async def ship_shipment(self, inp: ShipShipment) -> ShipmentStepped:
@@ -321,7 +329,9 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 if r.line in units:
                     await step.write_line(r.line, orders.line_qty(r).ship(units[r.line]))
             await self._capture_for(step, order_lines, units)
-            await shipments.mark_shipped(step.conn, shipment.id, req.carrier, req.service, req.tracking)
+            after = shipment_answer(
+                await shipments.mark_shipped(step.conn, shipment.id, req.carrier, req.service, req.tracking)
+            )
             view = await step.refresh(write=False)
             await step.record(
                 "shipped",
@@ -332,7 +342,6 @@ class OrderActivities(SourcingSteps, CancelSteps):
                 status=view.status,
             )
             await step.settle(view)
-            after = await step.shipment(shipment.id)
             shipped = {"carrier": req.carrier, "tracking": req.tracking, **asdict(after.snap())}
             await step.audit(req.actor, "ship", ("shipment", shipment.id), shipment, shipped)
             return _stepped(view.change(units), after)
@@ -359,7 +368,9 @@ class OrderActivities(SourcingSteps, CancelSteps):
         order = step.order
         if order.payment_reported == "captured" or not order.payment_id:
             return
-        first = not await shipments.any_shipped(step.conn, order.id)
+        # The order's first shipment: no unit had shipped before this one (`order_lines` as
+        # they were before this step wrote them).
+        first = not any(r.shipped for r in order_lines)
         priced = [rules.PricedLine(r.line, r.qty, r.unit_price) for r in order_lines]
         shipped_before = {r.line: r.shipped for r in order_lines}
         charge = rules.shipment_charge(

@@ -22,6 +22,12 @@ _INSERT_EVENT = (
 )
 EVENT = text(_INSERT_EVENT)
 EVENT_ONCE = text(_INSERT_EVENT + " ON CONFLICT (key) DO NOTHING")
+# A step's status and its record in one statement (the UPDATE runs whether or not the INSERT
+# reads it; both or neither, as the INSERT's unique key decides).
+EVENT_WITH_STATUS = text(
+    "WITH status AS (UPDATE sales_order SET status = :status, updated_at = now() WHERE id = :order_id) "  # noqa: S608 (constant fragments)
+    + _INSERT_EVENT
+)
 # The order as the workflow sees it, in one statement: status, whether a hold is open, the
 # lines [line, sku, qty, reserved, backordered, shipped, cancelled, returned] and the
 # shipments [id, location, kind, status, [[line, sku, qty, picked], ...]].
@@ -95,6 +101,20 @@ async def add_event(
         "detail": json.dumps(detail, default=str),
     }
     await conn.execute(EVENT_ONCE if once else EVENT, params)
+
+
+async def add_event_with_status(
+    conn: AsyncConnection, order_id: str, key: str, event: str, detail: dict[str, Any], status: str
+) -> None:
+    """`set_status` and `add_event` of a step's record, in one statement."""
+    params = {
+        "order_id": order_id,
+        "step_key": key,
+        "event": event,
+        "detail": json.dumps(detail, default=str),
+        "status": status,
+    }
+    await conn.execute(EVENT_WITH_STATUS, params)
 
 
 async def view(conn: AsyncConnection, order_id: str, hold_kinds: Sequence[str]) -> Row[Any]:

@@ -41,6 +41,11 @@ class Shipment:
         return self.reservation_key
 
 
+def from_answer(row: Any) -> Shipment:
+    """The Shipment of a row `answer` (or a write that answers like it) gave."""
+    return _shipment(row, (ShipmentLine(*ln) for ln in row.lines))
+
+
 def _shipment(head: Any, lines: Iterable[ShipmentLine]) -> Shipment:
     return Shipment(
         head.id,
@@ -65,21 +70,23 @@ async def of_order(conn: AsyncConnection, order_id: str) -> list[Shipment]:
     return [_shipment(h, by_shipment[h.id]) for h in heads]
 
 
-_WITH_LINES = (
-    "SELECT s.*, coalesce((SELECT json_agg(json_build_array(l.line, l.sku, l.qty, l.picked)"
+# The shipment's lines as [line, sku, qty, picked], beside its row (`s`).
+_LINES = (
+    "coalesce((SELECT json_agg(json_build_array(l.line, l.sku, l.qty, l.picked)"
     " ORDER BY length(l.line), l.line) FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines"
-    " FROM shipment s WHERE s.id = :shipment_id"
 )
+_WITH_LINES = "SELECT s.*, " + _LINES + " FROM shipment s WHERE s.id = :shipment_id"  # noqa: S608 (constant fragments)
 ANSWER = text(_WITH_LINES)
 ONE = text(_WITH_LINES + " AND s.order_id = :order_id")
+# A warehouse step's write answers the shipment as the transaction has left it: the lines
+# written by earlier statements of the transaction are in the statement's snapshot.
+_ANSWERED = " RETURNING s.*, " + _LINES
 
 
 async def one(conn: AsyncConnection, order_id: str, shipment_id: str) -> Shipment | None:
     """The order's shipment with its lines, in one statement (every warehouse step's load)."""
     head = (await conn.execute(ONE, {"shipment_id": shipment_id, "order_id": order_id})).first()
-    if head is None:
-        return None
-    return _shipment(head, (ShipmentLine(*ln) for ln in head.lines))
+    return None if head is None else from_answer(head)
 
 
 async def answer(conn: AsyncConnection, shipment_id: str) -> Any:
@@ -91,11 +98,6 @@ async def answer(conn: AsyncConnection, shipment_id: str) -> Any:
 async def count(conn: AsyncConnection, order_id: str) -> int:
     sql = text("SELECT count(*) FROM shipment WHERE order_id = :order_id")
     return int((await conn.execute(sql, {"order_id": order_id})).scalar_one())
-
-
-async def any_shipped(conn: AsyncConnection, order_id: str) -> bool:
-    sql = text("SELECT 1 FROM shipment WHERE order_id = :order_id AND status = 'shipped' LIMIT 1")
-    return (await conn.execute(sql, {"order_id": order_id})).first() is not None
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,14 @@ async def insert(conn: AsyncConnection, new: NewShipment) -> None:
         await conn.execute(sql, {"shipment_id": new.id, "line": line, "sku": sku, "qty": qty})
 
 
-async def set_status(conn: AsyncConnection, shipment_id: str, status: str) -> None:
-    sql = text("UPDATE shipment SET status = :status, updated_at = now() WHERE id = :shipment_id")
-    await conn.execute(sql, {"status": status, "shipment_id": shipment_id})
+_SET_STATUS = text(
+    "UPDATE shipment s SET status = :status, updated_at = now() WHERE s.id = :shipment_id" + _ANSWERED  # noqa: S608 (constant fragments)
+)
+
+
+async def set_status(conn: AsyncConnection, shipment_id: str, status: str) -> Any:
+    """Answers the shipment as `answer` does."""
+    return (await conn.execute(_SET_STATUS, {"status": status, "shipment_id": shipment_id})).one()
 
 
 async def set_picked(conn: AsyncConnection, shipment_id: str, line: str, picked: int) -> None:
@@ -150,25 +157,30 @@ async def set_picked(conn: AsyncConnection, shipment_id: str, line: str, picked:
     await conn.execute(sql, {"picked": picked, "shipment_id": shipment_id, "line": line})
 
 
-async def pack(conn: AsyncConnection, shipment_id: str, service: str, packages: list[dict[str, Any]]) -> None:
-    sql = text(
-        "UPDATE shipment SET status = 'packed', service = :service, packages = CAST(:packages AS jsonb),"
-        " updated_at = now() WHERE id = :shipment_id"
-    )
-    await conn.execute(
-        sql, {"service": service, "packages": json.dumps(packages), "shipment_id": shipment_id}
-    )
+_PACK = text(
+    "UPDATE shipment s SET status = 'packed', service = :service, packages = CAST(:packages AS jsonb),"  # noqa: S608 (constant fragments)
+    " updated_at = now() WHERE s.id = :shipment_id" + _ANSWERED
+)
+
+
+async def pack(conn: AsyncConnection, shipment_id: str, service: str, packages: list[dict[str, Any]]) -> Any:
+    """Answers the shipment as `answer` does."""
+    params = {"service": service, "packages": json.dumps(packages), "shipment_id": shipment_id}
+    return (await conn.execute(_PACK, params)).one()
+
+
+_MARK_SHIPPED = text(
+    "UPDATE shipment s SET status = 'shipped', carrier = :carrier, service = coalesce(service, :service),"  # noqa: S608 (constant fragments)
+    " tracking = :tracking, shipped_at = now(), updated_at = now() WHERE s.id = :shipment_id" + _ANSWERED
+)
 
 
 async def mark_shipped(
     conn: AsyncConnection, shipment_id: str, carrier: str, service: str, tracking: str
-) -> None:
-    sql = text(
-        "UPDATE shipment SET status = 'shipped', carrier = :carrier, service = coalesce(service, :service),"
-        " tracking = :tracking, shipped_at = now(), updated_at = now() WHERE id = :shipment_id"
-    )
+) -> Any:
+    """Answers the shipment as `answer` does."""
     params = {"carrier": carrier, "service": service, "tracking": tracking, "shipment_id": shipment_id}
-    await conn.execute(sql, params)
+    return (await conn.execute(_MARK_SHIPPED, params)).one()
 
 
 async def take_units(conn: AsyncConnection, shipment_id: str, line: str, units: int) -> None:
