@@ -146,6 +146,9 @@ class Point:
     # falls (bench.ceiling_driver), so this is its work for the same shape at the same rate.
     ceiling_at_our_rate: dict[str, float] = field(default_factory=dict)
     server_ratio_at_our_rate: float = 0.0
+    # The same for every process: the no-op's whole CPU (server, its worker, its client) per
+    # workflow at ours' rate ÷ ours per order, both sides doing the same work per second.
+    cpu_ratio_at_our_rate: float = 0.0
 
 
 async def _lifecycle(shop: Shop, floor: Floor, external_id: str, capture: list[float]) -> str:
@@ -260,7 +263,7 @@ async def measure_level(
     point.ceiling_wf_per_s = await measure_ceiling(client, ceiling, shape, c, per_level, f"c{c}")
     cpu2, ceiling_cpu2 = cpu_seconds(stack), ceiling.cpu_seconds()
     rate = await measure_ceiling_at_rate(client, ceiling, shape, point.orders_per_s, per_level, f"r{c}")
-    cpu3 = cpu_seconds(stack)
+    cpu3, ceiling_cpu3 = cpu_seconds(stack), ceiling.cpu_seconds()
     point.cpu_ms_per_order = {k: round((cpu1[k] - cpu0.get(k, 0)) * 1000 / per_level, 1) for k in cpu1}
     point.db_per_order = {k: round((db1[k] - db0[k]) / per_level, 1) for k in db1}
     # The no-op's client (this process: start, updates, result) is counted as ours' load
@@ -276,7 +279,22 @@ async def measure_level(
     point.cpu_ratio = round(ceiling_total * 1000 / per_level / ours_cpu, 3) if ours_cpu else 0.0
     ours_server = point.cpu_ms_per_order.get("temporal", 0)
     same_rate = (cpu3.get("temporal", 0) - cpu2.get("temporal", 0)) * 1000 / per_level
-    point.ceiling_at_our_rate = {"wf_per_s": rate, "temporal_cpu_ms_per_wf": round(same_rate, 1)}
+    same_rate_total = (
+        (
+            sum(cpu3.get(k, 0) - cpu2.get(k, 0) for k in ("temporal", "load_generator"))
+            + ceiling_cpu3
+            - ceiling_cpu2
+        )
+        * 1000
+        / per_level
+    )
+    point.ceiling_at_our_rate = {
+        "wf_per_s": rate,
+        "temporal_cpu_ms_per_wf": round(same_rate, 1),
+        "cpu_ms_per_wf": round(same_rate_total, 1),
+    }
+    if ours_cpu:
+        point.cpu_ratio_at_our_rate = round(same_rate_total / ours_cpu, 3)
     if ours_server:
         point.server_ratio = round(point.ceiling_cpu_ms_per_wf["temporal"] / ours_server, 3)
         point.server_ratio_at_our_rate = round(same_rate / ours_server, 3)
@@ -314,8 +332,8 @@ async def run(
                 print(
                     f"  C={c:<3} ours {point.orders_per_s:7.2f}/s  ceiling {point.ceiling_wf_per_s:7.2f}/s  "
                     f"ratio {point.ratio:.2f}  capture p50 {point.capture_ms['p50']} ms  cpu_ratio "
-                    f"{point.cpu_ratio}  server_ratio {point.server_ratio} ({point.server_ratio_at_our_rate} "
-                    "at our rate)",
+                    f"{point.cpu_ratio} ({point.cpu_ratio_at_our_rate} at our rate)  server_ratio "
+                    f"{point.server_ratio} ({point.server_ratio_at_our_rate} at our rate)",
                     flush=True,
                 )
             sale = await flash_sale(shop, *flash) if flash else None
@@ -334,6 +352,8 @@ async def run(
         "ratio": best.ratio,
         "cpu_ratio": best.cpu_ratio,
         "server_ratio": best.server_ratio,
+        "cpu_ratio_at_our_rate": best.cpu_ratio_at_our_rate,
+        "server_ratio_at_our_rate": best.server_ratio_at_our_rate,
         "at_concurrency": best.concurrency,
         "points": [asdict(p) for p in points],
         "round_trips_per_order": trips,

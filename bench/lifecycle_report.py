@@ -89,7 +89,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def table(result: dict[str, Any]) -> str:
     rows = [
-        "| clients | orders/s | ceiling wf/s | ratio | CPU ms per order / per ceiling wf (cpu_ratio) | "
+        "| clients | orders/s | ceiling wf/s | ratio | CPU ms per order / per ceiling wf (cpu_ratio; at ours' rate) | "
         "Temporal server CPU ms (server_ratio; at ours' rate) | capture p50/p95/p99 ms | to pick task / pick-pack-ship / "
         "to completed / total ms (p50) | commits / write transactions per order |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -103,7 +103,7 @@ def table(result: dict[str, Any]) -> str:
             server += f"; {at_rate:.0f}"
         rows.append(
             f"| {p['concurrency']} | {p['orders_per_s']} | {p['ceiling_wf_per_s']} | {p['ratio']} | "
-            f"{ours:.0f} / {ceil:.0f} ({p.get('cpu_ratio')}) | {server} ({p.get('server_ratio')}; {p.get('server_ratio_at_our_rate', '—')}) | "
+            f"{ours:.0f} / {ceil:.0f} ({p.get('cpu_ratio')}; {p.get('cpu_ratio_at_our_rate', '—')}) | {server} ({p.get('server_ratio')}; {p.get('server_ratio_at_our_rate', '—')}) | "
             f"{c['p50']}/{c['p95']}/{c['p99']} | {s.get('capture_to_pick_task')} / {s.get('pick_pack_ship')}"
             f" / {s.get('ship_to_completed_seen')} / {s.get('total')} | {db.get('commits')} / {db.get('write_xacts')} |"
         )

@@ -68,8 +68,9 @@ def main() -> None:
         print(open_loop.line(result["open_loop"]))
     print(
         f"ratio {result['ratio']} (orders {result['orders_per_s']}/s vs ceiling {result['ceiling_wf_per_s']}/s "
-        f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']}, server_ratio "
-        f"{result['server_ratio']}); wrote bench/results/{args.out} in {result['seconds']} s"
+        f"at {result['at_concurrency']} clients; cpu_ratio {result['cpu_ratio']} "
+        f"({result.get('cpu_ratio_at_our_rate')} at our rate), server_ratio {result['server_ratio']} "
+        f"({result.get('server_ratio_at_our_rate')} at our rate)); wrote bench/results/{args.out} in {result['seconds']} s"
     )
 
 
