@@ -1,0 +1,123 @@
+"""runtime.db.PreparedKeptConnection: the engines' sessions keep their prepared statements
+across a rollback (psycopg alone forgets them and sends DEALLOCATE ALL), and still forget
+them when a statement says so. Against the real Postgres of the test session; what the
+server holds is read from the session's own pg_prepared_statements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from runtime.db import PreparedKeptConnection, libpq_url, make_async_engine
+
+_PROBE = text("SELECT count(*) AS n FROM generate_series(1, :upto) AS g -- prepared-probe")
+_HELD = text(
+    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%prepared-probe%'"
+    " AND statement NOT LIKE '%pg_prepared_statements%'"
+)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    # One connection, so that every block below is the same server session.
+    eng = make_async_engine(database_url, pool_size=1, application_name="test-prepared")
+    yield eng
+    await eng.dispose()
+
+
+async def _psycopg(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(raw, psycopg.AsyncConnection)
+    return raw
+
+
+async def _run_probe(conn: AsyncConnection, times: int) -> None:
+    for _ in range(times):
+        assert (await conn.execute(_PROBE, {"upto": 3})).scalar_one() == 3
+
+
+async def _fail_after_the_probe(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:  # the error leaves the block: SQLAlchemy rolls back
+        await _run_probe(conn, 1)
+        await conn.execute(text("SELECT 1 / 0"))
+
+
+async def _held(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        return int((await conn.execute(_HELD)).scalar_one())
+
+
+async def test_a_statement_prepared_once_survives_rollbacks(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        assert type(await _psycopg(conn)) is PreparedKeptConnection
+        await _run_probe(conn, 6)  # psycopg prepares at the fifth
+    assert await _held(engine) == 1
+
+    # A read that commits nothing: SQLAlchemy rolls it back when the block ends.
+    async with engine.connect() as conn:
+        await _run_probe(conn, 1)
+    # A transaction that fails: rolled back after the error.
+    with pytest.raises(exc.DBAPIError):
+        await _fail_after_the_probe(engine)
+    assert await _held(engine) == 1
+
+    # The prepared statement is still what psycopg uses: no second one is made.
+    async with engine.begin() as conn:
+        await _run_probe(conn, 6)
+        raw = await _psycopg(conn)
+        assert len(raw._prepared._names) >= 1
+    assert await _held(engine) == 1
+
+
+async def test_plain_psycopg_forgets_them_at_a_rollback(database_url: str) -> None:
+    """What the subclass exists for: without it, a rollback deallocates everything."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        for _ in range(6):
+            await conn.execute("SELECT count(*) FROM generate_series(1, %s) AS g -- prepared-probe", (3,))
+        await conn.rollback()
+        held = await (await conn.execute(str(_HELD))).fetchone()
+        assert held == (0,)
+
+
+async def test_a_deallocate_statement_still_clears_the_cache(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await _run_probe(conn, 6)
+    assert await _held(engine) == 1
+    async with engine.begin() as conn:
+        await conn.execute(text("DEALLOCATE ALL"))
+        raw = await _psycopg(conn)
+        assert not raw._prepared._names
+    assert await _held(engine) == 0
+    async with engine.begin() as conn:  # and psycopg prepares it again when it is run again
+        await _run_probe(conn, 6)
+    assert await _held(engine) == 1
+
+
+async def test_a_table_changed_under_a_kept_statement_is_replanned(engine: AsyncEngine) -> None:
+    """Kept statements outlive a schema change made elsewhere: Postgres re-plans them."""
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS prepared_scratch (id int)"))
+        await conn.execute(text("TRUNCATE prepared_scratch"))
+        await conn.execute(text("INSERT INTO prepared_scratch VALUES (1), (2)"))
+    count = text("SELECT count(*) FROM prepared_scratch WHERE id > :floor")
+    try:
+        async with engine.begin() as conn:
+            for _ in range(6):
+                assert (await conn.execute(count, {"floor": 0})).scalar_one() == 2
+        async with engine.connect() as conn:  # a rollback, the statement kept
+            await conn.execute(count, {"floor": 0})
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("CREATE INDEX IF NOT EXISTS ix_prepared_scratch ON prepared_scratch (id)")
+            )
+            await conn.execute(text("INSERT INTO prepared_scratch VALUES (3)"))
+        async with engine.begin() as conn:
+            assert (await conn.execute(count, {"floor": 0})).scalar_one() == 3
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE prepared_scratch"))
