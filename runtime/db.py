@@ -45,7 +45,11 @@ class PreparedKeptConnection(psycopg.AsyncConnection[Any]):
     (docs/performance.md, *Prepared statements kept across a rollback*). Postgres itself
     keeps a session's prepared statements through a rollback (they are not transactional);
     a plan whose tables changed is re-planned by Postgres. DEALLOCATE ALL, DISCARD ALL and
-    DROP sent as statements still clear the cache (psycopg's own check of their results)."""
+    DROP sent as statements still clear the cache (psycopg's own check of their results).
+    One thing psycopg's reset also tidied: a statement whose preparing execution fails
+    leaves its server-side statement behind, forgotten by psycopg (it prepares the next
+    one under a new name); such orphans live until the session is recycled
+    (`pool_recycle`, 30 minutes), one per failure at the fifth execution of a statement."""
 
     def _rollback_gen(self) -> Generator[Any, Any, None]:
         kept, self._prepared = self._prepared, PrepareManager()
