@@ -33,7 +33,7 @@ async def get_session(engine: Annotated[AsyncEngine, Depends(get_engine)]) -> As
 @asynccontextmanager
 async def single_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for a read that is one statement: in autocommit, so no BEGIN and ROLLBACK
-    round trips around it (a rollback also drops the connection's prepared statements)."""
+    round trips around it."""
     async with engine.connect() as conn:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
