@@ -41,8 +41,18 @@ async def _run_probe(conn: AsyncConnection, times: int) -> None:
         assert (await conn.execute(_PROBE, {"upto": 3})).scalar_one() == 3
 
 
+class Refused(Exception):
+    """A rule's refusal raised inside a transaction: no statement failed."""
+
+
+async def _refuse_after_the_probe(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:  # the refusal leaves the block: SQLAlchemy rolls back
+        await _run_probe(conn, 1)
+        raise Refused
+
+
 async def _fail_after_the_probe(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:  # the error leaves the block: SQLAlchemy rolls back
+    async with engine.begin() as conn:
         await _run_probe(conn, 1)
         await conn.execute(text("SELECT 1 / 0"))
 
@@ -52,7 +62,9 @@ async def _held(engine: AsyncEngine) -> int:
         return int((await conn.execute(_HELD)).scalar_one())
 
 
-async def test_a_statement_prepared_once_survives_rollbacks(engine: AsyncEngine) -> None:
+async def test_a_statement_prepared_once_survives_rollbacks_without_a_failed_statement(
+    engine: AsyncEngine,
+) -> None:
     async with engine.begin() as conn:
         assert type(await _psycopg(conn)) is PreparedKeptConnection
         await _run_probe(conn, 6)  # psycopg prepares at the fifth
@@ -61,9 +73,9 @@ async def test_a_statement_prepared_once_survives_rollbacks(engine: AsyncEngine)
     # A read that commits nothing: SQLAlchemy rolls it back when the block ends.
     async with engine.connect() as conn:
         await _run_probe(conn, 1)
-    # A transaction that fails: rolled back after the error.
-    with pytest.raises(exc.DBAPIError):
-        await _fail_after_the_probe(engine)
+    # A transaction refused by a rule: rolled back, no statement failed.
+    with pytest.raises(Refused):
+        await _refuse_after_the_probe(engine)
     assert await _held(engine) == 1
 
     # The prepared statement is still what psycopg uses: no second one is made.
@@ -72,6 +84,17 @@ async def test_a_statement_prepared_once_survives_rollbacks(engine: AsyncEngine)
         raw = await _psycopg(conn)
         assert len(raw._prepared._names) >= 1
     assert await _held(engine) == 1
+
+
+async def test_after_a_failed_statement_the_rollback_forgets_them_as_psycopg_does(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await _run_probe(conn, 6)
+    assert await _held(engine) == 1
+    with pytest.raises(exc.DBAPIError):
+        await _fail_after_the_probe(engine)
+    assert await _held(engine) == 0
 
 
 async def test_plain_psycopg_forgets_them_at_a_rollback(database_url: str) -> None:
@@ -121,3 +144,38 @@ async def test_a_table_changed_under_a_kept_statement_is_replanned(engine: Async
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("DROP TABLE prepared_scratch"))
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["in a transaction", "in autocommit"])
+async def test_a_kept_select_star_fails_once_after_its_columns_change_then_runs_again(
+    engine: AsyncEngine, database_url: str, autocommit: bool
+) -> None:
+    """A migration that changes a table's columns under a running process: Postgres refuses
+    a prepared statement whose result would change shape; the session forgets its prepared
+    statements (the rollback in a transaction, `forget_refused_plans` in autocommit, as
+    `single_read` runs) and the caller's retry runs the statement afresh."""
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS prepared_shape"))
+        await conn.execute(text("CREATE TABLE prepared_shape (id int)"))
+        await conn.execute(text("INSERT INTO prepared_shape VALUES (1)"))
+    everything = text("SELECT * FROM prepared_shape WHERE id >= :floor")
+    try:
+        for _ in range(6):
+            await _select(engine, everything, autocommit)
+        async with await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True) as other:
+            await other.execute("ALTER TABLE prepared_shape ADD COLUMN note text DEFAULT 'x'")
+        with pytest.raises(exc.DBAPIError, match="cached plan must not change result type"):
+            await _select(engine, everything, autocommit)
+        assert await _select(engine, everything, autocommit) == [(1, "x")]
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE prepared_shape"))
+
+
+async def _select(engine: AsyncEngine, statement: Any, autocommit: bool) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        if autocommit:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = [tuple(r) for r in (await conn.execute(statement, {"floor": 0})).all()]
+        await conn.commit()
+        return rows
