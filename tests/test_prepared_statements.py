@@ -6,6 +6,7 @@ server holds is read from the session's own pg_prepared_statements."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -123,12 +124,8 @@ async def test_a_deallocate_statement_still_clears_the_cache(engine: AsyncEngine
 
 async def test_a_table_changed_under_a_kept_statement_is_replanned(engine: AsyncEngine) -> None:
     """Kept statements outlive a schema change made elsewhere: Postgres re-plans them."""
-    async with engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE IF NOT EXISTS prepared_scratch (id int)"))
-        await conn.execute(text("TRUNCATE prepared_scratch"))
-        await conn.execute(text("INSERT INTO prepared_scratch VALUES (1), (2)"))
     count = text("SELECT count(*) FROM prepared_scratch WHERE id > :floor")
-    try:
+    async with _table(engine, "prepared_scratch", 1, 2):
         async with engine.begin() as conn:
             for _ in range(6):
                 assert (await conn.execute(count, {"floor": 0})).scalar_one() == 2
@@ -141,9 +138,6 @@ async def test_a_table_changed_under_a_kept_statement_is_replanned(engine: Async
             await conn.execute(text("INSERT INTO prepared_scratch VALUES (3)"))
         async with engine.begin() as conn:
             assert (await conn.execute(count, {"floor": 0})).scalar_one() == 3
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE prepared_scratch"))
 
 
 @pytest.mark.parametrize("autocommit", [False, True], ids=["in a transaction", "in autocommit"])
@@ -154,12 +148,8 @@ async def test_a_kept_select_star_fails_once_after_its_columns_change_then_runs_
     a prepared statement whose result would change shape; the session forgets its prepared
     statements (the rollback in a transaction, `forget_refused_plans` in autocommit, as
     `single_read` runs) and the caller's retry runs the statement afresh."""
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS prepared_shape"))
-        await conn.execute(text("CREATE TABLE prepared_shape (id int)"))
-        await conn.execute(text("INSERT INTO prepared_shape VALUES (1)"))
     everything = text("SELECT * FROM prepared_shape WHERE id >= :floor")
-    try:
+    async with _table(engine, "prepared_shape", 1):
         for _ in range(6):
             await _select(engine, everything, autocommit)
         async with await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True) as other:
@@ -167,9 +157,20 @@ async def test_a_kept_select_star_fails_once_after_its_columns_change_then_runs_
         with pytest.raises(exc.DBAPIError, match="cached plan must not change result type"):
             await _select(engine, everything, autocommit)
         assert await _select(engine, everything, autocommit) == [(1, "x")]
+
+
+@asynccontextmanager
+async def _table(engine: AsyncEngine, name: str, *ids: int) -> AsyncIterator[None]:
+    """A scratch table `name (id int)` holding `ids`, dropped afterwards."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        await conn.execute(text(f"CREATE TABLE {name} (id int)"))
+        await conn.execute(text(f"INSERT INTO {name} SELECT unnest(CAST(:ids AS int[]))"), {"ids": list(ids)})
+    try:
+        yield
     finally:
         async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE prepared_shape"))
+            await conn.execute(text(f"DROP TABLE {name}"))
 
 
 async def _select(engine: AsyncEngine, statement: Any, autocommit: bool) -> list[tuple[Any, ...]]:
