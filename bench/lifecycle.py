@@ -245,6 +245,19 @@ def _refusals(shop: Shop) -> dict[str, int]:
     return {str(reason): int(n) for reason, n in rows}
 
 
+def _ceiling_cpu(
+    before: dict[str, float], after: dict[str, float], worker_seconds: float
+) -> dict[str, float]:
+    """CPU seconds the no-op cost between two readings: the server, its worker and its client.
+    The client (this process: start, updates, result) is counted as ours' load generator is,
+    so that each side carries the cost of what drives it."""
+    return {
+        "temporal": after.get("temporal", 0) - before.get("temporal", 0),
+        "ceiling_worker": worker_seconds,
+        "client": after.get("load_generator", 0) - before.get("load_generator", 0),
+    }
+
+
 async def measure_level(
     stack: DevStack,
     shop: Shop,
@@ -266,28 +279,15 @@ async def measure_level(
     cpu3, ceiling_cpu3 = cpu_seconds(stack), ceiling.cpu_seconds()
     point.cpu_ms_per_order = {k: round((cpu1[k] - cpu0.get(k, 0)) * 1000 / per_level, 1) for k in cpu1}
     point.db_per_order = {k: round((db1[k] - db0[k]) / per_level, 1) for k in db1}
-    # The no-op's client (this process: start, updates, result) is counted as ours' load
-    # generator is, so that each side carries the cost of what drives it.
-    ceiling_parts = {
-        "temporal": cpu2.get("temporal", 0) - cpu1.get("temporal", 0),
-        "ceiling_worker": ceiling_cpu2 - ceiling_cpu,
-        "client": cpu2.get("load_generator", 0) - cpu1.get("load_generator", 0),
-    }
+    ceiling_parts = _ceiling_cpu(cpu1, cpu2, ceiling_cpu2 - ceiling_cpu)
     point.ceiling_cpu_ms_per_wf = {k: round(v * 1000 / per_level, 1) for k, v in ceiling_parts.items()}
     point.ratio = round(point.orders_per_s / point.ceiling_wf_per_s, 3) if point.ceiling_wf_per_s else 0.0
     ours_cpu, ceiling_total = sum(point.cpu_ms_per_order.values()), sum(ceiling_parts.values())
     point.cpu_ratio = round(ceiling_total * 1000 / per_level / ours_cpu, 3) if ours_cpu else 0.0
     ours_server = point.cpu_ms_per_order.get("temporal", 0)
-    same_rate = (cpu3.get("temporal", 0) - cpu2.get("temporal", 0)) * 1000 / per_level
-    same_rate_total = (
-        (
-            sum(cpu3.get(k, 0) - cpu2.get(k, 0) for k in ("temporal", "load_generator"))
-            + ceiling_cpu3
-            - ceiling_cpu2
-        )
-        * 1000
-        / per_level
-    )
+    at_rate_parts = _ceiling_cpu(cpu2, cpu3, ceiling_cpu3 - ceiling_cpu2)
+    same_rate = at_rate_parts["temporal"] * 1000 / per_level
+    same_rate_total = sum(at_rate_parts.values()) * 1000 / per_level
     point.ceiling_at_our_rate = {
         "wf_per_s": rate,
         "temporal_cpu_ms_per_wf": round(same_rate, 1),
