@@ -1,6 +1,7 @@
 """runtime.db.PreparedKeptConnection: the engines' sessions keep their prepared statements
-across a rollback (psycopg alone forgets them and sends DEALLOCATE ALL), and still forget
-them when a statement says so. Against the real Postgres of the test session; what the
+across the rollback of a transaction in which no statement failed (psycopg alone forgets
+them at any rollback and sends DEALLOCATE ALL), and still forget them after a failed
+statement, when Postgres refuses a changed plan, and when a statement says so. Against the real Postgres of the test session; what the
 server holds is read from the session's own pg_prepared_statements."""
 
 from __future__ import annotations
