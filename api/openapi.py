@@ -346,7 +346,7 @@ def _raised(fn: Callable[..., Any]) -> _Statuses:
 
 def _walk(fn: Any, found: _Statuses, seen: set[Any]) -> None:
     fn = inspect.unwrap(fn)
-    if inspect.isclass(fn):  # a class dependency (PageParams) or a class the code builds
+    if inspect.isclass(fn):  # a class the code builds (PageParams, by api.deps.built_in_loop)
         fn = fn.__init__
     if fn in seen or not inspect.isfunction(fn) or not fn.__module__.startswith("api."):
         return
@@ -355,13 +355,15 @@ def _walk(fn: Any, found: _Statuses, seen: set[Any]) -> None:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):  # no source (a frozen build): document the rules only
         return
+    # Names the code calls resolve in its module, or in its closure (api.deps.built_in_loop).
+    scope = {**fn.__globals__, **inspect.getclosurevars(fn).nonlocals}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == "STATUS_OF":
-            if fn.__globals__.get("STATUS_OF") is STATUS_OF:  # a domain refusal: the refusal's slug
+            if scope.get("STATUS_OF") is STATUS_OF:  # a domain refusal: the refusal's slug
                 for status in STATUS_OF.values():
                     found.setdefault(status, set()).add("")
         elif isinstance(node, ast.Call):
-            _visit_call(node, fn.__globals__, found, seen)
+            _visit_call(node, scope, found, seen)
 
 
 def _visit_call(node: ast.Call, scope: dict[str, Any], found: _Statuses, seen: set[Any]) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
+from api.deps import built_in_loop
 from api.problems import Problem
 
 
@@ -23,7 +24,7 @@ class PageParams:
         self.after: list[Any] | None = decode_cursor(cursor) if cursor else None
 
 
-PageDep = Annotated[PageParams, Depends()]
+PageDep = Annotated[PageParams, Depends(built_in_loop(PageParams))]
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import NOT_CHANNEL, Role, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, built_in_loop
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
 from api.process_steps import ProcessSteps
@@ -158,7 +158,7 @@ class SubmitBody(RequestModel):
     lines: list[CountedLineBody] = Field(min_length=1, max_length=1000)
 
 
-StepsDep = Annotated[ProcessSteps, Depends()]  # a count's one step route: submit
+StepsDep = Annotated[ProcessSteps, Depends(built_in_loop(ProcessSteps))]  # a count's one step route: submit
 
 
 @router.post(

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, channel_scope, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, built_in_loop
 from api.domain_errors import as_problem
 from api.idempotency_keys import begin_with_key, key_taken_with_the_write, store_with_write
 from api.intake_refusal import turn_away_if_short
@@ -286,7 +286,7 @@ async def _take(act: OrderActions, order: OrderRead, name: str, arg: Any) -> Ord
     return await read_order(act.engine, order.id)
 
 
-ActionsDep = Annotated[OrderActions, Depends()]
+ActionsDep = Annotated[OrderActions, Depends(built_in_loop(OrderActions))]
 
 
 @router.post(

@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.audit_trail import AuditDep
 from api.auth import ANY, NOT_CHANNEL, Principal, Role, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, built_in_loop
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
 from api.process_steps import ProcessSteps
@@ -216,7 +216,7 @@ class PoSteps(ProcessSteps):
         return await read_po(self.engine, number)
 
 
-StepsDep = Annotated[PoSteps, Depends()]
+StepsDep = Annotated[PoSteps, Depends(built_in_loop(PoSteps))]
 STEP = "/v1/purchase-orders/{number}/"
 
 

@@ -25,7 +25,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.audit_trail import AuditDep
 from api.auth import ANY, CurrentPrincipal, Role, channel_scope, guard, see
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, built_in_loop
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, conflict
 from api.process_steps import ProcessSteps
@@ -322,7 +322,7 @@ class ReturnSteps(ProcessSteps):
         return await read_return(self.engine, number)
 
 
-StepsDep = Annotated[ReturnSteps, Depends()]
+StepsDep = Annotated[ReturnSteps, Depends(built_in_loop(ReturnSteps))]
 STEP = "/v1/returns/{number}/"
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
-from api.deps import EngineDep, single_read
+from api.deps import EngineDep, built_in_loop, single_read
 from api.problems import Problem, not_found
 from api.process_steps import ProcessSteps
 from api.read_models.shipments import open_pick_lines
@@ -302,7 +302,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ANSWERS = ShipmentAnswer | OrderSnapshot | None
 
 
-StepsDep = Annotated[ShipmentSteps, Depends()]
+StepsDep = Annotated[ShipmentSteps, Depends(built_in_loop(ShipmentSteps))]
 
 
 @router.post(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.auth import NOT_CHANNEL, Role, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, built_in_loop
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem
 from api.process_steps import ProcessSteps
@@ -188,7 +188,7 @@ class TransferSteps(ProcessSteps):
         return await read_transfer(self.engine, number)
 
 
-StepsDep = Annotated[TransferSteps, Depends()]
+StepsDep = Annotated[TransferSteps, Depends(built_in_loop(TransferSteps))]
 
 
 @router.post(
