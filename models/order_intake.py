@@ -46,55 +46,53 @@ class OrderIntake:
         return sum(ln.qty * ln.unit_price for ln in self.lines)
 
 
+# The order row and its lines in one statement: the lines are inserted only with the row (an
+# id already taken inserts neither), and the lines' foreign key, checked at the end of the
+# statement, sees the row.
+_INSERT_ORDER = text(
+    "WITH head AS (INSERT INTO sales_order (id, channel, external_id, status, customer_id, customer_email, "
+    "ship_to, billing_address, promise, allow_backorder, allow_split, currency, merchandise, shipping_amount, "
+    "tax_amount, payment_method, payment_reported, payment_status, payment_amount, payment_reference, "
+    "captured, fraud_reasons, request_hash, workflow_id, created_at, updated_at) VALUES "
+    "(:id, :ch, :ext, 'received', :cid, :email, CAST(:ship AS jsonb), CAST(:bill AS jsonb), :promise, "
+    ":backorder, :split, :cur, :merch, :ship_amt, :tax, :pm, :pr, 'pending', :pa, :pref, 0, "
+    "'[]'::jsonb, :hash, :id, now(), now()) ON CONFLICT DO NOTHING RETURNING id), "
+    "lines AS (INSERT INTO order_line (order_id, line, sku, qty, unit_price, reserved, backordered, shipped, "
+    "cancelled, returned) SELECT head.id, l.line, l.sku, l.qty, l.price, 0, 0, 0, 0, 0 FROM head, "
+    "unnest(CAST(:lines AS text[]), CAST(:skus AS text[]), CAST(:qtys AS int[]), CAST(:prices AS int[])) "
+    "AS l(line, sku, qty, price)) "
+    "SELECT id FROM head"
+)
+
+
 async def insert_order(conn: AsyncConnection, order: OrderIntake) -> bool:
     """Record the order and its lines (numbered from 1); False if its id is already taken."""
-    inserted = (
-        await conn.execute(
-            text(
-                "INSERT INTO sales_order (id, channel, external_id, status, customer_id, customer_email, ship_to, "
-                "billing_address, promise, allow_backorder, allow_split, currency, merchandise, shipping_amount, "
-                "tax_amount, payment_method, payment_reported, payment_status, payment_amount, payment_reference, "
-                "captured, fraud_reasons, request_hash, workflow_id, created_at, updated_at) VALUES "
-                "(:id, :ch, :ext, 'received', :cid, :email, CAST(:ship AS jsonb), CAST(:bill AS jsonb), :promise, "
-                ":backorder, :split, :cur, :merch, :ship_amt, :tax, :pm, :pr, 'pending', :pa, :pref, 0, "
-                "'[]'::jsonb, :hash, :id, now(), now()) ON CONFLICT DO NOTHING RETURNING id"
-            ),
-            {
-                "id": order.order_id,
-                "ch": order.channel,
-                "ext": order.external_id,
-                "cid": order.customer_id,
-                "email": order.customer_email,
-                "ship": json.dumps(order.ship_to),
-                "bill": json.dumps(order.billing_address) if order.billing_address is not None else None,
-                "promise": order.promise,
-                "backorder": order.allow_backorder,
-                "split": order.allow_split,
-                "cur": order.currency,
-                "merch": order.merchandise,
-                "ship_amt": order.shipping_amount,
-                "tax": order.tax_amount,
-                "pm": order.payment_method,
-                "pr": order.payment_reported,
-                "pa": order.payment_amount,
-                "pref": order.payment_reference,
-                "hash": order.request_hash,
-            },
-        )
-    ).first()
-    if inserted is None:
-        return False
-    await conn.execute(
-        text(
-            "INSERT INTO order_line (order_id, line, sku, qty, unit_price, reserved, backordered, shipped, "
-            "cancelled, returned) VALUES (:o, :line, :sku, :qty, :price, 0, 0, 0, 0, 0)"
-        ),
-        [
-            {"o": order.order_id, "line": str(n), "sku": ln.sku, "qty": ln.qty, "price": ln.unit_price}
-            for n, ln in enumerate(order.lines, start=1)
-        ],
-    )
-    return True
+    params = {
+        "id": order.order_id,
+        "ch": order.channel,
+        "ext": order.external_id,
+        "cid": order.customer_id,
+        "email": order.customer_email,
+        "ship": json.dumps(order.ship_to),
+        "bill": json.dumps(order.billing_address) if order.billing_address is not None else None,
+        "promise": order.promise,
+        "backorder": order.allow_backorder,
+        "split": order.allow_split,
+        "cur": order.currency,
+        "merch": order.merchandise,
+        "ship_amt": order.shipping_amount,
+        "tax": order.tax_amount,
+        "pm": order.payment_method,
+        "pr": order.payment_reported,
+        "pa": order.payment_amount,
+        "pref": order.payment_reference,
+        "hash": order.request_hash,
+        "lines": [str(n) for n in range(1, len(order.lines) + 1)],
+        "skus": [ln.sku for ln in order.lines],
+        "qtys": [ln.qty for ln in order.lines],
+        "prices": [ln.unit_price for ln in order.lines],
+    }
+    return (await conn.execute(_INSERT_ORDER, params)).first() is not None
 
 
 async def recorded_as(conn: AsyncConnection, order_id: str) -> Any:

@@ -71,11 +71,15 @@ def by(principal: Principal) -> str:
 # -- create --------------------------------------------------------------------------
 
 
+# Whether the channel exists, and which of the given SKUs do, in one statement.
+_KNOWN = text(
+    "SELECT EXISTS (SELECT 1 FROM channel WHERE code = :c) AS channel, ARRAY(SELECT code FROM sku WHERE code = ANY(:s)) AS skus"
+)
+
+
 async def _check_references(conn: AsyncConnection, body: OrderCreate) -> None:
-    known_channel = (
-        await conn.execute(text("SELECT 1 FROM channel WHERE code = :c"), {"c": body.channel})
-    ).first()
-    if known_channel is None:
+    known = (await conn.execute(_KNOWN, {"c": body.channel, "s": [ln.sku for ln in body.lines]})).one()
+    if not known.channel:
         raise invalid(["body", "channel"], f"unknown channel {body.channel!r}")
     seen: set[str] = set()
     for i, ln in enumerate(body.lines):
@@ -84,11 +88,8 @@ async def _check_references(conn: AsyncConnection, body: OrderCreate) -> None:
                 ["body", "lines", i, "sku"], f"SKU {ln.sku!r} is on the order twice (one line per SKU)"
             )
         seen.add(ln.sku)
-    known = set(
-        (await conn.execute(text("SELECT code FROM sku WHERE code = ANY(:c)"), {"c": list(seen)})).scalars()
-    )
     for i, ln in enumerate(body.lines):
-        if ln.sku not in known:
+        if ln.sku not in known.skus:
             raise invalid(["body", "lines", i, "sku"], f"unknown SKU {ln.sku!r}")
 
 
