@@ -86,11 +86,9 @@ class SourcingSteps:
             d = step.done
             return Sourced(await step.snapshot(), d["new_shipments"], d["backordered"], d["unfillable"])
         order = step.order
-        lines = await orders.lines(step.conn, order.id)
-        catalog = await orders.catalog_of(step.conn, [r.sku for r in lines])
-        want = {
-            r.line: orders.line_qty(r).unassigned + r.backordered for r in lines if catalog[r.sku].released
-        }
+        lines = await orders.lines_to_source(step.conn, order.id)
+        catalog = {r.sku: r for r in lines}  # each SKU's kind and release, on its line
+        want = {r.line: orders.line_qty(r).unassigned + r.backordered for r in lines if r.released}
         want = {line: n for line, n in want.items() if n > 0}
         if order.status in ("cancelled", "completed") or not want:
             await step.record("sourced", new_shipments=[], backordered=0, unfillable={})
@@ -191,7 +189,7 @@ class SourcingSteps:
         of each SKU at each; with the channel's budget per SKU, the drop-ship suppliers and the
         snapshot it was computed from."""
         order = step.order
-        sites, dropship, suppliers = await self._sites(step, order.channel)
+        rule, sites, dropship, suppliers = await self._sites(step, order.channel)
         sites = [site for site in sites if site.code not in avoid]
         skus = {by_line[line].sku for line in want}
         snap = await load_snapshot(step.conn, skus)
@@ -215,7 +213,7 @@ class SourcingSteps:
             ],
             sites=sites,
             atp=atp,
-            rule=await orders.sourcing_rule(step.conn, order.channel),
+            rule=rule,
             ship_to=point,
             allow_split=order.allow_split,
             allow_backorder=order.allow_backorder,
@@ -225,10 +223,11 @@ class SourcingSteps:
 
     async def _sites(
         self, step: OrderStep, channel: str
-    ) -> tuple[list[Site], dict[str, str], dict[str, str]]:
-        """The channel's shipping locations, the SKUs drop-shipped (sku -> drop-ship location)
-        and who ships from each drop-ship location (location -> supplier)."""
+    ) -> tuple[str, list[Site], dict[str, str], dict[str, str]]:
+        """The channel's sourcing rule and shipping locations, the SKUs drop-shipped (sku ->
+        drop-ship location) and who ships from each drop-ship location (location -> supplier)."""
         rows = await orders.shipping_locations(step.conn, channel)
+        rule = str(rows[0].sourcing_rule) if rows else await orders.sourcing_rule(step.conn, channel)
         sites = [
             Site(r.code, r.lat, r.lon, r.ship_cost, r.priority, dropship=r.type == "dropship") for r in rows
         ]
@@ -238,7 +237,7 @@ class SourcingSteps:
             if r.code in suppliers:
                 for sku in await orders.dropship_skus(step.conn, r.supplier):
                     dropship.setdefault(sku, r.code)
-        return sites, dropship, suppliers
+        return rule, sites, dropship, suppliers
 
     async def _give_back_unattached(self, step: OrderStep) -> set[str]:
         """Release what an earlier attempt of this order reserved but never attached to a

@@ -262,26 +262,30 @@ async def add_captured(conn: AsyncConnection, order_id: str, amount: int) -> Non
 # -- what sourcing reads -------------------------------------------------------------------
 
 
-async def catalog_of(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, Row[Any]]:
-    """Per SKU: its kind and whether it is released (pre-orders are not, until their date)."""
+async def lines_to_source(conn: AsyncConnection, order_id: str) -> list[Row[Any]]:
+    """The order's lines (as `lines`), each with its SKU's kind and whether the SKU is released
+    (pre-orders are not, until their date)."""
     sql = text(
-        "SELECT code, kind, (release_at IS NULL OR release_at <= now()) AS released FROM sku WHERE code = ANY(:skus)"
+        "SELECT l.*, s.kind, (s.release_at IS NULL OR s.release_at <= now()) AS released FROM order_line l"
+        " JOIN sku s ON s.code = l.sku WHERE l.order_id = :order_id ORDER BY length(l.line), l.line"
     )
-    return {r.code: r for r in await conn.execute(sql, {"skus": list(skus)})}
+    return list(await conn.execute(sql, {"order_id": order_id}))
+
+
+async def shipping_locations(conn: AsyncConnection, channel: str) -> list[Row[Any]]:
+    """The locations that ship the channel's orders, with what sourcing weighs, each with the
+    channel's `sourcing_rule` (read beside them: `sourcing_rule` is for a channel without any)."""
+    sql = text(
+        "SELECT c.sourcing_rule, l.code, l.type, l.lat, l.lon, l.ship_cost, l.priority, l.supplier"
+        " FROM channel c JOIN channel_location cl ON cl.channel = c.code JOIN location l ON l.code = cl.location"
+        " WHERE c.code = :channel AND l.can_ship ORDER BY l.code"
+    )
+    return list(await conn.execute(sql, {"channel": channel}))
 
 
 async def sourcing_rule(conn: AsyncConnection, channel: str) -> str:
     sql = text("SELECT sourcing_rule FROM channel WHERE code = :channel")
     return str((await conn.execute(sql, {"channel": channel})).scalar_one())
-
-
-async def shipping_locations(conn: AsyncConnection, channel: str) -> list[Row[Any]]:
-    """The locations that ship the channel's orders, with what sourcing weighs."""
-    sql = text(
-        "SELECT l.code, l.type, l.lat, l.lon, l.ship_cost, l.priority, l.supplier FROM channel_location cl"
-        " JOIN location l ON l.code = cl.location WHERE cl.channel = :channel AND l.can_ship ORDER BY l.code"
-    )
-    return list(await conn.execute(sql, {"channel": channel}))
 
 
 async def dropship_skus(conn: AsyncConnection, supplier: str) -> list[str]:

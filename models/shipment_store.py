@@ -112,31 +112,35 @@ class NewShipment:
     supplier: str | None = None
 
 
+# The shipment and its lines in one statement (the lines' foreign key, checked at the end of
+# the statement, sees the row).
+_INSERT = text(
+    "WITH head AS (INSERT INTO shipment (id, order_id, location, kind, status, promise, reservation_key,"
+    " supplier, packages, created_at, updated_at) VALUES (:shipment_id, :order_id, :location, :kind, :status,"
+    " :promise, :reservation_key, :supplier, '[]', now(), now()) RETURNING id)"
+    " INSERT INTO shipment_line (shipment_id, line, sku, qty, picked)"
+    " SELECT head.id, l.line, l.sku, l.qty, 0 FROM head,"
+    " unnest(CAST(:lines AS text[]), CAST(:skus AS text[]), CAST(:qtys AS int[])) AS l(line, sku, qty)"
+)
+
+
 async def insert(conn: AsyncConnection, new: NewShipment) -> None:
-    sql = text(
-        "INSERT INTO shipment (id, order_id, location, kind, status, promise, reservation_key, supplier,"
-        " packages, created_at, updated_at) VALUES (:shipment_id, :order_id, :location, :kind, :status, :promise,"
-        " :reservation_key, :supplier, '[]', now(), now())"
-    )
-    status = "allocated" if new.kind == "stock" else "requested"
     await conn.execute(
-        sql,
+        _INSERT,
         {
             "shipment_id": new.id,
             "order_id": new.order_id,
             "location": new.location,
             "kind": new.kind,
-            "status": status,
+            "status": "allocated" if new.kind == "stock" else "requested",
             "promise": new.promise,
             "reservation_key": new.reservation_key,
             "supplier": new.supplier,
+            "lines": [line for line, _, _ in new.lines],
+            "skus": [sku for _, sku, _ in new.lines],
+            "qtys": [qty for _, _, qty in new.lines],
         },
     )
-    sql = text(
-        "INSERT INTO shipment_line (shipment_id, line, sku, qty, picked) VALUES (:shipment_id, :line, :sku, :qty, 0)"
-    )
-    for line, sku, qty in new.lines:
-        await conn.execute(sql, {"shipment_id": new.id, "line": line, "sku": sku, "qty": qty})
 
 
 _SET_STATUS = text(
