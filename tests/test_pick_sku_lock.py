@@ -45,7 +45,9 @@ async def _waiting_for_a_sku_lock(engine: AsyncEngine) -> bool:
     return False
 
 
-async def test_a_full_pick_does_not_wait_for_the_sku_lock(steps: OrderActivities, engine: AsyncEngine) -> None:
+async def test_a_full_pick_does_not_wait_for_the_sku_lock(
+    steps: OrderActivities, engine: AsyncEngine
+) -> None:
     order_id, shipment_id = await _allocated(steps, "PICK-FULL", 2)
     pick = PickShipment(order_id, PickRequest(shipment_id, [PickedLine("TEE", 2)]))
     async with engine.connect() as holder:
