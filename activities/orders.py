@@ -241,8 +241,8 @@ class OrderActivities(SourcingSteps, CancelSteps):
             shipment = await self._shipment(step, req.shipment_id)
             picked = fulfilment.check_pick(shipment, [(p.sku, p.qty) for p in req.lines], req.short_reason)
             short = fulfilment.short_lines(shipment, picked)
-            if short:  # stock changes only for units not found: only then the SKU locks
-                await lock_skus_with_components(step.conn, [ln.sku for ln in shipment.lines])
+            await lock_skus_with_components(step.conn, [ln.sku for ln in shipment.lines])
+            if short:
                 await self._write_off_short(step, shipment, short, damaged=req.short_reason == "damaged")
             for ln in shipment.lines:
                 await shipments.set_picked(step.conn, shipment.id, ln.line, picked.get(ln.sku, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -185,3 +186,16 @@ class DatabaseOutage:
                     ),
                     {"db": self.db},
                 )
+
+
+async def wait_for_a_sku_lock(engine: AsyncEngine) -> None:
+    """Until some transaction waits for a SKU's advisory lock (5 s at most)."""
+    async with engine.connect() as conn:
+        for _ in range(500):
+            waiting = await conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            )
+            if waiting.scalar_one():
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no transaction waited for a SKU lock")

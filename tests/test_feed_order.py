@@ -29,7 +29,7 @@ from models import publishing_store as store
 from models import stock
 from models.availability import lock_skus
 from runtime.settings import Settings
-from tests.factories import assert_inventory_clean
+from tests.factories import assert_inventory_clean, wait_for_a_sku_lock
 from tests.orders import recorded_tee_order, stocked_shop
 from tests.publishing import Receiver, running_receiver, start_publisher
 from workflows.contracts import CancelOrder, CancelRequest, SourceOrder
@@ -46,18 +46,6 @@ async def steps(engine: AsyncEngine, settings: Settings) -> OrderActivities:
     return OrderActivities(engine, gateway_from_settings(settings), None)
 
 
-async def _waiting_for_a_sku_lock(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        for _ in range(500):
-            waiting = await conn.execute(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            )
-            if waiting.scalar_one():
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError("the order step never waited for the SKU lock")
-
-
 async def _step_older_but_later(engine: AsyncEngine, step: Awaitable[Any], other: Write) -> None:
     """`step` (an order step: its order row lock gives it its transaction id) asks for TEE's
     lock while `other` holds it; `other` then writes (a younger id), and commits first."""
@@ -65,7 +53,7 @@ async def _step_older_but_later(engine: AsyncEngine, step: Awaitable[Any], other
         tx = await conn.begin()
         await lock_skus(conn, ["TEE"])  # no write yet: no transaction id
         running = asyncio.ensure_future(step)
-        await _waiting_for_a_sku_lock(engine)
+        await wait_for_a_sku_lock(engine)
         await other(conn)
         await tx.commit()
     await running
