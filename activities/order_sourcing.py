@@ -87,7 +87,6 @@ class SourcingSteps:
             return Sourced(await step.snapshot(), d["new_shipments"], d["backordered"], d["unfillable"])
         order = step.order
         lines = await orders.lines_to_source(step.conn, order.id)
-        catalog = {r.sku: r for r in lines}  # each SKU's kind and release, on its line
         want = {r.line: orders.line_qty(r).unassigned + r.backordered for r in lines if r.released}
         want = {line: n for line, n in want.items() if n > 0}
         if order.status in ("cancelled", "completed") or not want:
@@ -100,7 +99,7 @@ class SourcingSteps:
         if held is not None:
             return await self._take_held(step, held, want, by_line)
         taken = await self._give_back_unattached(step)
-        request, budget, suppliers, snap = await self._request(step, want, by_line, catalog, avoid)
+        request, budget, suppliers, snap = await self._request(step, want, by_line, avoid)
         plan = plan_within_budget(request, budget)
         if self.batcher is None:  # every SKU lock of the step at once, sorted (models.stock)
             await lock_skus_with_components(step.conn, {by_line[line].sku for line in want})
@@ -182,7 +181,6 @@ class SourcingSteps:
         step: OrderStep,
         want: dict[str, int],
         by_line: dict[str, Any],
-        catalog: dict[str, Any],
         avoid: set[str],
     ) -> tuple[Request, dict[str, int], dict[str, str], AvailabilitySnapshot]:
         """What sourcing decides on: the lines, the channel's sites (less `avoid`) and the ATP
@@ -208,7 +206,7 @@ class SourcingSteps:
             point = (float(ship_to["lat"]), float(ship_to["lon"]))
         request = Request(
             lines=[
-                OrderLine(line, by_line[line].sku, n, catalog[by_line[line].sku].kind == "kit")
+                OrderLine(line, by_line[line].sku, n, by_line[line].kind == "kit")
                 for line, n in sorted(want.items())
             ],
             sites=sites,
