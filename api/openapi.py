@@ -250,7 +250,7 @@ def served_statuses(dependant: Dependant, op: dict[str, Any]) -> _Statuses:
     found: _Statuses = {}
     for status, slug in _declared(op):
         found.setdefault(status, set()).add(slug)
-    for call in _calls(dependant):
+    for call in dependency_calls(dependant):
         for status, slugs in _raised(call).items():
             found.setdefault(status, set()).update(slugs)
     return found
@@ -277,11 +277,12 @@ def _declared(op: dict[str, Any]) -> Iterator[tuple[int, str]]:
         yield 404, "not-found"
 
 
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every callable FastAPI calls for a route: the endpoint, then its dependencies, depth first."""
     if dependant.call is not None:
         yield dependant.call
     for sub in dependant.dependencies:
-        yield from _calls(sub)
+        yield from dependency_calls(sub)
 
 
 def _document_problems(op: dict[str, Any], statuses: _Statuses) -> None:

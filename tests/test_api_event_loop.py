@@ -6,23 +6,16 @@ Built from the app itself, no database: the test walks every route's dependency 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import routing
-from fastapi.dependencies.models import Dependant
 
 from api.app import create_app
 from api.deps import built_in_loop
+from api.openapi import dependency_calls
 from api.pagination import PageParams
 from runtime.settings import Settings
-
-
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    if dependant.call is not None:
-        yield dependant.call
-    for sub in dependant.dependencies:
-        yield from _calls(sub)
 
 
 def _in_loop(call: Callable[..., Any]) -> bool:
@@ -45,7 +38,7 @@ def test_every_endpoint_and_dependency_runs_in_the_event_loop() -> None:
         if not isinstance(context.original_route, routing.APIRoute):
             continue
         routes += 1
-        for call in _calls(context.dependant):
+        for call in dependency_calls(context.dependant):
             if not _in_loop(call):
                 threaded.add(f"{context.path_format}: {getattr(call, '__qualname__', call)!r}")
     assert routes > 50, "the walk found the app's routes"
