@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.auth import Principal, see
+from api.deps import single_read
 from api.schemas_orders import (
     AmountsRead,
     CustomerRead,
@@ -93,7 +94,7 @@ def _payment(h: Any) -> PaymentRead:
 
 async def read_order(engine: AsyncEngine, order_id: str, principal: Principal | None = None) -> OrderRead:
     """One order; 404 if it does not exist or belongs to another channel than the caller's."""
-    async with engine.connect() as conn:
+    async with single_read(engine) as conn:
         return await read_order_on(conn, order_id, principal)
 
 
@@ -145,7 +146,7 @@ async def page_of_orders(
     if after is not None:
         params.update(c0=after[0], c1=after[1])
         condition += " AND (created_at, id) > (CAST(:c0 AS timestamptz), CAST(:c1 AS text))"
-    async with engine.connect() as conn:
+    async with single_read(engine) as conn:
         heads = (
             await conn.execute(
                 text(f"{ORDER_WITH_CHILDREN} WHERE {condition} ORDER BY created_at, id LIMIT :lim"),
