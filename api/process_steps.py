@@ -29,9 +29,19 @@ class ProcessSteps:
     def actor(self) -> Actor:
         return self.audit.actor
 
-    async def send(self, workflow_id: str, name: str, arg: object, *, workflow: str, result_type: Any) -> Any:
+    async def send(
+        self,
+        workflow_id: str,
+        name: str,
+        arg: object,
+        *,
+        workflow: str,
+        result_type: Any,
+        update_id: str | None = None,
+    ) -> Any:
         """The step as its workflow's update, and its answer (decoded as `result_type`);
-        refusals and timeouts become problems there."""
+        refusals and timeouts become problems there. The update's id is the request's
+        (from its Idempotency-Key) unless `update_id` names it."""
         return await update(
             self.temporal,
             workflow_id,
@@ -40,4 +50,5 @@ class ProcessSteps:
             workflow=workflow,
             rpc_seconds=self.settings.rpc_timeout_seconds,
             result_type=result_type,
+            update_id=update_id,
         )

@@ -187,3 +187,21 @@ class OrderRead(ResponseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+
+
+class ShipmentRead(ResponseModel):
+    id: str
+    order_id: str
+    location: str
+    kind: str
+    status: str
+    promise: str
+    lines: list[ShipmentLineBrief]
+    supplier: str | None
+    carrier: str | None
+    service: str | None
+    tracking: str | None
+    packages: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    shipped_at: datetime | None

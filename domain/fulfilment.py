@@ -62,6 +62,20 @@ def ready_to_ship(shipment: Shipment) -> str:
     return "packed" if shipment.kind == "stock" else "requested"
 
 
+STOCK_STEPS = ("pick", "pack", "ship")
+_STEPS_BY_STATUS = {"picked": 1, "packed": 2, "shipped": 3}
+
+
+def steps_before(kind: str, status: str, step: str) -> tuple[str, ...]:
+    """Of the steps that come before `step`, those a shipment of `kind` at `status` has been
+    through (in their order): a stock shipment packed has been picked and packed; a drop-ship
+    shipment has no step before it ships."""
+    if kind != "stock" or step not in STOCK_STEPS:
+        return ()
+    taken = _STEPS_BY_STATUS.get(status, 0)
+    return STOCK_STEPS[: min(taken, STOCK_STEPS.index(step))]
+
+
 def check_pick(shipment: Shipment, picked: Iterable[tuple[str, int]], short_reason: str) -> dict[str, int]:
     """Units picked per SKU, refused unless the shipment waits to be picked and every SKU of
     it is reported (0 when none was found), none more than it holds, nothing else."""

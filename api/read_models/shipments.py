@@ -1,4 +1,5 @@
-"""The shipments API's read model: the open pick work (what waves are built from)."""
+"""The shipments API's read model: one shipment, and the open pick work (what waves are built
+from)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.auth import Principal, see
 from api.deps import single_read
+from api.schemas_orders import ShipmentRead
 
 
 async def open_pick_lines(engine: AsyncEngine, location: str | None) -> list[Any]:
@@ -25,3 +28,22 @@ async def open_pick_lines(engine: AsyncEngine, location: str | None) -> list[Any
             {"loc": location},
         )
         return list(rows.all())
+
+
+async def shipment(engine: AsyncEngine, shipment_id: str, principal: Principal | None = None) -> ShipmentRead:
+    """The shipment; 404 if unknown or of another channel."""
+    async with single_read(engine) as conn:
+        head = (
+            await conn.execute(
+                text(
+                    "SELECT s.*, o.channel, coalesce((SELECT json_agg(json_build_object("
+                    "'line', l.line, 'sku', l.sku, 'qty', l.qty, 'picked', l.picked) ORDER BY length(l.line), l.line) "
+                    "FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines "
+                    "FROM shipment s JOIN sales_order o ON o.id = s.order_id WHERE s.id = :id"
+                ),
+                {"id": shipment_id},
+            )
+        ).first()
+    see(principal, head.channel if head is not None else None, f"shipment {shipment_id}")
+    assert head is not None
+    return ShipmentRead.model_validate(head._mapping)

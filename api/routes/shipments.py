@@ -7,33 +7,28 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import Field, JsonValue
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.auth import ANY, CurrentPrincipal, Principal, Role, guard, see
-from api.deps import EngineDep, built_in_loop, single_read
-from api.problems import Problem, not_found
-from api.process_steps import ProcessSteps
-from api.read_models.shipments import open_pick_lines
+from api.auth import ANY, CurrentPrincipal, Role, guard
+from api.deps import EngineDep, built_in_loop
+from api.problems import Problem
+from api.read_models.shipments import open_pick_lines, shipment
 from api.routes.orders import CODE, MAX_QTY, by
 from api.schemas import Page, RequestModel, ResponseModel
-from api.temporal import WorkflowNotRunning
+from api.schemas_orders import ShipmentRead
+from api.shipment_steps import ShipmentSteps
 from domain.waves import CARRIER_LIMITS, PickLine, PickTask, Wave, build_waves
 from workflows.contracts import (
-    OrderSnapshot,
     PackageIn,
     PackRequest,
     PickedLine,
     PickRequest,
-    ShipmentAnswer,
     ShipRequest,
-    shipment_order_id,
 )
 
 router = APIRouter(tags=["shipments"])
@@ -42,56 +37,10 @@ router = APIRouter(tags=["shipments"])
 # -- reading -------------------------------------------------------------------------
 
 
-class ShipmentLineRead(ResponseModel):
-    line: str
-    sku: str
-    qty: int
-    picked: int
-
-
-class ShipmentRead(ResponseModel):
-    id: str
-    order_id: str
-    location: str
-    kind: str
-    status: str
-    promise: str
-    lines: list[ShipmentLineRead]
-    supplier: str | None
-    carrier: str | None
-    service: str | None
-    tracking: str | None
-    packages: list[dict[str, Any]]
-    created_at: datetime
-    updated_at: datetime
-    shipped_at: datetime | None
-
-
-async def _shipment(
-    engine: AsyncEngine, shipment_id: str, principal: Principal | None = None
-) -> tuple[ShipmentRead, str]:
-    """The shipment and its order's workflow id; 404 if unknown or of another channel."""
-    async with single_read(engine) as conn:
-        head = (
-            await conn.execute(
-                text(
-                    "SELECT s.*, o.channel, o.workflow_id, coalesce((SELECT json_agg(json_build_object("
-                    "'line', l.line, 'sku', l.sku, 'qty', l.qty, 'picked', l.picked) ORDER BY length(l.line), l.line) "
-                    "FROM shipment_line l WHERE l.shipment_id = s.id), '[]') AS lines "
-                    "FROM shipment s JOIN sales_order o ON o.id = s.order_id WHERE s.id = :id"
-                ),
-                {"id": shipment_id},
-            )
-        ).first()
-    see(principal, head.channel if head is not None else None, f"shipment {shipment_id}")
-    assert head is not None
-    return ShipmentRead.model_validate(head._mapping), str(head.workflow_id)
-
-
 @router.get("/v1/shipments/{shipment_id}", response_model=ShipmentRead, **guard(ANY))
 async def get_shipment(shipment_id: str, engine: EngineDep, principal: CurrentPrincipal) -> ShipmentRead:
     """One shipment (channel keys: of their own channel's orders)."""
-    return (await _shipment(engine, shipment_id, principal))[0]
+    return await shipment(engine, shipment_id, principal)
 
 
 # -- pick waves ----------------------------------------------------------------------
@@ -259,47 +208,6 @@ class ShipBody(RequestModel):
     carrier: str = Field(min_length=1, max_length=64)
     service: str = Field(default="ground", min_length=1, max_length=64)
     tracking: str = Field(default="", max_length=128)
-
-
-@dataclass
-class ShipmentSteps(ProcessSteps):
-    """A shipment's step routes, without a read of the database: the shipment's id names its
-    order, whose workflow takes the update and answers the shipment as the step left it.
-    The roles these routes admit (warehouse, admin) see every channel, so existence is all
-    there is to check, and the workflow does: a shipment it does not hold is refused as not
-    found (404), and an order it does not know (the engine finds no workflow) is looked up
-    then, to tell "finished" (409) from "no such shipment" (404)."""
-
-    async def take(self, shipment_id: str, name: str, arg: object) -> ShipmentRead:
-        order_id = shipment_order_id(shipment_id)
-        if order_id is None:
-            raise not_found(f"shipment {shipment_id}")
-        try:
-            answer = await self.send(order_id, name, arg, workflow="Order", result_type=ANSWERS)
-        except WorkflowNotRunning:
-            await _shipment(self.engine, shipment_id, self.who)  # 404 unless it exists
-            raise
-        except Problem as problem:
-            if problem.status_code == 404:  # the order's workflow holds no such shipment
-                raise not_found(f"shipment {shipment_id}") from problem
-            raise
-        if isinstance(answer, ShipmentAnswer):
-            times = {k: _at(getattr(answer, k)) for k in ("created_at", "updated_at", "shipped_at")}
-            return ShipmentRead.model_validate({**asdict(answer), **times, "order_id": order_id})
-        # An update that completed before updates answered the shipment, asked again under
-        # the same Idempotency-Key: its recorded answer is the order.
-        return (await _shipment(self.engine, shipment_id))[0]
-
-
-def _at(micros: int | None) -> datetime | None:
-    """A time the update answers in microseconds since the epoch, exactly (no float)."""
-    return None if micros is None else EPOCH + timedelta(microseconds=micros)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# What an order's warehouse update answers: the shipment; updates recorded before that
-# answered the whole order.
-ANSWERS = ShipmentAnswer | OrderSnapshot | None
 
 
 StepsDep = Annotated[ShipmentSteps, Depends(built_in_loop(ShipmentSteps))]

@@ -1,0 +1,101 @@
+"""A warehouse step commits inside the workflow task that runs its update; when the worker (or
+the engine) dies before that task completes, the step is in Postgres but the update was never
+accepted, and the workflow still sees the shipment as it was. Here that is what happens, for
+real: the real pick activity commits against the real Postgres, as the dying worker's task
+did, and no update carries it. The next step the warehouse asks for must still go through
+(not 409 forever, the order stuck in fulfilment), and what the lost step's handler would have
+done after its activity (a short pick's units sourced again) must happen."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.gateways import gateway_from_settings
+from activities.orders import OrderActivities
+from runtime.settings import Settings
+from tests.conftest import Desk
+from tests.factories import receive
+from tests.orders import snapshot, until
+from tests.orders_api import Headers, create, order_body
+from workflows.contracts import PickedLine, PickRequest, PickShipment, shipment_order_id
+
+PACK = {"weight_g": 600, "length_mm": 300, "width_mm": 200, "height_mm": 100}
+SHIP = {"carrier": "UPS", "service": "ground", "tracking": "1Z-LOST"}
+
+
+async def _allocated(api: httpx.AsyncClient, web: Headers, client: Client, external_id: str) -> str:
+    r = await create(api, web, order_body(external_id))
+    assert r.status_code == 202, r.text
+    order_id = f"order-web-{external_id}"
+    snap = await until(client.get_workflow_handle(order_id), lambda o: bool(o.shipments))
+    return snap.shipments[0].id
+
+
+async def _picked_without_its_update(engine: AsyncEngine, settings: Settings, sid: str, qty: int) -> None:
+    """The pick step's activity, run as the lost update's workflow task ran it."""
+    steps = OrderActivities(engine, gateway_from_settings(settings), None)
+    order_id = shipment_order_id(sid)
+    assert order_id is not None
+    await steps.pick_shipment(PickShipment(order_id, PickRequest(sid, [PickedLine("TEE", qty)])))
+
+
+def _pack(qty: int) -> dict[str, Any]:
+    return {"packages": [{**PACK, "lines": [{"sku": "TEE", "qty": qty}]}]}
+
+
+async def test_the_next_step_goes_through_after_a_pick_whose_update_was_lost(
+    desk: Desk, worker: Worker
+) -> None:
+    api, engine, settings, temporal_client = desk.api, desk.engine, desk.settings, desk.client
+    web, wh = desk.keys["web"], desk.keys["warehouse"]
+    await receive(engine, "TEE", "DC-EAST", 10)
+    sid = await _allocated(api, web, temporal_client, "LOST-1")
+    handle = temporal_client.get_workflow_handle("order-web-LOST-1")
+    # Nothing lost: a pack before the pick is refused, and the pick is not replayed for it.
+    r = await api.post(f"/v1/shipments/{sid}/pack", json=_pack(2), headers=wh)
+    assert r.status_code == 409, r.text
+
+    await _picked_without_its_update(engine, settings, sid, 2)
+    assert (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()["status"] == "picked"
+    assert (await snapshot(handle)).shipments[0].status == "allocated"  # the workflow never heard
+
+    r = await api.post(f"/v1/shipments/{sid}/pack", json=_pack(2), headers=wh)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "packed"
+    assert (await snapshot(handle)).shipments[0].status == "packed"
+    r = await api.post(f"/v1/shipments/{sid}/ship", json=SHIP, headers=wh)
+    assert r.status_code == 200, r.text
+    await asyncio.wait_for(handle.result(), timeout=20)  # the order ran to its end
+    order = (await api.get("/v1/orders/order-web-LOST-1", headers=web)).json()
+    assert order["status"] == "completed" and order["lines"][0]["shipped"] == 2
+    # The pick is in the timeline once: sent again, it answered from its record.
+    assert [e["event"] for e in order["timeline"]].count("picked") == 1
+    # A step asked twice is still refused when nothing was lost.
+    assert (await api.post(f"/v1/shipments/{sid}/ship", json=SHIP, headers=wh)).status_code == 409
+
+
+async def test_a_short_pick_whose_update_was_lost_is_sourced_again_once_caught_up(
+    desk: Desk, worker: Worker
+) -> None:
+    api, engine, settings, temporal_client = desk.api, desk.engine, desk.settings, desk.client
+    web, wh = desk.keys["web"], desk.keys["warehouse"]
+    await receive(engine, "TEE", "DC-EAST", 10)
+    await receive(engine, "TEE", "DC-WEST", 5)
+    sid = await _allocated(api, web, temporal_client, "LOST-2")
+    handle = temporal_client.get_workflow_handle("order-web-LOST-2")
+    await _picked_without_its_update(engine, settings, sid, 1)  # one TEE of two not found
+
+    r = await api.post(f"/v1/shipments/{sid}/pack", json=_pack(1), headers=wh)
+    assert r.status_code == 200, r.text
+    # The pick's handler ran as it would have: the missing unit is sourced again, elsewhere
+    # than the shelf that came up short.
+    snap = await until(handle, lambda o: len(o.shipments) == 2)
+    second = snap.shipments[1]
+    assert (second.location, second.status, second.lines[0].qty) == ("DC-WEST", "allocated", 1)
+    assert (snap.lines[0].reserved, snap.lines[0].backordered) == (2, 0)
