@@ -20,10 +20,19 @@ from activities.gateways import gateway_from_settings
 from activities.orders import OrderActivities
 from runtime.settings import Settings
 from tests.conftest import Desk
-from tests.factories import receive
-from tests.orders import snapshot, until
+from tests.factories import balance, receive
+from tests.orders import place_order, snapshot, until
 from tests.orders_api import Headers, create, order_body
-from workflows.contracts import PickedLine, PickRequest, PickShipment, shipment_order_id
+from workflows.contracts import (
+    CancelOrder,
+    CancelRequest,
+    OrderSnapshot,
+    PickedLine,
+    PickRequest,
+    PickShipment,
+    shipment_order_id,
+)
+from workflows.keyed_steps import update_step_name
 
 PACK = {"weight_g": 600, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 SHIP = {"carrier": "UPS", "service": "ground", "tracking": "1Z-LOST"}
@@ -99,3 +108,26 @@ async def test_a_short_pick_whose_update_was_lost_is_sourced_again_once_caught_u
     second = snap.shipments[1]
     assert (second.location, second.status, second.lines[0].qty) == ("DC-WEST", "allocated", 1)
     assert (snap.lines[0].reserved, snap.lines[0].backordered) == (2, 0)
+
+
+async def test_a_cancel_whose_update_was_lost_is_its_own_step_and_its_retry_is_it_again(
+    desk: Desk, worker: Worker
+) -> None:
+    """A step an update asks for is named by the update: numbered, the next request would take
+    the lost step's number and be answered with its record (one unit cancelled, not two)."""
+    await receive(desk.engine, "TEE", "DC-EAST", 10)
+    h = await place_order(desk.engine, desk.client, desk.settings, "LOST-3", [("TEE", 4, 2000)])
+    await until(h, lambda s: s.status == "allocated")
+    steps = OrderActivities(desk.engine, gateway_from_settings(desk.settings), None)
+    one = CancelRequest("customer changed their mind", {"1": 1}, "cs")
+    # The lost update's step, as its workflow task ran it.
+    await steps.cancel_order(CancelOrder(h.id, one, update_step_name("cancel", "lost-cancel")))
+    assert (await snapshot(h)).lines[0].cancelled == 0  # the workflow never heard
+
+    another = CancelRequest("and one more", {"1": 1}, "cs")
+    snap = await h.execute_update("cancel", another, id="another-cancel", result_type=OrderSnapshot)
+    assert snap.lines[0].cancelled == 2  # its own step, on top of the lost one
+    again = await h.execute_update("cancel", one, id="lost-cancel", result_type=OrderSnapshot)
+    assert again.lines[0].cancelled == 2  # the lost request retried: answered from its record
+    assert (await snapshot(h)).lines[0].cancelled == 2
+    assert await balance(desk.engine, "TEE", "DC-EAST") == (10, 2)

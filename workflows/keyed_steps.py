@@ -7,6 +7,8 @@ effects once, however often it is retried."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -19,8 +21,30 @@ with workflow.unsafe.imports_passed_through():
     from workflows.refusals import refusal
 
 STEP_TIMEOUT = timedelta(seconds=60)
+# The patch of runs whose steps asked for by an update are named by the update (asked_name).
+STEPS_NAMED_BY_UPDATE = "steps-named-by-update"
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+
+def update_step_name(step: str, update_id: str) -> str:
+    """`receive:u3f…`: the name of a step an update asked for, from the update's id."""
+    return f"{step}:u{hashlib.sha256(update_id.encode()).hexdigest()[:20]}"
+
+
+def asked_name(step: str, numbered: Callable[[str], str]) -> str:
+    """The name of a step, which keys its effects. A step an update asks for is named by the
+    update's id (the request's Idempotency-Key, api.temporal): its activity commits inside
+    the task that runs the update, so if that task is lost (the worker dies) the update
+    never happened for the workflow, and the step counter has not moved. Numbered, the next
+    request would take the lost step's number and be answered with the lost step's record
+    (a second parcel taken for the first); named by the update, a retry of the lost request
+    is that step again and any other request a step of its own. Steps of the workflow's own
+    phases, and runs from before this patch, are numbered (`numbered`)."""
+    info = workflow.current_update_info()
+    if info is None or not workflow.patched(STEPS_NAMED_BY_UPDATE):
+        return numbered(step)
+    return update_step_name(step, info.id)
 
 
 class StepState(Protocol):
@@ -61,3 +85,7 @@ class KeyedSteps:
     def _name(self, step: str) -> str:
         self.state.steps_named += 1
         return f"{step}:{self.state.steps_named}"
+
+    def _asked(self, step: str) -> str:
+        """The name of a step an update asks for (asked_name)."""
+        return asked_name(step, self._name)

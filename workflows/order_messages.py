@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawException,
     )
     from workflows.exception_wait import AwaitsDecisions, ExceptionWaiter, exception_for
+    from workflows.keyed_steps import asked_name
     from workflows.refusals import refusal, refusals
 
 STEP_TIMEOUT = timedelta(seconds=60)
@@ -88,7 +89,7 @@ class OrderMessages(AwaitsDecisions):
 
     async def _cancel_now(self, req: CancelRequest, exception_id: str = "") -> OrderSnapshot:
         async with self.lock:
-            step = CancelOrder(self.inp.order_id, req, self._name("cancel"), exception_id)
+            step = CancelOrder(self.inp.order_id, req, asked_name("cancel", self._name), exception_id)
             snap = await self._take(CANCEL_ORDER, step)
             self._apply(snap)
         return snap

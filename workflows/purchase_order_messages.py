@@ -150,7 +150,7 @@ class PurchaseOrderMessages(KeyedSteps, AwaitsDecisions):
 
     @workflow.update
     async def inspect(self, request: QcRequest) -> PoSnapshot:
-        return await self._step(QC_PO, PoQc(self.inp.number, request, self._name("qc")))
+        return await self._step(QC_PO, PoQc(self.inp.number, request, self._asked("qc")))
 
     @inspect.validator
     def _can_inspect(self, request: QcRequest) -> None:
@@ -203,7 +203,7 @@ class PurchaseOrderMessages(KeyedSteps, AwaitsDecisions):
                 raise InvalidRequest("a cancel gives its reason")
 
     async def _cancel_now(self, request: CancelPurchase, exception_id: str = "") -> PoSnapshot:
-        step = PoCancel(self.inp.number, self._name("cancel"), request, exception_id)
+        step = PoCancel(self.inp.number, self._asked("cancel"), request, exception_id)
         return await self._step(CANCEL_PO, step)
 
     @workflow.query

@@ -61,7 +61,7 @@ class ReturnMessages(KeyedSteps, AwaitsDecisions):
     @workflow.update
     async def receive(self, receipt: ParcelReceipt) -> ReturnSnapshot:
         snap = await self._step(
-            RECEIVE_PARCEL, ReceiveParcel(self.inp.number, self._name("receive"), receipt)
+            RECEIVE_PARCEL, ReceiveParcel(self.inp.number, self._asked("receive"), receipt)
         )
         if self.state.received_at is None:
             self.state.received_at = workflow.now()
@@ -89,7 +89,7 @@ class ReturnMessages(KeyedSteps, AwaitsDecisions):
     @workflow.update
     async def inspect(self, inspection: Inspection) -> ReturnSnapshot:
         return await self._step(
-            INSPECT_UNITS, InspectUnits(self.inp.number, self._name("inspect"), inspection)
+            INSPECT_UNITS, InspectUnits(self.inp.number, self._asked("inspect"), inspection)
         )
 
     @inspect.validator
