@@ -42,6 +42,8 @@ from api.routes import (
     suppliers,
     transfers,
 )
+from api.temporal import Updates
+from api.update_finisher import UpdateFinisher
 from runtime.db import make_async_engine
 from runtime.logging import configure_logging, get_logger
 from runtime.settings import Settings, get_settings
@@ -91,10 +93,17 @@ def create_app(
         )
         app.state.order_starts = OrderStartSweeper(app.state.engine, app.state.temporal, settings)
         app.state.order_starts.start()
+        finisher = UpdateFinisher(
+            app.state.temporal,
+            window_seconds=settings.update_finish_seconds,
+            rpc_seconds=settings.rpc_timeout_seconds,
+        )
+        app.state.updates = Updates(app.state.temporal, settings.rpc_timeout_seconds, finisher)
         log.info("api started", temporal=settings.temporal_address)
         try:
             yield
         finally:
+            await asyncio.shield(finisher.stop())
             await asyncio.shield(app.state.order_starts.stop())
             await asyncio.shield(app.state.pick_work_wakeups.stop())
             await asyncio.shield(app.state.engine.dispose())

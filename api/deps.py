@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.temporal import Updates
 from runtime.settings import Settings
 
 T = TypeVar("T")
@@ -47,6 +48,10 @@ async def get_temporal(request: Request) -> Client:
     return request.app.state.temporal  # type: ignore[no-any-return]
 
 
+async def get_updates(request: Request) -> Updates:
+    return request.app.state.updates  # type: ignore[no-any-return]
+
+
 def built_in_loop(cls: type[T]) -> Callable[..., Awaitable[T]]:
     """`cls` as a dependency built in the event loop. The order benchmark measured the thread
     pool's hand-off for the step routes' classes at 7 % of the API's CPU."""
@@ -65,3 +70,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+UpdatesDep = Annotated[Updates, Depends(get_updates)]

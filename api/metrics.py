@@ -23,6 +23,11 @@ WORKFLOW_MESSAGES = Counter(
     "Signals and updates sent to workflows by the API",
     ["workflow", "kind", "name", "outcome"],
 )
+UPDATES_FINISHED = Counter(
+    "omniflow_updates_finished_total",
+    "Updates not answered in time (503), sent again by the API until answered, by how that ended",
+    ["workflow", "name", "outcome"],
+)
 IDEMPOTENT_REPLAYS = Counter("omniflow_idempotent_replays_total", "Responses replayed for an Idempotency-Key")
 ORDER_LINES_TURNED_AWAY = Counter(
     "omniflow_order_lines_turned_away_total",

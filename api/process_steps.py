@@ -12,7 +12,7 @@ from typing import Any
 
 from api.audit_trail import AuditDep
 from api.auth import CurrentPrincipal
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep, UpdatesDep
 from api.temporal import update
 from domain.audit import Actor
 
@@ -24,6 +24,7 @@ class ProcessSteps:
     settings: SettingsDep
     who: CurrentPrincipal
     audit: AuditDep
+    updates: UpdatesDep
 
     @property
     def actor(self) -> Actor:
@@ -43,12 +44,11 @@ class ProcessSteps:
         refusals and timeouts become problems there. The update's id is the request's
         (from its Idempotency-Key) unless `update_id` names it."""
         return await update(
-            self.temporal,
+            self.updates,
             workflow_id,
             name,
             arg,
             workflow=workflow,
-            rpc_seconds=self.settings.rpc_timeout_seconds,
             result_type=result_type,
             update_id=update_id,
         )

@@ -6,7 +6,9 @@ or when the engine does not find its workflow (`WorkflowNotRunning`)."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ from api.domain_errors import STATUS_OF
 from api.idempotency import IDEMPOTENT_CALL
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
 from api.problems import Problem, engine_unavailable
+from api.update_finisher import UnansweredUpdate, UpdateFinisher
 from domain.errors import DomainError
 
 _UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
@@ -86,33 +89,52 @@ def _update_id_of_call(name: str) -> str | None:
     return f"{name}-{digest}"
 
 
+@dataclass(frozen=True)
+class Updates:
+    """How the API sends updates: the client, how long it waits for an answer (`rpc_seconds`,
+    then 503) and who finishes an update not answered in that time (api.update_finisher)."""
+
+    client: Client
+    rpc_seconds: float
+    finisher: UpdateFinisher | None = None
+
+
 async def update(
-    client: Client,
+    updates: Updates,
     workflow_id: str,
     name: str,
     arg: Any,
     *,
     workflow: str,
-    rpc_seconds: float,
     result_type: type | None = None,
     update_id: str | None = None,
 ) -> Any:
     """The update's id comes from the caller's Idempotency-Key (when the request has one): a
     retry of an update that went through after its answer timed out (503) gets that update's
-    result instead of running the step again. `update_id` names it explicitly instead."""
-    update_id = update_id or _update_id_of_call(name)
-    handle = client.get_workflow_handle(workflow_id)
+    result instead of running the step again. `update_id` names it explicitly instead. An
+    update not answered in time is handed to the finisher, which keeps sending it under the
+    same id (api.update_finisher)."""
+    finisher = updates.finisher
+    update_id = update_id or _update_id_of_call(name) or f"{name}-{uuid.uuid4().hex}"
+    unanswered = UnansweredUpdate(workflow, workflow_id, name, arg, update_id, result_type)
+    handle = updates.client.get_workflow_handle(workflow_id)
     try:
         result = await handle.execute_update(
-            name, arg, id=update_id, rpc_timeout=timedelta(seconds=rpc_seconds), result_type=result_type
+            name,
+            arg,
+            id=update_id,
+            rpc_timeout=timedelta(seconds=updates.rpc_seconds),
+            result_type=result_type,
         )
     except WorkflowUpdateFailedError as exc:
         WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
         raise _refusal(exc.cause) from exc
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         # Not answered within rpc_seconds (the worker is down or busy): the update may still
-        # run; the caller retries and the workflow's validator refuses a step already done.
+        # run, or be lost with its workflow task; the finisher sends it until it is answered.
         WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
+        if finisher is not None:
+            finisher.finish(unanswered)
         raise engine_unavailable() from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
@@ -123,6 +145,8 @@ async def update(
             ) from exc
         if exc.status in _UNAVAILABLE:
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
+            if finisher is not None:
+                finisher.finish(unanswered)
             raise engine_unavailable() from exc
         if exc.status == RPCStatusCode.FAILED_PRECONDITION:  # the workflow has already finished
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()

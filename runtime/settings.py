@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=60, description="After this, an unfinished Idempotency-Key is considered abandoned."
     )
     rpc_timeout_seconds: float = Field(default=10.0, description="Wait for workflow updates before 503.")
+    update_finish_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="After a 503, keep sending the unanswered update this long (0: never; api/update_finisher.py).",
+    )
 
     # Rate limits (api/rate_limits.py), per API key and route class; per client IP without a
     # valid key. A limit is `<count>/<period>` ("600/minute", "20/second"). The defaults are

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from api.auth import guard
 from api.problems import Problem
 from api.schemas import RequestModel
-from api.temporal import update
+from api.temporal import Updates, update
 from runtime.db import make_async_engine
 from runtime.ports import free_port
 
@@ -126,5 +126,5 @@ async def test_update_not_answered_in_time_is_503() -> None:
             return Handle()
 
     with pytest.raises(Problem) as exc:
-        await update(FakeClient(), "order-x", "pick", None, workflow="Order", rpc_seconds=0.1)  # type: ignore[arg-type]
+        await update(Updates(FakeClient(), 0.1), "order-x", "pick", None, workflow="Order")  # type: ignore[arg-type]
     assert exc.value.status_code == 503

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from api.audit_trail import AuditDep
 from api.auth import CurrentPrincipal, Role, guard
-from api.deps import EngineDep, SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, UpdatesDep
 from api.pagination import PageDep, next_cursor
 from api.problems import Problem, not_found
 from api.schemas import Page, RequestModel, ResponseModel
@@ -177,7 +177,7 @@ async def resolve_exception(
     body: ResolveBody,
     response: Response,
     engine: EngineDep,
-    temporal: TemporalDep,
+    updates: UpdatesDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
     audit: AuditDep,
@@ -207,12 +207,11 @@ async def resolve_exception(
     )
     try:
         await update(
-            temporal,
+            updates,
             current.workflow_id,
             "resolve_exception",
             resolution,
             workflow=current.subject.type,
-            rpc_seconds=settings.rpc_timeout_seconds,
             result_type=str,
         )
     except Problem as exc:

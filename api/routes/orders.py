@@ -274,16 +274,7 @@ class OrderActions(ProcessSteps):
 async def _take(act: OrderActions, order: OrderRead, name: str, arg: Any) -> OrderRead:
     """The order's workflow takes the update (its refusals: api.temporal); the order after it.
     A module function, not a method, so api.openapi finds the refusals it documents."""
-    rpc = act.settings.rpc_timeout_seconds
-    await update(
-        act.temporal,
-        order.workflow_id,
-        name,
-        arg,
-        workflow="Order",
-        rpc_seconds=rpc,
-        result_type=OrderSnapshot,
-    )
+    await update(act.updates, order.workflow_id, name, arg, workflow="Order", result_type=OrderSnapshot)
     return await read_order(act.engine, order.id)
 
 

@@ -1,0 +1,124 @@
+"""Updates the workflow did not answer in time, finished by the API that sent them.
+
+A process's step commits inside the workflow task that runs its update (a local activity). If
+the worker or the engine dies before that task completes, the engine can lose the update: it
+was admitted, not yet accepted, and an admitted update lives in the engine's memory. The
+caller got a 503 (`rpc_timeout_seconds`), and a caller that does not retry leaves the step
+in Postgres and not in the workflow: a shipment's last step shipped with its order's
+workflow waiting for it, a receipt's discrepancy never queued. So the API keeps sending an
+unanswered update, under the same update id, until the workflow answers it, refuses it or
+has finished, for at most `update_finish_seconds`. The same id makes each try that update
+(the engine answers an update it knows with its result; one it lost is taken anew), and the
+step's key makes it that step if its activity had committed (it answers from its record).
+The caller's own retry under its Idempotency-Key is the same update too.
+
+What it cannot cover: an API process that dies while it waits takes its unanswered updates
+with it. Then the next step's refusal catches the workflow up (api.shipment_steps) or the
+caller's retry does (docs/architecture.md, *A step whose update was lost*)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+import tenacity
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.metrics import UPDATES_FINISHED
+
+log = structlog.get_logger("omniflow.api.update_finisher")
+
+_UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
+
+
+@dataclass(frozen=True)
+class UnansweredUpdate:
+    workflow: str  # the process (Order, PurchaseOrder, …), for logs and metrics
+    workflow_id: str
+    name: str
+    arg: Any
+    update_id: str
+    result_type: type | None = None
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """No answer yet (the engine or the worker is still away): try again."""
+    if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return True
+    return isinstance(exc, RPCError) and exc.status in _UNAVAILABLE
+
+
+def _ending(exc: Exception) -> str:
+    if _unanswered(exc):
+        return "gave_up"  # still no answer when the window closed
+    if isinstance(exc, RPCError) and exc.status in (
+        RPCStatusCode.NOT_FOUND,
+        RPCStatusCode.FAILED_PRECONDITION,
+    ):
+        return "finished"  # the workflow has ended
+    return "failed"
+
+
+class UpdateFinisher:
+    def __init__(self, client: Client, *, window_seconds: float, rpc_seconds: float) -> None:
+        self.client = client
+        self.window_seconds = window_seconds
+        self.rpc_seconds = rpc_seconds
+        self._finishing: set[asyncio.Task[str]] = set()
+
+    def finish(self, update: UnansweredUpdate) -> None:
+        """Keep sending `update` in the background until it is answered (0 s: never)."""
+        if self.window_seconds <= 0:
+            return
+        task = asyncio.create_task(self.finish_now(update))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def finish_now(self, update: UnansweredUpdate) -> str:
+        """Send it until answered; how it ended: answered, refused, finished, gave_up, failed."""
+        try:
+            await self._send_until_answered(update)
+            outcome = "answered"
+        except WorkflowUpdateFailedError:
+            outcome = "refused"  # its step had come through another way meanwhile, say
+        except Exception as exc:
+            outcome = _ending(exc)
+        UPDATES_FINISHED.labels(update.workflow, update.name, outcome).inc()
+        say = log.warning if outcome in ("gave_up", "failed") else log.info
+        say(
+            "unanswered update " + outcome,
+            workflow_id=update.workflow_id,
+            update=update.name,
+            update_id=update.update_id,
+        )
+        return outcome
+
+    async def _send_until_answered(self, update: UnansweredUpdate) -> None:
+        handle = self.client.get_workflow_handle(update.workflow_id)
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_delay(self.window_seconds),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+            retry=tenacity.retry_if_exception(_unanswered),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await handle.execute_update(
+                    update.name,
+                    update.arg,
+                    id=update.update_id,
+                    rpc_timeout=timedelta(seconds=self.rpc_seconds),
+                    result_type=update.result_type,
+                )
+
+    async def stop(self) -> None:
+        """The app is stopping: what is still unanswered is left to the callers' retries."""
+        if self._finishing:
+            log.warning("updates left unanswered at shutdown", updates=len(self._finishing))
+        for task in list(self._finishing):
+            task.cancel()
+        await asyncio.gather(*self._finishing, return_exceptions=True)
