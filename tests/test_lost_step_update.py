@@ -27,6 +27,9 @@ from workflows.contracts import (
     CancelOrder,
     CancelRequest,
     OrderSnapshot,
+    PackageIn,
+    PackRequest,
+    PackShipment,
     PickedLine,
     PickRequest,
     PickShipment,
@@ -131,3 +134,24 @@ async def test_a_cancel_whose_update_was_lost_is_its_own_step_and_its_retry_is_i
     assert again.lines[0].cancelled == 2  # the lost request retried: answered from its record
     assert (await snapshot(h)).lines[0].cancelled == 2
     assert await balance(desk.engine, "TEE", "DC-EAST") == (10, 2)
+
+
+async def test_a_ship_goes_through_after_a_pack_whose_update_was_lost(desk: Desk, worker: Worker) -> None:
+    """Two steps behind the record at the ship: the pick the workflow has (sent again, refused
+    as done) and the pack it never heard of (sent again from the packages recorded)."""
+    api, engine, settings = desk.api, desk.engine, desk.settings
+    web, wh = desk.keys["web"], desk.keys["warehouse"]
+    await receive(engine, "TEE", "DC-EAST", 10)
+    sid = await _allocated(api, web, desk.client, "LOST-4")
+    handle = desk.client.get_workflow_handle("order-web-LOST-4")
+    pick = {"lines": [{"sku": "TEE", "qty": 2}]}
+    assert (await api.post(f"/v1/shipments/{sid}/pick", json=pick, headers=wh)).status_code == 200
+    steps = OrderActivities(engine, gateway_from_settings(settings), None)
+    box = PackageIn(PACK["weight_g"], PACK["length_mm"], PACK["width_mm"], PACK["height_mm"], {"TEE": 2})
+    await steps.pack_shipment(PackShipment(handle.id, PackRequest(sid, [box], "ground")))
+    assert (await snapshot(handle)).shipments[0].status == "picked"
+
+    r = await api.post(f"/v1/shipments/{sid}/ship", json=SHIP, headers=wh)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], len(r.json()["packages"])) == ("shipped", 1)
+    await asyncio.wait_for(handle.result(), timeout=20)

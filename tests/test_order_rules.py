@@ -75,6 +75,26 @@ def test_stock_ships_packed_and_drop_ship_ships_requested() -> None:
         fulfilment.find([shipment()], "order-web-1-S9")
 
 
+@pytest.mark.parametrize(
+    ("kind", "status", "step", "before"),
+    [
+        ("stock", "allocated", "pack", ()),  # nothing recorded: a pack before the pick stays refused
+        ("stock", "picked", "pack", ("pick",)),
+        ("stock", "picked", "ship", ("pick",)),
+        ("stock", "packed", "ship", ("pick", "pack")),
+        ("stock", "shipped", "ship", ("pick", "pack")),  # never the step itself
+        ("stock", "shipped", "pick", ()),
+        ("stock", "cancelled", "pack", ()),  # a pick that found nothing: there is no next step
+        ("dropship", "shipped", "ship", ()),  # a drop-ship shipment has no step before it ships
+    ],
+)
+def test_the_steps_a_shipment_went_through_before_a_step(
+    kind: str, status: str, step: str, before: tuple[str, ...]
+) -> None:
+    """What a refused step sends the workflow again from the shipment's record (api.shipment_steps)."""
+    assert fulfilment.steps_before(kind, status, step) == before
+
+
 def test_a_cancel_takes_open_units_only() -> None:
     lines = {"1": LineQty(3, reserved=1, shipped=1), "2": LineQty(2, cancelled=2)}
     assert units_to_cancel("o", "partially_shipped", lines, None) == {"1": 2}
