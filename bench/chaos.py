@@ -71,6 +71,7 @@ import re
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -216,6 +217,8 @@ def _measure(chaos: Chaos, stack: DevStack, report: Report) -> None:
         "api": len(re.findall(r"omniflow dev: api(?: \d+)? exited", err)),
         "temporal": err.count("Temporal dev server exited"),
     }
+    # Updates a 503 left unanswered, sent again by the API until answered (api/update_finisher.py).
+    report.updates_finished = dict(Counter(re.findall(r"unanswered update (\w+)", err)))
 
 
 def main() -> None:
