@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from api.problems import Problem, not_found
 from api.process_steps import ProcessSteps
 from api.read_models.shipments import shipment
@@ -24,6 +26,8 @@ from workflows.contracts import (
     ShipRequest,
     shipment_order_id,
 )
+
+log = structlog.get_logger("omniflow.api.shipment_steps")
 
 
 @dataclass
@@ -86,6 +90,7 @@ class ShipmentSteps(ProcessSteps):
                 if problem.status_code != 409:
                     raise
                 continue  # the workflow has this one
+            log.info("workflow caught up with a recorded step", shipment_id=shipment_id, step=step)
             news = True
         return news
 
