@@ -189,19 +189,9 @@ class OrderRead(ResponseModel):
     completed_at: datetime | None
 
 
-class ShipmentRead(ResponseModel):
-    id: str
+class ShipmentRead(OrderShipmentRead):
+    """A shipment read on its own: as in its order, with the order's id and when it last
+    changed."""
+
     order_id: str
-    location: str
-    kind: str
-    status: str
-    promise: str
-    lines: list[ShipmentLineBrief]
-    supplier: str | None
-    carrier: str | None
-    service: str | None
-    tracking: str | None
-    packages: list[dict[str, Any]]
-    created_at: datetime
     updated_at: datetime
-    shipped_at: datetime | None

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.gateways import gateway_from_settings
@@ -22,7 +21,7 @@ from runtime.settings import Settings
 from tests.conftest import Desk
 from tests.factories import balance, receive
 from tests.orders import place_order, snapshot, until
-from tests.orders_api import Headers, create, order_body
+from tests.orders_api import create, order_body
 from workflows.contracts import (
     CancelOrder,
     CancelRequest,
@@ -41,12 +40,17 @@ PACK = {"weight_g": 600, "length_mm": 300, "width_mm": 200, "height_mm": 100}
 SHIP = {"carrier": "UPS", "service": "ground", "tracking": "1Z-LOST"}
 
 
-async def _allocated(api: httpx.AsyncClient, web: Headers, client: Client, external_id: str) -> str:
-    r = await create(api, web, order_body(external_id))
+async def _allocated(desk: Desk, external_id: str, west: int = 0) -> tuple[str, WorkflowHandle[Any, Any]]:
+    """10 TEE at DC-EAST (and `west` at DC-WEST), an order of two over HTTP, allocated: its
+    shipment and workflow."""
+    await receive(desk.engine, "TEE", "DC-EAST", 10)
+    if west:
+        await receive(desk.engine, "TEE", "DC-WEST", west)
+    r = await create(desk.api, desk.keys["web"], order_body(external_id))
     assert r.status_code == 202, r.text
-    order_id = f"order-web-{external_id}"
-    snap = await until(client.get_workflow_handle(order_id), lambda o: bool(o.shipments))
-    return snap.shipments[0].id
+    handle = desk.client.get_workflow_handle(f"order-web-{external_id}")
+    snap = await until(handle, lambda o: bool(o.shipments))
+    return snap.shipments[0].id, handle
 
 
 async def _picked_without_its_update(engine: AsyncEngine, settings: Settings, sid: str, qty: int) -> None:
@@ -64,16 +68,13 @@ def _pack(qty: int) -> dict[str, Any]:
 async def test_the_next_step_goes_through_after_a_pick_whose_update_was_lost(
     desk: Desk, worker: Worker
 ) -> None:
-    api, engine, settings, temporal_client = desk.api, desk.engine, desk.settings, desk.client
-    web, wh = desk.keys["web"], desk.keys["warehouse"]
-    await receive(engine, "TEE", "DC-EAST", 10)
-    sid = await _allocated(api, web, temporal_client, "LOST-1")
-    handle = temporal_client.get_workflow_handle("order-web-LOST-1")
+    api, wh = desk.api, desk.keys["warehouse"]
+    sid, handle = await _allocated(desk, "LOST-1")
     # Nothing lost: a pack before the pick is refused, and the pick is not replayed for it.
     r = await api.post(f"/v1/shipments/{sid}/pack", json=_pack(2), headers=wh)
     assert r.status_code == 409, r.text
 
-    await _picked_without_its_update(engine, settings, sid, 2)
+    await _picked_without_its_update(desk.engine, desk.settings, sid, 2)
     assert (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()["status"] == "picked"
     assert (await snapshot(handle)).shipments[0].status == "allocated"  # the workflow never heard
 
@@ -84,7 +85,7 @@ async def test_the_next_step_goes_through_after_a_pick_whose_update_was_lost(
     r = await api.post(f"/v1/shipments/{sid}/ship", json=SHIP, headers=wh)
     assert r.status_code == 200, r.text
     await asyncio.wait_for(handle.result(), timeout=20)  # the order ran to its end
-    order = (await api.get("/v1/orders/order-web-LOST-1", headers=web)).json()
+    order = (await api.get("/v1/orders/order-web-LOST-1", headers=desk.keys["web"])).json()
     assert order["status"] == "completed" and order["lines"][0]["shipped"] == 2
     # The pick is in the timeline once: sent again, it answered from its record.
     assert [e["event"] for e in order["timeline"]].count("picked") == 1
@@ -95,13 +96,9 @@ async def test_the_next_step_goes_through_after_a_pick_whose_update_was_lost(
 async def test_a_short_pick_whose_update_was_lost_is_sourced_again_once_caught_up(
     desk: Desk, worker: Worker
 ) -> None:
-    api, engine, settings, temporal_client = desk.api, desk.engine, desk.settings, desk.client
-    web, wh = desk.keys["web"], desk.keys["warehouse"]
-    await receive(engine, "TEE", "DC-EAST", 10)
-    await receive(engine, "TEE", "DC-WEST", 5)
-    sid = await _allocated(api, web, temporal_client, "LOST-2")
-    handle = temporal_client.get_workflow_handle("order-web-LOST-2")
-    await _picked_without_its_update(engine, settings, sid, 1)  # one TEE of two not found
+    api, wh = desk.api, desk.keys["warehouse"]
+    sid, handle = await _allocated(desk, "LOST-2", west=5)
+    await _picked_without_its_update(desk.engine, desk.settings, sid, 1)  # one TEE of two not found
 
     r = await api.post(f"/v1/shipments/{sid}/pack", json=_pack(1), headers=wh)
     assert r.status_code == 200, r.text
@@ -139,14 +136,11 @@ async def test_a_cancel_whose_update_was_lost_is_its_own_step_and_its_retry_is_i
 async def test_a_ship_goes_through_after_a_pack_whose_update_was_lost(desk: Desk, worker: Worker) -> None:
     """Two steps behind the record at the ship: the pick the workflow has (sent again, refused
     as done) and the pack it never heard of (sent again from the packages recorded)."""
-    api, engine, settings = desk.api, desk.engine, desk.settings
-    web, wh = desk.keys["web"], desk.keys["warehouse"]
-    await receive(engine, "TEE", "DC-EAST", 10)
-    sid = await _allocated(api, web, desk.client, "LOST-4")
-    handle = desk.client.get_workflow_handle("order-web-LOST-4")
+    api, wh = desk.api, desk.keys["warehouse"]
+    sid, handle = await _allocated(desk, "LOST-4")
     pick = {"lines": [{"sku": "TEE", "qty": 2}]}
     assert (await api.post(f"/v1/shipments/{sid}/pick", json=pick, headers=wh)).status_code == 200
-    steps = OrderActivities(engine, gateway_from_settings(settings), None)
+    steps = OrderActivities(desk.engine, gateway_from_settings(desk.settings), None)
     box = PackageIn(PACK["weight_g"], PACK["length_mm"], PACK["width_mm"], PACK["height_mm"], {"TEE": 2})
     await steps.pack_shipment(PackShipment(handle.id, PackRequest(sid, [box], "ground")))
     assert (await snapshot(handle)).shipments[0].status == "picked"
