@@ -63,20 +63,35 @@ def _ending(exc: Exception) -> str:
     return "failed"
 
 
+# While the engine is away every step route answers 503; past this many updates in hand, a
+# process keeps no more (each holds a task and, while it waits, an RPC): the callers' own
+# retries are what is left for those.
+MAX_FINISHING = 1000
+
+
 class UpdateFinisher:
-    def __init__(self, client: Client, *, window_seconds: float, rpc_seconds: float) -> None:
+    def __init__(
+        self, client: Client, *, window_seconds: float, rpc_seconds: float, most: int = MAX_FINISHING
+    ) -> None:
         self.client = client
         self.window_seconds = window_seconds
         self.rpc_seconds = rpc_seconds
-        self._finishing: set[asyncio.Task[str]] = set()
+        self.most = most
+        self._finishing: dict[str, asyncio.Task[str]] = {}  # by update id
 
     def finish(self, update: UnansweredUpdate) -> None:
-        """Keep sending `update` in the background until it is answered (0 s: never)."""
-        if self.window_seconds <= 0:
+        """Keep sending `update` in the background until it is answered (0 s: never). An
+        update already in hand (its caller retried under the same key, and met a 503 again)
+        is that one task."""
+        if self.window_seconds <= 0 or update.update_id in self._finishing:
+            return
+        if len(self._finishing) >= self.most:
+            UPDATES_FINISHED.labels(update.workflow, update.name, "not_kept").inc()
+            log.warning("unanswered update not_kept: too many in hand", update_id=update.update_id)
             return
         task = asyncio.create_task(self.finish_now(update))
-        self._finishing.add(task)
-        task.add_done_callback(self._finishing.discard)
+        self._finishing[update.update_id] = task
+        task.add_done_callback(lambda _: self._finishing.pop(update.update_id, None))
 
     async def finish_now(self, update: UnansweredUpdate) -> str:
         """Send it until answered; how it ended: answered, refused, finished, gave_up, failed."""
@@ -119,6 +134,7 @@ class UpdateFinisher:
         """The app is stopping: what is still unanswered is left to the callers' retries."""
         if self._finishing:
             log.warning("updates left unanswered at shutdown", updates=len(self._finishing))
-        for task in list(self._finishing):
+        tasks = list(self._finishing.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._finishing, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -96,3 +96,40 @@ async def test_a_pick_lost_with_the_engine_is_sent_again_until_answered(
     assert snap.shipments[0].lines[0].picked == 2
     assert answered._value.get() == before + 1
     assert (await api.get(f"/v1/shipments/{sid}", headers=wh)).json()["status"] == "picked"
+
+
+class _Engine:
+    """A Temporal client whose updates are not answered until `answer` is set: what the
+    finisher sends, counted by update id."""
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+        self.sent: list[str] = []
+
+    def get_workflow_handle(self, workflow_id: str) -> _Engine:
+        return self
+
+    async def execute_update(self, name: str, arg: object, *, id: str, **_: object) -> None:
+        self.sent.append(id)
+        await self.answer.wait()
+
+
+async def test_an_update_in_hand_is_one_task_and_a_process_keeps_at_most_so_many() -> None:
+    from api.update_finisher import UnansweredUpdate, UpdateFinisher
+
+    engine = _Engine()
+    finisher = UpdateFinisher(engine, window_seconds=30, rpc_seconds=1, most=2)  # type: ignore[arg-type]
+    not_kept = UPDATES_FINISHED.labels("Order", "pick", "not_kept")
+    before = not_kept._value.get()
+    for update_id in ("u1", "u1", "u2", "u3"):  # u1's caller met a 503 twice; u3 is one too many
+        finisher.finish(UnansweredUpdate("Order", "order-1", "pick", None, update_id))
+    await asyncio.sleep(0.05)
+    assert sorted(engine.sent) == ["u1", "u2"]
+    assert not_kept._value.get() == before + 1
+    engine.answer.set()
+    for _ in range(100):
+        if not finisher._finishing:
+            break
+        await asyncio.sleep(0.01)
+    assert not finisher._finishing  # answered: nothing left in hand
+    await finisher.stop()
