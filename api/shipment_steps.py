@@ -23,7 +23,6 @@ from workflows.contracts import (
     PickedLine,
     PickRequest,
     ShipmentAnswer,
-    ShipRequest,
     shipment_order_id,
 )
 
@@ -95,15 +94,14 @@ class ShipmentSteps(ProcessSteps):
         return news
 
 
-def _as_recorded(read: ShipmentRead, step: str, actor: Actor) -> object:
+def _as_recorded(read: ShipmentRead, step: str, actor: Actor) -> PickRequest | PackRequest:
     """The request of a step the shipment has been through, rebuilt from what it recorded
-    (its activity finds the step done and answers from its record, whatever the request)."""
+    (its activity finds the step done and answers from its record, whatever the request):
+    a pick or a pack, the steps that come before another."""
     if step == "pick":
         return PickRequest(read.id, [PickedLine(ln.sku, ln.picked) for ln in read.lines], actor=actor)
-    if step == "pack":
-        packages = [PackageIn(**pkg) for pkg in read.packages]
-        return PackRequest(read.id, packages, read.service or "ground", actor)
-    return ShipRequest(read.id, read.carrier or "", read.service or "ground", read.tracking or "", actor)
+    packages = [PackageIn(**pkg) for pkg in read.packages]
+    return PackRequest(read.id, packages, read.service or "ground", actor)
 
 
 def _at(micros: int | None) -> datetime | None:
