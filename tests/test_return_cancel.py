@@ -22,6 +22,7 @@ from tests.returns import (
     reserved,
     return_body,
     shipped_order,
+    units_held,
     until_return,
 )
 from tests.test_replay import record_history
@@ -52,7 +53,10 @@ async def test_a_cancel_withdraws_the_approval_or_releases_the_held_units(desk: 
     await create_return(
         desk.api, desk.keys["web"], return_body("K2", order_id, [("TEE", 1, "wrong_size")], **MUG_FOR_TEE)
     )
-    await until_return(desk.api, desk.keys["admin"], "K2", lambda x: x["status"] == "in_transit")
+    # The return reads in_transit a step before its exchange's units are held: wait for both.
+    await until_return(
+        desk.api, desk.keys["admin"], "K2", lambda x: x["status"] == "in_transit" and units_held(x)
+    )
     assert await reserved(desk.engine, "MUG") == 1
     r = await act(desk.api, desk.keys["web"], "K2", "cancel", {"reason": "keeping it"})
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
