@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from domain.posting import CASH_CLEARING
 from runtime.settings import Settings
+from tests import returns
 from tests.conftest import Desk
 from tests.factories import assert_inventory_clean, receive
 from tests.orders import until
@@ -22,7 +23,6 @@ from tests.returns import (
     reserved,
     return_body,
     shipped_order,
-    units_held,
     until_return,
 )
 from tests.test_replay import record_history
@@ -55,7 +55,7 @@ async def test_a_cancel_withdraws_the_approval_or_releases_the_held_units(desk: 
     )
     # The return reads in_transit a step before its exchange's units are held: wait for both.
     await until_return(
-        desk.api, desk.keys["admin"], "K2", lambda x: x["status"] == "in_transit" and units_held(x)
+        desk.api, desk.keys["admin"], "K2", lambda x: x["status"] == "in_transit" and returns.units_held(x)
     )
     assert await reserved(desk.engine, "MUG") == 1
     r = await act(desk.api, desk.keys["web"], "K2", "cancel", {"reason": "keeping it"})
