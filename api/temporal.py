@@ -26,10 +26,8 @@ from api.domain_errors import STATUS_OF
 from api.idempotency import IDEMPOTENT_CALL
 from api.metrics import WORKFLOW_MESSAGES, WORKFLOW_STARTS
 from api.problems import Problem, engine_unavailable
-from api.update_finisher import UnansweredUpdate, UpdateFinisher
+from api.update_finisher import ENGINE_AWAY, UnansweredUpdate, UpdateFinisher
 from domain.errors import DomainError
-
-_UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 
 
 async def start(
@@ -53,7 +51,7 @@ async def start(
         return client.get_workflow_handle(id)
     except RPCError as exc:
         WORKFLOW_STARTS.labels(workflow, "unavailable").inc()
-        if exc.status in _UNAVAILABLE:
+        if exc.status in ENGINE_AWAY:
             raise engine_unavailable() from exc
         raise
     WORKFLOW_STARTS.labels(workflow, "started").inc()
@@ -114,9 +112,7 @@ async def update(
     result instead of running the step again. `update_id` names it explicitly instead. An
     update not answered in time is handed to the finisher, which keeps sending it under the
     same id (api.update_finisher)."""
-    finisher = updates.finisher
     update_id = update_id or _update_id_of_call(name) or f"{name}-{uuid.uuid4().hex}"
-    unanswered = UnansweredUpdate(workflow, workflow_id, name, arg, update_id, result_type)
     handle = updates.client.get_workflow_handle(workflow_id)
     try:
         result = await handle.execute_update(
@@ -129,25 +125,21 @@ async def update(
     except WorkflowUpdateFailedError as exc:
         WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
         raise _refusal(exc.cause) from exc
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        # Not answered within rpc_seconds (the worker is down or busy): the update may still
-        # run, or be lost with its workflow task; the finisher sends it until it is answered.
-        WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
-        if finisher is not None:
-            finisher.finish(unanswered)
-        raise engine_unavailable() from exc
-    except RPCError as exc:
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+        if not isinstance(exc, RPCError) or exc.status in ENGINE_AWAY:
+            # Not answered within rpc_seconds (the worker or the engine is away): the update may
+            # still run, or be lost with its workflow task; the finisher sends it until it is.
+            WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
+            if updates.finisher is not None:
+                left = UnansweredUpdate(workflow, workflow_id, name, arg, update_id, result_type)
+                updates.finisher.finish(left)
+            raise engine_unavailable() from exc
         if exc.status == RPCStatusCode.NOT_FOUND:
             # Callers look the business object up first, so the workflow exists: it has finished.
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "finished").inc()
             raise WorkflowNotRunning(
                 409, f"{workflow} {workflow_id} is no longer running", slug="refused"
             ) from exc
-        if exc.status in _UNAVAILABLE:
-            WORKFLOW_MESSAGES.labels(workflow, "update", name, "unavailable").inc()
-            if finisher is not None:
-                finisher.finish(unanswered)
-            raise engine_unavailable() from exc
         if exc.status == RPCStatusCode.FAILED_PRECONDITION:  # the workflow has already finished
             WORKFLOW_MESSAGES.labels(workflow, "update", name, "refused").inc()
             raise Problem(409, f"{workflow} {workflow_id} has finished", slug="refused") from exc

@@ -32,7 +32,9 @@ from api.metrics import UPDATES_FINISHED
 
 log = structlog.get_logger("omniflow.api.update_finisher")
 
-_UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
+# The engine did not answer (down, restarting, or past the call's deadline): api.temporal
+# answers 503 for these, and the finisher tries again.
+ENGINE_AWAY = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,15 @@ class UnansweredUpdate:
     result_type: type | None = None
 
 
-def _unanswered(exc: BaseException) -> bool:
-    """No answer yet (the engine or the worker is still away): try again."""
+def unanswered(exc: BaseException) -> bool:
+    """No answer yet (the engine or the worker is away): the update may still run."""
     if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError):
         return True
-    return isinstance(exc, RPCError) and exc.status in _UNAVAILABLE
+    return isinstance(exc, RPCError) and exc.status in ENGINE_AWAY
 
 
 def _ending(exc: Exception) -> str:
-    if _unanswered(exc):
+    if unanswered(exc):
         return "gave_up"  # still no answer when the window closed
     if isinstance(exc, RPCError) and exc.status in (
         RPCStatusCode.NOT_FOUND,
@@ -117,7 +119,7 @@ class UpdateFinisher:
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_delay(self.window_seconds),
             wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
-            retry=tenacity.retry_if_exception(_unanswered),
+            retry=tenacity.retry_if_exception(unanswered),
             reraise=True,
         )
         async for attempt in retrying:

@@ -56,6 +56,7 @@ class Report:
     events: list[ChaosEvent] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)  # from the supervisor's log
     updates_finished: dict[str, int] = field(default_factory=dict)  # outcome -> n, from the APIs' logs
+    caught_up: int = 0  # steps sent again from the shipment's record after a refusal (APIs' logs)
     responses: dict[str, int] = field(default_factory=dict)  # "POST /v1/orders 503": n
     server_errors: list[str] = field(default_factory=list)  # a sample of 5xx bodies, with the time
     stock: dict[str, dict[str, int]] = field(
@@ -97,6 +98,7 @@ def print_report(r: Report) -> None:
     console.print(_events(r))
     console.print(f"supervisor restarts: {r.restarts}")
     console.print(f"updates a 503 left unanswered, sent again by the API: {r.updates_finished}")
+    console.print(f"steps a refusal sent again from the shipment's record: {r.caught_up}")
     console.print(f"receiving dock: {r.purchasing}")
     console.print(f"returns desk: {r.returns}")
     console.print(_stock(r))
